@@ -1,0 +1,27 @@
+# All set-up lives here: `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[plot,test]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/opsworld simulate online-shop --duration 1h --worlds 64 --seed 7
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/opsworld bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .benchmarks out
