@@ -90,8 +90,7 @@ class ComponentBase(Spec):
     replicas: int = Field(1, ge=1, le=1000)
     concurrency: int = Field(16, ge=1, le=100_000, description="requests one replica works on at once")
     service_time: ServiceTime
-    cpu: Cores = 1.0
-    cpu_per_request: Duration | None = Field(None, description="CPU seconds per request; default the mean service time")
+    cpu: Cores = Field(1.0, description="CPU cores per replica; the own work of a request runs on one core")
     memory: Bytes = 512 * 2.0**20
     memory_baseline: Bytes | None = Field(None, description="resident memory at rest; default 40% of the limit")
     disk: Bytes = 10 * 2.0**30
