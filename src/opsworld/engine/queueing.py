@@ -55,15 +55,13 @@ class ErlangTable:
 
     @classmethod
     def lookup(cls, servers: np.ndarray, rho: np.ndarray) -> np.ndarray:
-        """Erlang C for arrays of server counts (>= 1) and utilisations (clipped to 0..1)."""
-        table = cls.table()
-        row = np.clip(servers, 1, MAX_TABLE_SERVERS).astype(np.int64) - 1
-        pos = np.clip(rho, 0.0, 1.0) * (RHO_GRID - 1)
-        col = np.minimum(pos.astype(np.int64), RHO_GRID - 2)
-        frac = pos - col
-        flat = table.reshape(-1)
-        base = row * RHO_GRID + col
-        return flat[base] * (1.0 - frac) + flat[base + 1] * frac
+        """Erlang C for arrays of whole server counts (>= 1) and utilisations in 0..1."""
+        flat = cls.table().reshape(-1)
+        pos = np.clip(rho, 0.0, 0.9999) * (RHO_GRID - 1)
+        col = pos.astype(np.int64)
+        base = (np.minimum(servers, MAX_TABLE_SERVERS).astype(np.int64) - 1) * RHO_GRID + col
+        low = flat.take(base)
+        return low + (flat.take(base + 1) - low) * (pos - col)
 
 
 def normal_sf(z: np.ndarray) -> np.ndarray:
@@ -72,23 +70,23 @@ def normal_sf(z: np.ndarray) -> np.ndarray:
     t = 1.0 / (1.0 + 0.3275911 * x)
     poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
     half_erfc = 0.5 * poly * np.exp(-x * x)
-    return np.where(z >= 0.0, half_erfc, 1.0 - half_erfc)
+    return half_erfc + (z < 0.0) * (1.0 - 2.0 * half_erfc)   # symmetry, without a branch
 
 
 def gamma_quantile(mean: np.ndarray, var: np.ndarray, z: float) -> np.ndarray:
     """Quantile at standard-normal score `z` of the Gamma with this mean and variance (Wilson-Hilferty)."""
-    shape = mean * mean / np.maximum(var, 1e-30)
-    inv9k = 1.0 / (9.0 * np.maximum(shape, 1e-6))
+    inv9k = var / (9.0 * np.maximum(mean * mean, 1e-30))      # 1 / (9 x shape)
     cube = np.maximum(1.0 - inv9k + z * np.sqrt(inv9k), 0.0)
     return mean * cube * cube * cube
 
 
 def gamma_sf(mean: np.ndarray, var: np.ndarray, x: np.ndarray) -> np.ndarray:
     """P(T > x) for the Gamma with this mean and variance (Wilson-Hilferty)."""
-    shape = mean * mean / np.maximum(var, 1e-30)
-    inv9k = 1.0 / (9.0 * np.maximum(shape, 1e-6))
-    ratio = np.cbrt(np.maximum(x, 0.0) / np.maximum(mean, 1e-12))
-    return normal_sf((ratio - (1.0 - inv9k)) / np.sqrt(inv9k))
+    mean = np.maximum(mean, 1e-12)
+    sd = np.maximum(np.sqrt(var), 1e-9 * mean)
+    # z = (cbrt(x / mean) - 1 + 1/(9k)) / sqrt(1/(9k)), with 1/(9k) = var / (9 mean^2)
+    z = (np.cbrt(np.maximum(x, 0.0) / mean) - 1.0) * (3.0 * mean / sd) + sd / (3.0 * mean)
+    return normal_sf(z)
 
 
 Z50, Z90, Z99 = 0.0, 1.2815515655446004, 2.3263478740408408

@@ -1,0 +1,184 @@
+"""The `opsworld` command line: templates, validate, simulate, bench.
+
+Mistakes in what the user gives (a scenario file, an option) end with one clear line on stderr and exit code 2,
+never a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from opsworld.spec import ScenarioError, load_scenario, templates
+from opsworld.spec.loader import template_path
+from opsworld.spec.units import UnitError, parse_duration
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="opsworld: an executable world model of production operations.")
+# Tables are wide: when the output is not a terminal (a pipe, CI, a file), do not squeeze them to 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _load(source: str, overrides: dict | None = None):
+    try:
+        return load_scenario(source, overrides)
+    except ScenarioError as exc:
+        _fail(str(exc))
+
+
+@app.command("templates")
+def list_templates(json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """List the built-in scenario templates."""
+    rows = []
+    for name in templates():
+        sc = load_scenario(name)
+        rows.append({"name": name, "components": len(sc.components), "endpoints": len(sc.traffic.endpoints),
+                     "base_rate_per_s": sc.traffic.base_rate, "description": sc.description.strip(),
+                     "file": str(template_path(name))})
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="built-in templates")
+    for col in ("name", "components", "endpoints", "base rate", "description"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], str(r["components"]), str(r["endpoints"]), f"{r['base_rate_per_s']:g}/s",
+                      r["description"].splitlines()[0] if r["description"] else "")
+    out.print(table)
+
+
+@app.command()
+def validate(file: str = typer.Argument(..., help="scenario YAML file or template name")) -> None:
+    """Check a scenario file; exit 2 with one line naming the field and the fix if it is wrong."""
+    sc = _load(file)
+    kinds: dict[str, int] = {}
+    for comp in sc.components.values():
+        kinds[comp.kind] = kinds.get(comp.kind, 0) + 1
+    parts = ", ".join(f"{n} {k}{'s' if n > 1 else ''}" for k, n in sorted(kinds.items()))
+    out.print(f"[green]ok[/] {file}: {sc.name}: {parts}, {len(sc.nodes)} nodes, "
+              f"{len(sc.traffic.endpoints)} endpoints, {sc.duration / 3600:g} h at {sc.tick:g} s ticks")
+
+
+@app.command()
+def simulate(
+    scenario: str = typer.Argument("online-shop", help="template name or scenario YAML file"),
+    duration: Optional[str] = typer.Option(None, help="simulated time, e.g. 30m or 6h (default: the scenario's)"),
+    seed: int = typer.Option(0, help="random seed; the same seed gives the same episode"),
+    worlds: int = typer.Option(16, min=1, max=1_000_000, help="independent worlds simulated side by side"),
+    json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    plot: Optional[Path] = typer.Option(None, help="write a PNG of rate, error ratio and p99 latency over time"),
+) -> None:
+    """Simulate a scenario and summarise its entry endpoints and busiest components."""
+    from opsworld.engine import Engine
+    from opsworld.summary import summarize
+
+    overrides = None
+    if duration is not None:
+        try:
+            parse_duration(duration)
+        except UnitError as exc:
+            _fail(f"--duration: {exc}")
+        overrides = {"duration": duration}
+    sc = _load(scenario, overrides)
+    engine = Engine(sc, worlds=worlds, seed=seed)
+    work = engine.ticks * worlds * len(sc.components)
+    if work > 2_000_000 and not json_out:
+        with Progress(TextColumn("simulating {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} ticks"),
+                      TimeRemainingColumn(), console=err, transient=True) as bar:
+            task = bar.add_task(sc.name, total=engine.ticks)
+            trajectory = engine.run(progress=lambda n: bar.advance(task, n))
+    else:
+        trajectory = engine.run()
+    summary = summarize(engine.topology, trajectory)
+    summary["seed"] = seed
+    if plot is not None:
+        from opsworld.plot import plot_endpoints
+
+        try:
+            summary["plot"] = str(plot_endpoints(engine.topology, trajectory, plot))
+        except (OSError, RuntimeError) as exc:
+            _fail(f"--plot {plot}: {exc}")
+    if json_out:
+        print(json.dumps(summary, indent=2))
+        return
+    _print_summary(summary)
+
+
+def _fmt(stat: dict, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
+    mean, se = stat["mean"] * scale, stat["stderr"] * scale
+    return f"{mean:.{digits}f}{unit} ± {se:.{digits}f}" if se > 0 else f"{mean:.{digits}f}{unit}"
+
+
+def _print_summary(s: dict) -> None:
+    hours = s["simulated_seconds"] / 3600.0
+    table = Table(title=f"{s['scenario']}: entry endpoints ({s['worlds']} worlds x {hours:g} h, seed {s['seed']})")
+    for col in ("endpoint", "req/s", "errors", "p50", "p99", "within SLO", "target"):
+        table.add_column(col, justify="left" if col == "endpoint" else "right")
+    for e in s["endpoints"]:
+        table.add_row(e["endpoint"], _fmt(e["rate_per_s"]), _fmt(e["error_ratio"], 100, 2, "%"),
+                      _fmt(e["p50_s"], 1e3, 1, " ms"), _fmt(e["p99_s"], 1e3, 1, " ms"),
+                      _fmt(e["slo_attainment"], 100, 3, "%"), f"{e['slo_target'] * 100:g}%")
+    out.print(table)
+    busy = Table(title="busiest components")
+    for col in ("component", "kind", "req/s", "CPU", "p99", "failed"):
+        busy.add_column(col, justify="left" if col in ("component", "kind") else "right")
+    for c in s["busiest"]:
+        busy.add_row(c["component"], c["kind"], _fmt(c["rate_per_s"]), _fmt(c["cpu_utilisation"], 100, 1, "%"),
+                     _fmt(c["p99_s"], 1e3, 1, " ms"), _fmt(c["failed_ratio"], 100, 3, "%"))
+    out.print(busy)
+    score = s["slo_attainment"]
+    out.print(f"[bold]score[/]: {score['mean'] * 100:.3f}% of requests served within their SLO "
+              f"(± {score['stderr'] * 100:.3f} over worlds)")
+    if "plot" in s:
+        out.print(f"plot written to {s['plot']}")
+
+
+@app.command()
+def bench(
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
+    runs: int = typer.Option(5, min=1, max=50, help="timed runs; medians are reported"),
+    worlds: int = typer.Option(4096, min=1, max=1_000_000, help="worlds per engine batch"),
+    reference_horizon: str = typer.Option("2m", help="simulated time for the SimPy reference run"),
+) -> None:
+    """Measure engine episodes per second against the request-level reference simulator."""
+    from opsworld.bench import run_bench
+
+    try:
+        horizon = parse_duration(reference_horizon)
+    except UnitError as exc:
+        _fail(f"--reference-horizon: {exc}")
+    result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon)
+    if json_out:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"opsworld bench ({result['scenario']}, {result['episode']})")
+    table.add_column("figure")
+    table.add_column("median", justify="right")
+    for key in ("episodes_per_s", "reference_episodes_per_s", "speedup_vs_reference", "world_ticks_per_s"):
+        value = result[key]
+        table.add_row(key, f"{value:,.4g}" if value < 1000 else f"{value:,.0f}")
+    out.print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,516 @@
+"""The batched engine: B independent worlds of one scenario advanced tick by tick with numpy.
+
+Each tick: replicas live and die (`replicas.py`); traffic arrives at the entry endpoints; arrival rates flow down the
+call graph level by level (served requests x calls x attempts, retries amplifying load); each component's fluid
+backlog fills when offered load passes capacity; then latencies and failure probabilities flow back up the graph
+(Erlang C waits for cores and request slots, sums of sequential calls, Clark's max of parallel calls, Gamma tails for
+timeouts); the entry endpoints' outcomes follow. `docs/model.md` states the request model this approximates.
+
+No loop runs over worlds or requests; the Python loops run over call-graph levels and (few) parallel edges.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from opsworld.engine import queueing as qt
+from opsworld.engine.knobs import KNOB_NAMES, KnobError, KnobName, Knobs, Worlds, column, resolve_worlds
+from opsworld.engine.random import Streams, poisson
+from opsworld.engine.replicas import Replicas
+from opsworld.engine.topology import CONSUME, MISS, Topology, compile_topology
+from opsworld.engine.traffic import tick_rates
+from opsworld.engine.truth import Trajectory, Truth
+from opsworld.spec import Scenario, load_scenario
+
+RHO_CAP = 0.98          # past this the stochastic wait hands over to the fluid backlog
+TINY = 1e-12
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """Edges grouped by a key component, for per-world sums with `np.add.reduceat` (no BLAS, batch-independent)."""
+
+    take: np.ndarray      # positions (in the array the segments are applied to) in group order
+    starts: np.ndarray    # first position of each group in `take`
+    targets: np.ndarray   # the component each group belongs to
+
+    @classmethod
+    def of(cls, edges: np.ndarray, keys: np.ndarray) -> "_Segments | None":
+        if len(edges) == 0:
+            return None
+        order = np.argsort(keys, kind="stable")
+        targets, starts = np.unique(keys[order], return_index=True)
+        return cls(edges[order], starts, targets)
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(values[self.take], self.starts, axis=0)
+
+
+@dataclass(frozen=True)
+class _Level:
+    components: slice
+    edges: np.ndarray                    # out-edges of the level's components
+    down: _Segments | None               # positions in `edges`, grouped by callee, for arrivals
+    sync: np.ndarray                     # out-edges whose latency the caller waits for
+    sequential: _Segments | None         # positions in `sync` of sequential calls, grouped by caller
+    required: _Segments | None           # positions in `sync` of required calls, grouped by caller
+    parallel: list[tuple[int, np.ndarray]]  # (caller, positions in `sync` of its parallel calls)
+    sync_pool: np.ndarray                # positions in `sync` of datastore calls through a connection pool
+
+
+def _powers(x: np.ndarray, n: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x**n, 1 + x + ... + x**(n-1)) for whole n in 0..most, by repeated products (faster than pow)."""
+    total = (n > 0).astype(np.float64)
+    power = np.ones_like(x)
+    last = np.where(n > 0, power, 1.0)
+    for k in range(1, most + 1):
+        power = power * x
+        below = n > k
+        total += power * below
+        last = last + (power - last) * (n == k)
+    return last, total
+
+
+def _erlang_wait(servers: np.ndarray, rate: np.ndarray, hold: np.ndarray, cv2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of the wait for one of `servers` (Erlang C, Allen-Cunneen for variability cv2)."""
+    capacity = servers / np.maximum(hold, TINY)
+    rho = np.minimum(rate / np.maximum(capacity, TINY), RHO_CAP)
+    prob = qt.ErlangTable.lookup(servers, rho)
+    scale = 0.5 * (1.0 + cv2) / np.maximum(capacity * (1.0 - rho), TINY)
+    return prob * scale, prob * (2.0 - prob) * scale * scale
+
+
+class Engine:
+    """B worlds of one scenario. `step()` advances all of them by one tick and returns the tick's `Truth`.
+
+    Faults and actions change a world only through `set(knob, value, target, worlds)`; see `Knobs`.
+    """
+
+    def __init__(self, scenario: Scenario | str | Path, worlds: int = 1, seed: int = 0, first_world: int = 0) -> None:
+        if worlds < 1:
+            raise ValueError("worlds must be at least 1")
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.topology = topo = compile_topology(self.scenario)
+        self.worlds, self.seed = worlds, seed
+        self.dt = float(self.scenario.tick)
+        self.ticks = int(math.ceil(self.scenario.duration / self.dt - 1e-9))
+        self.versions: list[str] = []
+        deploy_ids = np.array([self.version_id(v) for v in topo.deploy])
+        config_ids = np.array([self.version_id(v) for v in topo.config])
+        self.knobs = Knobs.initial(topo, worlds, deploy_ids, config_ids)
+        self.streams = Streams(seed, first_world + np.arange(worlds))
+        self.replicas = Replicas(topo, worlds)
+        self.tick, self.time = 0, 0.0
+        S, E = topo.n_components, topo.n_edges
+        self.backlog = np.zeros((S, worlds))
+        self.hold = np.repeat(self._idle_hold()[:, None], worlds, axis=1)
+        self.attempt_failure = np.zeros((E, worlds))
+        self.breaker_until = np.full((E, worlds), -np.inf)
+        self.burst_until = np.full(worlds, -np.inf)
+        self.node_slowdown = np.ones((S, worlds))
+        self.scale_down_since = np.full((S, worlds), np.inf)
+        self._rates = tick_rates(topo, self.ticks)
+        self._levels = self._plan()
+        self._cert_columns = [(c, int(topo.cert_component[c])) for c in range(len(topo.certificates))]
+        self._replica_zone = topo.node_zone[topo.replica_node]
+        self._consume_edges = np.flatnonzero(topo.edge_kind == CONSUME)
+        self._gpu = np.flatnonzero(topo.gpu_count > 0)
+        by_node = np.argsort(topo.replica_node, kind="stable")
+        nodes, starts = np.unique(topo.replica_node[by_node], return_index=True)
+        self._node_groups = (by_node, starts, nodes)
+        column = lambda a: np.asarray(a, dtype=np.float64)[:, None]  # noqa: E731  static per-row constants
+        self._col = {
+            "cpu": column(topo.cpu), "service_mean": column(topo.service_mean), "concurrency": column(topo.concurrency),
+            "cv2": column(topo.service_cv ** 2), "deadline": column(topo.deadline),
+            "is_miss": (topo.edge_kind == MISS)[:, None], "edge_calls": column(topo.edge_calls),
+            "edge_network": column(topo.edge_network), "edge_backoff": column(topo.edge_backoff),
+            "cb_ratio": column(topo.edge_cb_ratio), "cb_min_calls": column(topo.edge_cb_min_calls),
+            "cb_open_for": column(topo.edge_cb_open_for), "endpoint_timeout": column(topo.endpoint_timeout),
+            "endpoint_slo": column(np.minimum(topo.endpoint_slo_latency, topo.endpoint_timeout)),
+            "as_target": column(topo.as_target), "as_min": column(topo.as_min), "as_max": column(topo.as_max),
+            "as_down_delay": column(topo.as_down_delay), "autoscaled": topo.autoscaled[:, None],
+        }
+
+    # ---- the control surface -------------------------------------------------------------------------------------
+    def version_id(self, name: str) -> int:
+        """The id of a deploy or config version name, registering it if new."""
+        if name not in self.versions:
+            self.versions.append(name)
+        return self.versions.index(name)
+
+    def set(self, knob: KnobName, value: float | str | np.ndarray,
+            target: str | tuple[str, str] | tuple[str, int] | int | None = None, worlds: Worlds = None) -> None:
+        """Set a knob for some worlds, e.g. `set("capacity", 0.5, "cartservice", worlds=[3])`.
+
+        `target` picks the column (see `knobs.column`): a component, a (caller, callee) edge, a certificate, a node,
+        an endpoint, a (zone, zone) pair, or a (component, replica) slot; None means every column. `worlds` is None
+        (all), an index, a list of indices or a boolean mask. Version knobs also take version names.
+        """
+        if knob not in KNOB_NAMES:
+            raise KnobError(f"unknown knob '{knob}'; known: {', '.join(KNOB_NAMES)}")
+        if knob in ("deploy", "config") and isinstance(value, str):
+            value = self.version_id(value)
+        index = column(self.topology, knob, target)
+        rows = resolve_worlds(worlds, self.worlds)
+        array = getattr(self.knobs, knob)
+        try:
+            array[(*index, rows) if isinstance(index, tuple) else (index, rows)] = value
+        except (ValueError, TypeError, IndexError) as exc:
+            raise KnobError(f"cannot set '{knob}' to {value!r}: {exc}") from None
+
+    # ---- running ---------------------------------------------------------------------------------------------------
+    def run(self, ticks: int | None = None, progress: Callable[[int], None] | None = None,
+            fields: tuple[str, ...] | None = None) -> Trajectory:
+        """Advance `ticks` ticks (default: to the end of the scenario) and stack the truth of every tick."""
+        n = self.ticks - self.tick if ticks is None else ticks
+        frames = []
+        for _ in range(n):
+            frames.append(self.step())
+            if progress is not None:
+                progress(1)
+        return Trajectory.stack(frames) if fields is None else Trajectory.stack(frames, fields)
+
+    def step(self) -> Truth:
+        """Advance every world by one tick. Internal arrays are [S, B] (world axis last); `Truth` shows [B, S]."""
+        topo, k, dt, B = self.topology, self.knobs, self.dt, self.worlds
+        t0, t1, tick = self.time, self.time + self.dt, self.tick
+        S = topo.n_components
+        col = self._col
+
+        # -- replicas and what reaches them
+        reps = self.replicas.step(t0, dt, k)
+        in_rot, serving = reps.in_rotation, reps.serving
+        hung = (in_rot - serving) / np.maximum(in_rot, 1.0)
+        refused = (in_rot <= 0).astype(np.float64)
+        wall = topo.scenario.traffic.start + t0
+        for c, comp in self._cert_columns:  # an expired certificate fails every TLS handshake to its component
+            refused[comp] = np.maximum(refused[comp], wall >= k.cert_not_after[c])
+        disk_error = reps.disk_full / np.maximum(serving, 1.0)
+
+        # -- traffic at the entry endpoints
+        P = len(topo.endpoints)
+        traffic = topo.scenario.traffic
+        rate = self._rates[min(tick, len(self._rates) - 1)][:, None] * k.traffic          # [P, B]
+        if traffic.noise > 0:
+            sigma2 = math.log1p(traffic.noise * traffic.noise)
+            z = self.streams.normal(tick, 2, 1)[:, 0]
+            rate = rate * np.exp(math.sqrt(sigma2) * z - 0.5 * sigma2)
+        if traffic.bursts is not None and traffic.bursts.rate > 0:
+            start = self.streams.uniform(tick, 3, 1)[:, 0] < traffic.bursts.rate * dt
+            self.burst_until = np.where(start & (self.burst_until < t0), t0 + traffic.bursts.duration, self.burst_until)
+            rate = rate * np.where(self.burst_until > t0, traffic.bursts.magnitude, 1.0)
+        requests = poisson(rate * dt, self.streams.uniform(tick, 0, P).T, self.streams.normal(tick, 1, P).T)
+        arrivals = np.zeros((S, B))
+        for p, comp in enumerate(topo.endpoint_component):
+            arrivals[comp] += requests[p] / dt
+
+        # -- speeds and capacities
+        cores = serving * col["cpu"]
+        core_servers = np.maximum(np.rint(cores), 1.0)
+        work = (col["service_mean"] * self.node_slowdown + k.latency) / np.maximum(k.capacity, TINY)
+        work_on_core = work * core_servers / np.maximum(cores, TINY)   # fractional limits stretch the work (CFS)
+        slots = serving * col["concurrency"]
+        capacity = np.minimum(cores / np.maximum(work, TINY), slots / self.hold)   # 0 without serving replicas
+
+        # -- edges: calls, retry amplification from last tick's failures, what is refused before it leaves
+        calls = np.where(col["is_miss"], 1.0 - k.hit_ratio[topo.edge_src], col["edge_calls"])
+        tries = k.retries + 1.0
+        most_tries = int(tries.max())
+        attempts = _powers(self.attempt_failure, tries, most_tries)[1]
+        breaker = (k.breaker_open | (self.breaker_until > t0)).astype(np.float64)
+        blocked = np.clip(k.blocked + self._partition_blocked(), 0.0, 1.0)
+        reach = (1.0 - blocked) * (1.0 - breaker)
+
+        # -- down the graph: arrivals, service, backlog
+        served = np.zeros((S, B))
+        dropped = np.zeros((S, B))
+        reached = np.zeros((S, B))
+        sent = np.zeros_like(calls)
+        for level in self._levels:
+            cs = level.components
+            a_in = arrivals[cs] * (1.0 - refused[cs]) * (1.0 - hung[cs])
+            cap = capacity[cs]
+            srv = np.minimum(a_in + self.backlog[cs] / dt, cap)
+            left = self.backlog[cs] + (a_in - srv) * dt
+            over = np.maximum(left - col["deadline"][cs] * cap, 0.0)  # requests past their deadline are dropped
+            self.backlog[cs] = left - over
+            served[cs], dropped[cs], reached[cs] = srv, over / dt, a_in
+            if level.down is not None:
+                es = level.edges
+                out = served[topo.edge_src[es]] * calls[es] * attempts[es]
+                sent[es] = out
+                arrivals[level.down.targets] += level.down.sum(out * reach[es])
+
+        # GPU memory: KV cache of in-flight requests on top of the model weights
+        gpu_fraction = np.zeros((S, B))
+        gpu_error = np.zeros((S, B))
+        if self._gpu.size:
+            g = self._gpu
+            per_replica = served[g] * self.hold[g] / np.maximum(serving[g], 1.0)
+            available = (topo.gpu_count * topo.gpu_memory)[g][:, None]
+            model = topo.gpu_model_memory[g][:, None]
+            kv_need = per_replica * topo.gpu_kv_per_request[g][:, None]
+            gpu_fraction[g] = (model + kv_need) / available
+            kv_room = np.maximum(available - model, 0.0)
+            gpu_error[g] = np.where(kv_need > kv_room, 1.0 - kv_room / np.maximum(kv_need, TINY), 0.0)
+
+        # -- up the graph: latency moments and failure probabilities
+        t_mean, t_var = np.zeros((S, B)), np.zeros((S, B))
+        answer_fail = np.zeros((S, B))          # P(a served request is answered with a failure)
+        dependency_fail = np.zeros((S, B))
+        drop_share = np.minimum(dropped / np.maximum(reached, TINY), 1.0)
+        slow_fail = 1.0 - (1.0 - hung) * (1.0 - drop_share)     # the caller waits out its timeout
+        call_fail = np.zeros_like(calls)
+        q_now = np.zeros_like(calls)
+        own_error = 1.0 - (1.0 - np.clip(k.error_rate, 0.0, 1.0)) * (1.0 - disk_error) * (1.0 - gpu_error)
+        cv2 = col["cv2"]
+        for level in reversed(self._levels):
+            cs = level.components
+            n_level = cs.stop - cs.start
+            d_mean = np.zeros((n_level, B))
+            d_var = np.zeros_like(d_mean)
+            log_ok = np.zeros_like(d_mean)
+            if len(level.sync):
+                es = level.sync
+                dst = topo.edge_dst[es]
+                net = col["edge_network"][es] + k.network_latency[es]
+                tau = k.timeout[es]
+                m = t_mean[dst] + net
+                v = t_var[dst].copy()
+                pool_timeout = np.zeros_like(m)
+                if len(level.sync_pool):
+                    sp = level.sync_pool
+                    pe = es[sp]
+                    conns = k.pool_size[pe] * serving[topo.edge_src[pe]]
+                    held = np.minimum(m[sp], tau[sp])
+                    load = sent[pe] * reach[pe]
+                    w, wv = _erlang_wait(np.maximum(conns, 1.0), load, held, cv2[topo.edge_dst[pe]])
+                    m[sp] += w
+                    v[sp] += wv
+                    over = load * held / np.maximum(conns, TINY)
+                    pool_timeout[sp] = 1.0 - 1.0 / np.maximum(over, 1.0)   # the connections cannot carry it
+                p_late = qt.gamma_sf(m, v, tau)
+                fast = 1.0 - reach[es] * (1.0 - refused[dst])
+                slow = 1.0 - (1.0 - slow_fail[dst]) * (1.0 - pool_timeout)
+                answered = (1.0 - fast) * (1.0 - slow)
+                q_timeout = (1.0 - fast) * slow + answered * p_late
+                q_error = answered * (1.0 - p_late) * answer_fail[dst]
+                q = np.clip(fast + q_timeout + q_error, 0.0, 1.0)
+                final, expected_tries = _powers(q, tries[es], most_tries)
+                failed_attempts = q * expected_tries
+                backoff = col["edge_backoff"][es] * q * _powers(2.0 * q, tries[es] - 1.0, most_tries)[1]
+                cost = (fast * net + q_timeout * tau + q_error * m) / np.maximum(q, TINY)
+                ok_mean = np.minimum(m, tau)
+                ok_var = v * (1.0 - p_late) ** 2
+                c_mean = (1.0 - final) * ok_mean + failed_attempts * cost + backoff
+                c_var = (1.0 - final) * ok_var + failed_attempts * (1.0 - q) * cost * cost
+                n = calls[es]
+                frac = n - np.floor(n)
+                e_mean = n * c_mean
+                e_var = n * c_var + frac * (1.0 - frac) * c_mean * c_mean
+                q_now[es] = q
+                call_fail[es] = final
+                log_edge = n * np.log(np.maximum(1.0 - final, 1e-300))
+                base = cs.start
+                if level.sequential is not None:
+                    seg = level.sequential
+                    d_mean[seg.targets - base] += seg.sum(e_mean)
+                    d_var[seg.targets - base] += seg.sum(e_var)
+                if level.required is not None:
+                    seg = level.required
+                    log_ok[seg.targets - base] += seg.sum(log_edge)
+                for caller, pos in level.parallel:  # the request waits for the slowest parallel call
+                    g_mean, g_var = e_mean[pos[0]], e_var[pos[0]]
+                    for j in pos[1:]:
+                        g_mean, g_var = _clark_max(g_mean, g_var, e_mean[j], e_var[j])
+                    d_mean[caller - base] += g_mean
+                    d_var[caller - base] += g_var
+            # the component's own response time
+            srv = served[cs]
+            own = work_on_core[cs]
+            w_cpu, w_cpu_var = _erlang_wait(core_servers[cs], srv, own, cv2[cs])
+            h_mean = own + w_cpu + d_mean
+            h_var = cv2[cs] * own * own + w_cpu_var + d_var
+            h_cv2 = h_var / np.maximum(h_mean * h_mean, TINY)
+            w_slot, w_slot_var = _erlang_wait(np.maximum(slots[cs], 1.0), srv, h_mean, h_cv2)
+            fluid = self.backlog[cs] / np.maximum(capacity[cs], TINY) * (capacity[cs] > 0)
+            t_mean[cs] = fluid + w_slot + h_mean
+            t_var[cs] = h_var + w_slot_var
+            self.hold[cs] = np.where(serving[cs] > 0, h_mean, self.hold[cs])
+            ok_deps = np.exp(log_ok)
+            answer_fail[cs] = 1.0 - (1.0 - own_error[cs]) * ok_deps
+            dependency_fail[cs] = (1.0 - own_error[cs]) * (1.0 - ok_deps)
+
+        # -- entry endpoints
+        ec = topo.endpoint_component
+        m, v = t_mean[ec], t_var[ec]
+        timeout = col["endpoint_timeout"]
+        p_late = qt.gamma_sf(m, v, timeout)
+        reach_ep = (1.0 - refused[ec]) * (1.0 - slow_fail[ec])
+        ok = reach_ep * (1.0 - p_late) * (1.0 - answer_fail[ec])
+        slo_late = qt.gamma_sf(m, v, col["endpoint_slo"])
+        met = reach_ep * (1.0 - answer_fail[ec]) * (1.0 - slo_late)
+
+        # -- circuit breakers trip on this tick's failure ratio
+        trip = (q_now > col["cb_ratio"]) & (sent * dt >= col["cb_min_calls"]) & (self.breaker_until <= t0)
+        self.breaker_until = np.where(trip, t1 + col["cb_open_for"], self.breaker_until)
+        self.attempt_failure = q_now
+
+        # -- resources: CPU per replica, nodes, contention for the next tick
+        busy_cores = served * work
+        cpu_util = busy_cores / np.maximum(cores, TINY)
+        node_cpu, node_memory, slowdown = self._nodes(busy_cores / np.maximum(serving, 1.0), k.cpu_steal)
+        self.node_slowdown = slowdown
+        slot_util = served * self.hold / np.maximum(slots, TINY)
+        self._autoscale(cpu_util, in_rot, t1)
+
+        failed_by_cause = np.stack([
+            served * own_error,
+            served * dependency_fail,
+            arrivals * (1.0 - refused) * hung + dropped,
+            arrivals * refused,
+        ], axis=-1) * dt
+        queue_depth = np.zeros((S, B))
+        for e in self._consume_edges:  # messages of this queue waiting at its consumer
+            q_comp, consumer = topo.edge_src[e], topo.edge_dst[e]
+            share = sent[e] / np.maximum(arrivals[consumer], TINY)
+            queue_depth[q_comp] = self.backlog[consumer] * np.clip(share, 0.0, 1.0)
+
+        self.tick, self.time = tick + 1, t1
+        return Truth(
+            time=t1,
+            requests=requests.T,
+            failed=(requests * (1.0 - ok)).T,
+            slo_met=(requests * met).T,
+            latency_p50=np.minimum(qt.gamma_quantile(m, v, qt.Z50), timeout).T,
+            latency_p90=np.minimum(qt.gamma_quantile(m, v, qt.Z90), timeout).T,
+            latency_p99=np.minimum(qt.gamma_quantile(m, v, qt.Z99), timeout).T,
+            offered=(arrivals * dt).T,
+            served=(served * dt).T,
+            failed_by_cause=failed_by_cause.transpose(1, 0, 2),
+            response_mean=t_mean.T,
+            response_p50=qt.gamma_quantile(t_mean, t_var, qt.Z50).T,
+            response_p99=qt.gamma_quantile(t_mean, t_var, qt.Z99).T,
+            cpu_utilisation=cpu_util.T,
+            slot_utilisation=slot_util.T,
+            backlog=self.backlog.T.copy(),
+            queue_depth=queue_depth.T,
+            ready_replicas=in_rot.T,
+            desired_replicas=k.replicas.T.astype(np.float64),
+            restarts=reps.restarts.T,
+            memory_used=reps.memory_used.T,
+            memory_max_fraction=reps.memory_max_fraction.T,
+            disk_max_fraction=reps.disk_max_fraction.T,
+            gpu_memory_fraction=gpu_fraction.T,
+            edge_attempts=(sent * dt).T,
+            edge_failure=call_fail.T,
+            node_cpu=node_cpu.T,
+            node_memory=node_memory.T,
+        )
+
+    # ---- pieces of a tick ------------------------------------------------------------------------------------------
+    def _partition_blocked(self) -> np.ndarray | float:
+        """[E, B] fraction of call attempts whose caller and callee replicas sit in zones that cannot talk."""
+        k, topo = self.knobs, self.topology
+        if not k.partition.any():
+            return 0.0
+        running = (self.replicas.state == 2).astype(np.float64)
+        Z = len(topo.zones)
+        share = np.stack([np.add.reduceat(running * (self._replica_zone == z)[:, None], topo.replica_starts, axis=0)
+                          for z in range(Z)])                                   # [Z, S, B]
+        share = share / np.maximum(share.sum(axis=0, keepdims=True), 1.0)
+        src, dst = share[:, topo.edge_src], share[:, topo.edge_dst]            # [Z, E, B]
+        blocked = np.zeros((topo.n_edges, self.worlds))
+        for a in range(Z):
+            for b in range(Z):
+                blocked += src[a] * dst[b] * k.partition[a, b]
+        return blocked
+
+    def _nodes(self, cpu_per_replica: np.ndarray, steal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cores and bytes in use per node [N, B], and each component's mean CPU contention factor [S, B]."""
+        topo, reps = self.topology, self.replicas
+        running = (reps.state == 2).astype(np.float64)
+        cores = running * cpu_per_replica[topo.replica_component]
+        order, starts, nodes = self._node_groups
+        cpu = np.zeros((len(topo.nodes), self.worlds))
+        memory = np.zeros_like(cpu)
+        cpu[nodes] = np.add.reduceat(cores[order], starts, axis=0)
+        memory[nodes] = np.add.reduceat(reps.memory[order], starts, axis=0)
+        factor = np.maximum((cpu + steal) / topo.node_cpu[:, None], 1.0)
+        per_replica = factor[topo.replica_node] * running
+        total = np.add.reduceat(per_replica, topo.replica_starts, axis=0)
+        count = np.add.reduceat(running, topo.replica_starts, axis=0)
+        return cpu, memory, np.where(count > 0, total / np.maximum(count, 1.0), 1.0)
+
+    def _autoscale(self, cpu_util: np.ndarray, ready: np.ndarray, now: float) -> None:
+        """Kubernetes-HPA-like: desired = ceil(ready x utilisation / target), 10% tolerance, delayed scale-down."""
+        topo, k, col = self.topology, self.knobs, self._col
+        if not topo.autoscaled.any():
+            return
+        ratio = cpu_util / col["as_target"]
+        want = np.clip(np.ceil(ready * ratio), col["as_min"], col["as_max"])
+        act = col["autoscaled"] & (ready > 0) & (np.abs(ratio - 1.0) > 0.1)
+        up = act & (want > k.replicas)
+        down = act & (want < k.replicas)
+        self.scale_down_since = np.where(down, np.minimum(self.scale_down_since, now), np.inf)
+        settle = down & (now - self.scale_down_since >= col["as_down_delay"])
+        k.replicas = np.where(up | settle, want, k.replicas).astype(np.int64)
+        self.scale_down_since = np.where(settle, np.inf, self.scale_down_since)
+
+    def _idle_hold(self) -> np.ndarray:
+        """[S] holding time of a request with no queueing anywhere: own work plus its calls, bottom up."""
+        topo = self.topology
+        hold = topo.service_mean.copy()
+        for s in reversed(range(topo.n_components)):
+            seq, par = 0.0, 0.0
+            for e in range(*topo.out_slices[s].indices(topo.n_edges)):
+                if topo.edge_kind[e] == CONSUME:
+                    continue
+                cost = topo.edge_calls[e] * (hold[topo.edge_dst[e]] + topo.edge_network[e])
+                if topo.edge_parallel[e]:
+                    par = max(par, cost)
+                else:
+                    seq += cost
+            hold[s] += seq + par
+        return hold
+
+    def _plan(self) -> list[_Level]:
+        topo = self.topology
+        levels = []
+        for cs in topo.level_slices:
+            first = topo.out_slices[cs.start].start
+            last = topo.out_slices[cs.stop - 1].stop
+            edges = np.arange(first, last)
+            sync = edges[topo.edge_kind[edges] != CONSUME]
+            caller = topo.edge_src[sync]
+            seq = np.flatnonzero(~topo.edge_parallel[sync])
+            req = np.flatnonzero(topo.edge_required[sync])
+            par = np.flatnonzero(topo.edge_parallel[sync])
+            groups = [(int(s), par[caller[par] == s]) for s in np.unique(caller[par])]
+            levels.append(_Level(
+                components=cs,
+                edges=edges,
+                down=_Segments.of(np.arange(len(edges)), topo.edge_dst[edges]),
+                sync=sync,
+                sequential=_Segments.of(seq, caller[seq]),
+                required=_Segments.of(req, caller[req]),
+                parallel=groups,
+                sync_pool=np.flatnonzero(topo.edge_pool[sync] > 0),
+            ))
+        return levels
+
+
+def _clark_max(m1: np.ndarray, v1: np.ndarray, m2: np.ndarray, v2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of the max of two independent normals (Clark, 1961)."""
+    theta = np.sqrt(np.maximum(v1 + v2, TINY))
+    alpha = (m1 - m2) / theta
+    cdf = 1.0 - qt.normal_sf(alpha)
+    pdf = np.exp(-0.5 * alpha * alpha) / math.sqrt(2.0 * math.pi)
+    mean = m1 * cdf + m2 * (1.0 - cdf) + theta * pdf
+    second = (m1 * m1 + v1) * cdf + (m2 * m2 + v2) * (1.0 - cdf) + (m1 + m2) * theta * pdf
+    return mean, np.maximum(second - mean * mean, 0.0)

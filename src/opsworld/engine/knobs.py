@@ -1,0 +1,144 @@
+"""The engine's control surface: per-world parameters that faults and actions change, and nothing else.
+
+Faults (a leak, a bad deploy, an expired certificate) and runbook actions (scale, roll back, drain) act on a world
+only by setting these arrays through `Knobs.set`; the engine's dynamics turn them into symptoms. Neither reaches
+into the engine's internals, and nothing here is visible to an agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal, Sequence
+
+import numpy as np
+
+from opsworld.engine.topology import Topology
+
+Worlds = int | Sequence[int] | np.ndarray | None
+
+COMPONENT_KNOBS = ("capacity", "error_rate", "latency", "replicas", "memory_growth", "disk_growth", "hit_ratio",
+                   "crash_loop", "deploy", "config")
+EDGE_KNOBS = ("blocked", "network_latency", "pool_size", "retries", "timeout", "breaker_open")
+KNOB_NAMES = COMPONENT_KNOBS + EDGE_KNOBS + ("cert_not_after", "partition", "cpu_steal", "traffic", "hung")
+KnobName = Literal[
+    "capacity", "error_rate", "latency", "replicas", "memory_growth", "disk_growth", "hit_ratio", "crash_loop",
+    "deploy", "config", "blocked", "network_latency", "pool_size", "retries", "timeout", "breaker_open",
+    "cert_not_after", "partition", "cpu_steal", "traffic", "hung",
+]
+
+
+@dataclass
+class Knobs:
+    """Per-world parameters, world axis last: S components, E edges, C certificates, Z zones, N nodes, P endpoints,
+    R replica slots, B worlds. (World-last keeps each component's row contiguous for the engine's level slices.)
+    """
+
+    capacity: np.ndarray        # [S, B] speed of own work, 1 = as specified (a CPU hog lowers it)
+    error_rate: np.ndarray      # [S, B] probability a request fails after its own work (application errors)
+    latency: np.ndarray         # [S, B] seconds added to each request's own work (GC pauses, lock waits)
+    replicas: np.ndarray        # [S, B] desired replicas (what a scale action or the autoscaler asks for)
+    memory_growth: np.ndarray   # [S, B] bytes per second each running replica's memory grows by (a leak)
+    disk_growth: np.ndarray     # [S, B] bytes per second each replica writes to its disk
+    hit_ratio: np.ndarray       # [S, B] caches: fraction of lookups answered from the cache
+    crash_loop: np.ndarray      # [S, B] bool: replicas crash shortly after starting (a bad build)
+    deploy: np.ndarray          # [S, B] int id of the running deploy version (Engine.versions names it)
+    config: np.ndarray          # [S, B] int id of the running config version
+    blocked: np.ndarray         # [E, B] fraction of call attempts refused (wrong address, partition)
+    network_latency: np.ndarray # [E, B] seconds added to each attempt's round trip
+    pool_size: np.ndarray       # [E, B] connections per caller replica on datastore edges
+    retries: np.ndarray         # [E, B]
+    timeout: np.ndarray         # [E, B] seconds
+    breaker_open: np.ndarray    # [E, B] bool: circuit held open (calls fail fast, callee sees none)
+    cert_not_after: np.ndarray  # [C, B] Unix seconds
+    partition: np.ndarray       # [Z, Z, B] bool: traffic from zone a to zone b is dropped
+    cpu_steal: np.ndarray       # [N, B] cores taken by processes outside the model (noisy neighbours)
+    traffic: np.ndarray         # [P, B] multiplier on each endpoint's offered rate
+    hung: np.ndarray            # [R, B] bool: the replica is alive but serves nothing (a deadlock)
+
+    @classmethod
+    def initial(cls, topo: Topology, worlds: int, deploy_ids: np.ndarray, config_ids: np.ndarray) -> "Knobs":
+        """The parameters the scenario specifies, repeated for every world."""
+        B, S, E = worlds, topo.n_components, topo.n_edges
+
+        def rep(row: np.ndarray, dtype=np.float64) -> np.ndarray:
+            return np.repeat(np.asarray(row, dtype=dtype)[:, None], B, axis=1)
+
+        Z = len(topo.zones)
+        return cls(
+            capacity=np.ones((S, B)),
+            error_rate=rep(topo.error_rate),
+            latency=np.zeros((S, B)),
+            replicas=rep(topo.replicas, np.int64),
+            memory_growth=np.zeros((S, B)),
+            disk_growth=np.zeros((S, B)),
+            hit_ratio=rep(topo.hit_ratio),
+            crash_loop=np.zeros((S, B), dtype=bool),
+            deploy=rep(deploy_ids, np.int64),
+            config=rep(config_ids, np.int64),
+            blocked=np.zeros((E, B)),
+            network_latency=np.zeros((E, B)),
+            pool_size=rep(topo.edge_pool),
+            retries=rep(topo.edge_retries),
+            timeout=rep(topo.edge_timeout),
+            breaker_open=np.zeros((E, B), dtype=bool),
+            cert_not_after=rep(topo.cert_not_after),
+            partition=np.zeros((Z, Z, B), dtype=bool),
+            cpu_steal=np.zeros((len(topo.nodes), B)),
+            traffic=np.ones((len(topo.endpoints), B)),
+            hung=np.zeros((len(topo.replica_component), B), dtype=bool),
+        )
+
+    def copy(self) -> "Knobs":
+        return Knobs(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
+
+
+class KnobError(ValueError):
+    """A knob, component, edge or world that does not exist, or a value of the wrong shape."""
+
+
+def resolve_worlds(worlds: Worlds, n: int) -> np.ndarray | slice:
+    """World selection as an index: None = all, an int, a list of ints or a boolean mask."""
+    if worlds is None:
+        return slice(None)
+    idx = np.atleast_1d(np.asarray(worlds))
+    if idx.dtype == bool:
+        if idx.shape != (n,):
+            raise KnobError(f"a world mask needs {n} entries, got {idx.shape[0]}")
+        return np.flatnonzero(idx)
+    if not np.issubdtype(idx.dtype, np.integer) or (idx < 0).any() or (idx >= n).any():
+        raise KnobError(f"worlds must be integers in 0..{n - 1}")
+    return idx
+
+
+def column(topo: Topology, knob: str, target: object) -> int | slice | tuple:
+    """The rows of `knob` that `target` names: a component, a (caller, callee) edge, a certificate, a node, an
+    endpoint, a (zone, zone) pair for `partition`, a component or (component, replica) for `hung`; None = all."""
+    if target is None:
+        return slice(None)
+    if knob in COMPONENT_KNOBS:
+        return topo.index(str(target))
+    if knob in EDGE_KNOBS:
+        if not (isinstance(target, tuple) and len(target) == 2):
+            raise KnobError(f"knob '{knob}' is set per call edge: give (caller, callee)")
+        src, dst = topo.index(str(target[0])), topo.index(str(target[1]))
+        hits = np.flatnonzero((topo.edge_src == src) & (topo.edge_dst == dst))
+        if hits.size == 0:
+            raise KnobError(f"'{target[0]}' does not call '{target[1]}'")
+        return int(hits[0])
+    if knob == "partition":
+        if not (isinstance(target, tuple) and len(target) == 2 and all(z in topo.zones for z in target)):
+            raise KnobError(f"partition takes a (from_zone, to_zone) pair of: {', '.join(topo.zones)}")
+        return (topo.zones.index(str(target[0])), topo.zones.index(str(target[1])))
+    if knob == "hung":
+        name, replica = (target if isinstance(target, tuple) else (target, None))
+        s = topo.index(str(name))
+        first, count = int(topo.replica_starts[s]), int(topo.max_replicas[s])
+        if replica is None:
+            return slice(first, first + count)
+        if not 0 <= int(replica) < count:
+            raise KnobError(f"'{name}' has replica slots 0..{count - 1}")
+        return first + int(replica)
+    names = {"cert_not_after": topo.certificates, "cpu_steal": topo.nodes, "traffic": topo.endpoints}[knob]
+    if target not in names:
+        raise KnobError(f"no {knob} target named '{target}'; known: {', '.join(names)}")
+    return names.index(str(target))

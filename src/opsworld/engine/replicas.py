@@ -1,0 +1,122 @@
+"""Replica lifecycle for every replica slot of every world: start-up, readiness, memory and disk, OOM kills,
+crash loops with back-off, health-check ejection, and scaling to the desired count.
+
+Arrays are [R, B] over replica slots (grouped by component, `Topology.replica_starts`) and worlds; per-component
+counts are `np.add.reduceat` over those row groups, which sums each world on its own (batch-size independent).
+Times are kept as moments (`started`, `timer`, `hung_since`) rather than counters, so a quiet tick costs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from opsworld.engine.knobs import Knobs
+from opsworld.engine.topology import Topology
+
+ABSENT, STARTING, RUNNING, CRASHED = 0, 1, 2, 3
+CRASH_LOOP_AFTER = 5.0      # seconds a broken build survives once started
+BACKOFF_BASE, BACKOFF_MAX = 10.0, 300.0   # Kubernetes' CrashLoopBackOff
+BACKOFF_RESET = 600.0       # a replica up this long has its back-off forgotten
+
+
+@dataclass
+class ReplicaCounts:
+    """Per component [S, B]: what the load balancer routes to and what actually serves."""
+
+    in_rotation: np.ndarray   # replicas the load balancer sends traffic to
+    serving: np.ndarray       # of those, replicas that answer
+    disk_full: np.ndarray     # of those, replicas whose disk is full (their writes fail)
+    memory_used: np.ndarray   # bytes over all replicas
+    memory_max_fraction: np.ndarray
+    disk_max_fraction: np.ndarray
+    restarts: np.ndarray
+
+
+class Replicas:
+    """State of every replica slot in a batch of worlds."""
+
+    def __init__(self, topo: Topology, worlds: int) -> None:
+        self.topo = topo
+        comp = topo.replica_component
+        col = (lambda a: np.asarray(a, dtype=np.float64)[:, None])
+        self.limit = col(topo.memory_limit[comp])
+        self.baseline = col(topo.memory_baseline[comp])
+        self.disk_size = col(topo.disk[comp])
+        self.startup = col(topo.startup[comp])
+        self.eject_after = col(topo.hc_eject_after[comp])
+        # replicas of one component leak at slightly different speeds (different traffic mixes), so they do not all
+        # run out of memory in the same tick
+        self.leak_spread = col(1.0 + 0.1 * ((topo.replica_index * 7) % 5 - 2.0) / 2.0)
+        active = (topo.replica_index < topo.replicas[comp])[:, None]
+        B = worlds
+        self.state = np.where(active, RUNNING, ABSENT).astype(np.int8).repeat(B, axis=1)
+        self.timer = np.zeros((len(comp), B))        # when STARTING ends or a CRASHED replica restarts
+        self.started = np.where(active, -86400.0, 0.0).repeat(B, axis=1)   # up for a day when the episode begins
+        self.memory = np.where(active, self.baseline, 0.0).repeat(B, axis=1)
+        self.disk = np.where(active, 0.2 * self.disk_size, 0.0).repeat(B, axis=1)
+        self.restarts = np.zeros((len(comp), B))
+        self.streak = np.zeros((len(comp), B))
+        self.hung_since = np.full((len(comp), B), np.inf)
+        self._desired = topo.replicas[:, None].repeat(B, axis=1)
+        self._counts: ReplicaCounts | None = None
+        self._settled = False
+
+    def _per_component(self, values: np.ndarray, op: np.ufunc = np.add) -> np.ndarray:
+        return op.reduceat(values, self.topo.replica_starts, axis=0)
+
+    def step(self, now: float, dt: float, knobs: Knobs) -> ReplicaCounts:
+        """Advance every replica by one tick (to `now + dt`)."""
+        quiet = (self._settled and self._counts is not None and np.array_equal(knobs.replicas, self._desired)
+                 and not knobs.memory_growth.any() and not knobs.disk_growth.any()
+                 and not knobs.crash_loop.any() and not knobs.hung.any())
+        if quiet:  # nothing starts, stops, grows or hangs: last tick's counts still hold
+            return self._counts
+        self._desired = knobs.replicas.copy()
+        topo, comp = self.topo, self.topo.replica_component
+        wanted = topo.replica_index[:, None] < knobs.replicas[comp]          # [R, B]
+        state = np.where(wanted, self.state, ABSENT)
+        new = wanted & (state == ABSENT)
+        state = np.where(new, STARTING, state)
+        self.timer = np.where(new, now + self.startup, self.timer)
+        # restarts after back-off, readiness after start-up
+        restart = (state == CRASHED) & (now >= self.timer)
+        state = np.where(restart, STARTING, state)
+        self.timer = np.where(restart, now + self.startup, self.timer)
+        ready = (state == STARTING) & (now >= self.timer)
+        state = np.where(ready, RUNNING, state)
+        self.started = np.where(ready, now, self.started)
+        running = state == RUNNING
+        leak = knobs.memory_growth[comp] * self.leak_spread * dt
+        self.memory = np.where(running, np.where(ready, self.baseline, self.memory + leak),
+                               np.where(state == STARTING, self.baseline, 0.0))
+        self.disk = np.where(wanted, np.minimum(self.disk + knobs.disk_growth[comp] * dt, self.disk_size), 0.0)
+        # OOM kills and broken builds: a crash, then CrashLoopBackOff
+        uptime = now - self.started
+        crash = running & ((self.memory > self.limit) | (knobs.crash_loop[comp] & (uptime >= CRASH_LOOP_AFTER)))
+        self.streak = np.where(crash, self.streak + 1.0, np.where(running & (uptime > BACKOFF_RESET), 0.0, self.streak))
+        self.restarts = self.restarts + crash
+        backoff = np.minimum(BACKOFF_BASE * np.exp2(np.maximum(self.streak - 1.0, 0.0)), BACKOFF_MAX)
+        state = np.where(crash, CRASHED, state)
+        self.timer = np.where(crash, now + backoff, self.timer)
+        self.memory = np.where(crash, 0.0, self.memory)
+        self.state = state
+        running = state == RUNNING
+        # health checks: a hung replica stays in rotation until it has failed enough probes
+        hung = running & knobs.hung
+        self.hung_since = np.where(hung, np.minimum(self.hung_since, now), np.inf)
+        in_rotation = running & (now + dt - self.hung_since < self.eject_after)
+        serving = in_rotation & ~hung
+        disk_full = serving & (self.disk >= self.disk_size)
+        self._settled = bool(np.all(running == wanted))
+        self._counts = ReplicaCounts(
+            in_rotation=self._per_component(in_rotation.astype(np.float64)),
+            serving=self._per_component(serving.astype(np.float64)),
+            disk_full=self._per_component(disk_full.astype(np.float64)),
+            memory_used=self._per_component(self.memory),
+            memory_max_fraction=self._per_component(self.memory / self.limit, np.maximum),
+            disk_max_fraction=self._per_component(self.disk / self.disk_size, np.maximum),
+            restarts=self._per_component(self.restarts),
+        )
+        return self._counts
