@@ -29,7 +29,8 @@ UNIT_STRINGS = [
 
 # --- strategies ------------------------------------------------------------------------------------------------
 
-names = st.from_regex(r"\A[a-z0-9]([a-z0-9._-]{0,6}[a-z0-9])?\Z")
+names = st.sampled_from(["web", "db", "cache", "queue", "service", "api.v1", "a", "0", "x-1", "node-1", "w_2"]) | st.from_regex(
+    r"\A[a-z0-9]([a-z0-9._-]{0,6}[a-z0-9])?\Z")
 nasty_scalars = (
     st.none()
     | st.booleans()
@@ -72,7 +73,7 @@ def scenario_like(draw) -> dict[Any, Any]:
     }
     out: dict[Any, Any] = {}
     for key, strategy in top.items():
-        if draw(st.integers(0, 4)):
+        if draw(st.sampled_from([True, True, True, True, False])):
             out[key] = draw(strategy)
     out.update(draw(st.dictionaries(keys, nasty_values, max_size=3)))
     return out
@@ -283,21 +284,21 @@ def test_added_edges_are_refused_exactly_when_they_close_a_cycle(data):
     graph = {n: [d["target"] for d in c.get("dependencies", [])] for n, c in comps.items()}
     for name, comp in comps.items():
         graph[name] += [comp[f] for f in ("fronts", "consumer") if f in comp]
-    for _ in range(data.draw(st.integers(1, 3))):
-        source, target = data.draw(st.sampled_from(list(comps))), data.draw(st.sampled_from(list(comps)))
-        assume(source != target)
+    pairs = [(a, b) for a in comps for b in comps if a != b]
+    assume(pairs)
+    for source, target in data.draw(st.lists(st.sampled_from(pairs), min_size=1, max_size=3)):
         comps[source].setdefault("dependencies", []).append({"target": target})
         graph[source].append(target)
     result = loads_or_refuses(scenario)
     if has_cycle(graph):
         assert isinstance(result, ScenarioError) and "call cycle" in result.problem, result
-        first = result.path.split(".")[1]
-        assert first in comps
+        match = re.fullmatch(r"components\.(.+)\.(dependencies\[\d+\]\.target|fronts|consumer)", result.path)
+        assert match and match.group(1) in comps, result
     else:
         assert isinstance(result, Scenario), result
 
 
-@SETTINGS
+@settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_duplicate_nodes_are_refused(data):
     scenario = data.draw(valid_scenarios())
@@ -315,7 +316,7 @@ def folder(tmp_path_factory) -> Path:
 @given(scenario=valid_scenarios())
 def test_valid_scenario_round_trips_through_yaml(folder, scenario):
     path = folder / "round-trip.yaml"
-    path.write_text(yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False), encoding="utf-8")
     assert load_scenario(path) == load_scenario(scenario)
 
 

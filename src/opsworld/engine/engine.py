@@ -204,7 +204,10 @@ class Engine:
             start = self.streams.uniform(tick, 3, 1)[:, 0] < traffic.bursts.rate * dt
             self.burst_until = np.where(start & (self.burst_until < t0), t0 + traffic.bursts.duration, self.burst_until)
             rate = rate * np.where(self.burst_until > t0, traffic.bursts.magnitude, 1.0)
-        requests = poisson(rate * dt, self.streams.uniform(tick, 0, P).T, self.streams.normal(tick, 1, P).T)
+        if traffic.arrivals == "poisson":
+            requests = poisson(rate * dt, self.streams.uniform(tick, 0, P).T, self.streams.normal(tick, 1, P).T)
+        else:
+            requests = rate * dt
         arrivals = np.zeros((S, B))
         for p, comp in enumerate(topo.endpoint_component):
             arrivals[comp] += requests[p] / dt
@@ -220,7 +223,7 @@ class Engine:
         # -- edges: calls, retry amplification from last tick's failures, what is refused before it leaves
         calls = np.where(col["is_miss"], 1.0 - k.hit_ratio[topo.edge_src], col["edge_calls"])
         tries = k.retries + 1.0
-        most_tries = int(tries.max())
+        most_tries = int(tries.max()) if tries.size else 1
         attempts = _powers(self.attempt_failure, tries, most_tries)[1]
         breaker = (k.breaker_open | (self.breaker_until > t0)).astype(np.float64)
         blocked = np.clip(k.blocked + self._partition_blocked(), 0.0, 1.0)

@@ -113,6 +113,13 @@ def resolve_worlds(worlds: Worlds, n: int) -> np.ndarray | slice:
 def column(topo: Topology, knob: str, target: object) -> int | slice | tuple:
     """The rows of `knob` that `target` names: a component, a (caller, callee) edge, a certificate, a node, an
     endpoint, a (zone, zone) pair for `partition`, a component or (component, replica) for `hung`; None = all."""
+    try:
+        return _column(topo, knob, target)
+    except KeyError as exc:
+        raise KnobError(str(exc.args[0])) from None
+
+
+def _column(topo: Topology, knob: str, target: object) -> int | slice | tuple:
     if target is None:
         return slice(None)
     if knob in COMPONENT_KNOBS:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Generator, Iterator, Sequence
 
 import numpy as np
 import simpy
@@ -29,6 +29,7 @@ import simpy
 from opsworld.spec.schema import Cache, Datastore, Dependency, Queue, Scenario
 
 INF = math.inf
+Proc = Generator[simpy.Event, Any, bool]  # a request's process: yields events, returns success
 _BLOCK = 4096  # random numbers drawn per refill: large enough to amortise numpy's call overhead
 # The cache -> fronts miss call has no Dependency of its own; it gets a default edge's round trip (as the engine's
 # topology does).
@@ -52,7 +53,7 @@ class ReferenceResult:
     tick: float
     endpoints: list[str]
     components: list[str]
-    requests: np.ndarray  # [ticks, endpoints] entry requests by arrival tick
+    requests: np.ndarray  # [ticks, endpoints] entry requests by arrival tick (counts as float64, like all arrays)
     failed: np.ndarray  # [ticks, endpoints] of which failed (error or timeout)
     slo_met: np.ndarray  # [ticks, endpoints] of which succeeded within slo.latency
     latencies: list[np.ndarray]  # per endpoint, every request's latency in seconds (timeouts count as the timeout)
@@ -60,7 +61,9 @@ class ReferenceResult:
     succeeded: list[np.ndarray]  # per endpoint, bool per request, aligned with `latencies`
     offered: np.ndarray  # [ticks, components] attempts arriving (retries included)
     served: np.ndarray  # [ticks, components] requests that got a slot and did their own work
-    component_failed: np.ndarray  # [ticks, components] requests that answered failure (dequeue drops included)
+    # [ticks, components] requests that answered failure, dequeue drops included (the brief's per-component
+    # `failed`, renamed because `failed` is the per-endpoint array)
+    component_failed: np.ndarray
     events: int  # component-level requests simulated (entry requests, every call attempt, consumer messages)
 
     def _window(self, endpoint: str, start: float, end: float) -> np.ndarray:
@@ -323,7 +326,7 @@ class ReferenceSimulator:
             tick=tick,
             endpoints=list(self.endpoint_names),
             components=list(self.component_names),
-            requests=per_tick(None),
+            requests=per_tick(None).astype(np.float64),
             failed=per_tick((~ok).astype(np.float64)),
             slo_met=per_tick(met.astype(np.float64)),
             latencies=[latency[eps == e] for e in range(n_ep)],
@@ -342,7 +345,7 @@ class ReferenceSimulator:
         row = int(now * self._inv_tick)
         return row if row < self._n_ticks else self._n_ticks
 
-    def _arrivals(self, times: list[float], eps: list[int]):
+    def _arrivals(self, times: list[float], eps: list[int]) -> Generator[simpy.Event, Any, None]:
         """One driver process starts every entry request at its arrival time."""
         env, process, entry = self._env, self._env.process, self._entry
         timeout = env.timeout
@@ -352,7 +355,7 @@ class ReferenceSimulator:
                 yield timeout(wait)
             process(entry(i, e, t))
 
-    def _entry(self, i: int, e: int, arrival: float):
+    def _entry(self, i: int, e: int, arrival: float) -> Generator[simpy.Event, Any, None]:
         """An endpoint request: deadline arrival + timeout, no retries; latency capped at the timeout."""
         service, timeout, _ = self._entry_specs[e]
         ok = yield from self._handle(service, arrival + timeout, 0.0)
@@ -365,7 +368,7 @@ class ReferenceSimulator:
         if self._remaining == 0:
             self._done.succeed()
 
-    def _handle(self, c: int, deadline: float, network: float):
+    def _handle(self, c: int, deadline: float, network: float) -> Proc:
         """A request at component `c` (docs/model.md, Components, steps 1-5). Returns success; ends `network`
         seconds after the component answers, so the process's end is when the answer reaches the caller."""
         env = self._env
@@ -440,7 +443,7 @@ class ReferenceSimulator:
             yield env.timeout(network)
         return ok
 
-    def _call(self, edge: tuple):
+    def _call(self, edge: tuple) -> Proc:
         """One call on an edge: attempts with retries after backoff * 2**k; fails when the last attempt fails."""
         retries, backoff = edge[4], edge[5]
         k = 0
@@ -452,7 +455,7 @@ class ReferenceSimulator:
                 yield self._env.timeout(backoff * 2**k)
             k += 1
 
-    def _attempt(self, edge: tuple, timeout: float):
+    def _attempt(self, edge: tuple, timeout: float) -> Proc:
         """One attempt: the callee's answer (plus round trip) or failure at `timeout`, whichever comes first.
 
         The callee's deadline is the attempt start + timeout; it runs on to completion when the caller gives up.

@@ -252,6 +252,9 @@ def _explain(label: str, raw: Any, exc: ValidationError) -> ScenarioError:
         known = sorted(model.model_fields) if model else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1) if isinstance(loc[-1], str) else []
         hint = f"did you mean '{close[0]}'? " if close else ""
+        owner = [k for k, m in _KINDS.items() if model in _KINDS.values() and loc[-1] in m.model_fields]
+        if owner:  # a field of another kind of component, e.g. `consumer` on a service
+            hint = f"'{loc[-1]}' is for kind {owner[0]}: add `kind: {owner[0]}` or "
         fix = f"{hint}remove it or use one of: {', '.join(known)}" if known else "remove it"
         name = loc[-1] if isinstance(loc[-1], str) and _key(loc[-1]) == loc[-1] else show(loc[-1])
         return ScenarioError(label, path, f"unknown field '{name}'" if name == loc[-1] else f"unknown field {name}", fix)
@@ -274,6 +277,11 @@ def _explain(label: str, raw: Any, exc: ValidationError) -> ScenarioError:
         return ScenarioError(label, path, f"{show(got)} is out of range", f"use a value {word} {bound}")
     if kind in ("too_short", "too_long"):
         return ScenarioError(label, path, msg.lower(), "add entries here" if kind == "too_short" else "remove entries")
+    if kind in ("string_too_short", "string_too_long"):
+        bound = next(iter(err.get("ctx", {}).values()), "")
+        if kind == "string_too_short":
+            return ScenarioError(label, path, f"{show(got)} is too short", f"use at least {bound} character(s)")
+        return ScenarioError(label, path, f"{show(got)} is too long", f"use at most {bound} characters")
     if kind == "string_pattern_mismatch":
         return ScenarioError(label, path, f"{show(got)} is not a valid name",
                              "use lower-case letters, digits, '-', '.' or '_' (at most 63 characters)")
@@ -286,6 +294,15 @@ def _explain(label: str, raw: Any, exc: ValidationError) -> ScenarioError:
         return ScenarioError(label, path, f"name {show(got)} is not text", "use a name such as web or db")
     if kind == "string_type":
         return ScenarioError(label, path, f"expected text, got {show(got)}", "write a string here (quote it if unsure)")
+    if kind in ("int_type", "int_parsing", "int_from_float", "int_parsing_size"):
+        return ScenarioError(label, path, f"expected a whole number, got {show(got)}", "write a whole number such as 3")
+    if kind in ("float_type", "float_parsing", "finite_number"):
+        return ScenarioError(label, path, f"expected a number, got {show(got)}", "write a number such as 0.5 or 2")
+    if kind in ("bool_type", "bool_parsing"):
+        return ScenarioError(label, path, f"expected true or false, got {show(got)}", "write true or false")
+    if kind == "literal_error":
+        allowed = msg.removeprefix("Input should be ")
+        return ScenarioError(label, path, f"{show(got)} is not allowed here", f"use {allowed}")
     if kind == "invalid_key":
         where = _path(loc[:-1], raw)
         key = _key(got)

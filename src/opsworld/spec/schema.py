@@ -199,6 +199,8 @@ class Traffic(Spec):
     start: Instant = units.parse_time("2026-01-01T00:00:00Z")
     diurnal: Diurnal = Diurnal()
     noise: float = Field(0.0, ge=0.0, le=1.0, description="coefficient of variation of the per-tick rate")
+    arrivals: Literal["poisson", "expected"] = Field(
+        "poisson", description="requests per tick drawn from a Poisson law, or exactly the expected count")
     bursts: Bursts | None = None
     endpoints: list[Endpoint] = Field(min_length=1)
 
