@@ -21,6 +21,7 @@ import numpy as np
 from opsworld.engine import queueing as qt
 from opsworld.engine.knobs import KNOB_NAMES, KnobError, KnobName, Knobs, Worlds, column, resolve_worlds
 from opsworld.engine.random import Streams, poisson
+from opsworld.engine.real import REAL
 from opsworld.engine.replicas import Replicas
 from opsworld.engine.topology import CONSUME, MISS, Topology, compile_topology
 from opsworld.engine.traffic import tick_rates
@@ -53,27 +54,33 @@ class _Segments:
 
 @dataclass(frozen=True)
 class _Level:
+    """One level of the call graph: its components and their out-edges (both contiguous), and how to fold them."""
+
     components: slice
-    edges: np.ndarray                    # out-edges of the level's components
+    edges: slice
     down: _Segments | None               # positions in `edges`, grouped by callee, for arrivals
-    sync: np.ndarray                     # out-edges whose latency the caller waits for
-    sequential: _Segments | None         # positions in `sync` of sequential calls, grouped by caller
-    required: _Segments | None           # positions in `sync` of required calls, grouped by caller
-    parallel: list[tuple[int, np.ndarray]]  # (caller, positions in `sync` of its parallel calls)
-    sync_pool: np.ndarray                # positions in `sync` of datastore calls through a connection pool
+    sequential: _Segments | None         # positions of sequential waited-for calls, grouped by caller
+    required: _Segments | None           # positions of required calls, grouped by caller
+    parallel: list[tuple[int, np.ndarray]]  # (caller, positions of its parallel calls)
+    pooled: np.ndarray                   # positions of datastore calls through a connection pool
 
 
-def _powers(x: np.ndarray, n: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x**n, 1 + x + ... + x**(n-1)) for whole n in 0..most, by repeated products (faster than pow)."""
-    total = (n > 0).astype(np.float64)
-    power = np.ones_like(x)
-    last = np.where(n > 0, power, 1.0)
-    for k in range(1, most + 1):
-        power = power * x
-        below = n > k
-        total += power * below
-        last = last + (power - last) * (n == k)
-    return last, total
+def _retries(q: np.ndarray, tries: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For attempts that fail independently with probability q and up to `tries` attempts (whole, 1..most):
+    P(all fail) = q**tries, E[attempts] = sum_{k<tries} q**k, and E[sum of backoff doublings] =
+    sum_{1<=k<tries} 2**(k-1) q**k (multiply by the base backoff). Repeated products: faster than pow."""
+    attempts = np.ones_like(q)
+    backoff = np.zeros_like(q)
+    final = q.copy()
+    power = q
+    for k in range(1, most):
+        more = tries > k
+        term = power * more
+        attempts += term
+        backoff += (2.0 ** (k - 1)) * term
+        power = power * q
+        final += (power - final) * more        # q**tries for rows that go on trying
+    return final, attempts, backoff
 
 
 def _erlang_wait(servers: np.ndarray, rate: np.ndarray, hold: np.ndarray, cv2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,12 +114,14 @@ class Engine:
         self.replicas = Replicas(topo, worlds)
         self.tick, self.time = 0, 0.0
         S, E = topo.n_components, topo.n_edges
-        self.backlog = np.zeros((S, worlds))
-        self.hold = np.repeat(self._idle_hold()[:, None], worlds, axis=1)
-        self.attempt_failure = np.zeros((E, worlds))
+        self.backlog = np.zeros((S, worlds), REAL)
+        self.hold = np.repeat(self._idle_hold()[:, None], worlds, axis=1).astype(REAL)
+        self.attempts = np.ones((E, worlds), REAL)      # expected attempts per call, from the previous tick
         self.breaker_until = np.full((E, worlds), -np.inf)
         self.burst_until = np.full(worlds, -np.inf)
-        self.node_slowdown = np.ones((S, worlds))
+        self.node_slowdown = np.ones((S, worlds), REAL)
+        self._no_slowdown = np.ones((S, worlds), REAL)
+        self._node_cores = topo.node_cpu[:, None].astype(REAL)
         self.scale_down_since = np.full((S, worlds), np.inf)
         self._rates = tick_rates(topo, self.ticks)
         self._levels = self._plan()
@@ -123,7 +132,7 @@ class Engine:
         by_node = np.argsort(topo.replica_node, kind="stable")
         nodes, starts = np.unique(topo.replica_node[by_node], return_index=True)
         self._node_groups = (by_node, starts, nodes)
-        column = lambda a: np.asarray(a, dtype=np.float64)[:, None]  # noqa: E731  static per-row constants
+        column = lambda a: np.asarray(a, dtype=REAL)[:, None]  # noqa: E731  static per-row constants
         self._col = {
             "cpu": column(topo.cpu), "service_mean": column(topo.service_mean), "concurrency": column(topo.concurrency),
             "cv2": column(topo.service_cv ** 2), "deadline": column(topo.deadline),
@@ -186,7 +195,7 @@ class Engine:
         reps = self.replicas.step(t0, dt, k)
         in_rot, serving = reps.in_rotation, reps.serving
         hung = (in_rot - serving) / np.maximum(in_rot, 1.0)
-        refused = (in_rot <= 0).astype(np.float64)
+        refused = (in_rot <= 0).astype(REAL)
         wall = topo.scenario.traffic.start + t0
         for c, comp in self._cert_columns:  # an expired certificate fails every TLS handshake to its component
             refused[comp] = np.maximum(refused[comp], wall >= k.cert_not_after[c])
@@ -208,7 +217,8 @@ class Engine:
             requests = poisson(rate * dt, self.streams.uniform(tick, 0, P).T, self.streams.normal(tick, 1, P).T)
         else:
             requests = rate * dt
-        arrivals = np.zeros((S, B))
+        requests = requests.astype(REAL)
+        arrivals = np.zeros((S, B), REAL)
         for p, comp in enumerate(topo.endpoint_component):
             arrivals[comp] += requests[p] / dt
 
@@ -224,15 +234,15 @@ class Engine:
         calls = np.where(col["is_miss"], 1.0 - k.hit_ratio[topo.edge_src], col["edge_calls"])
         tries = k.retries + 1.0
         most_tries = int(tries.max()) if tries.size else 1
-        attempts = _powers(self.attempt_failure, tries, most_tries)[1]
-        breaker = (k.breaker_open | (self.breaker_until > t0)).astype(np.float64)
+        attempts = self.attempts                       # from last tick's failures: retries amplify load
+        breaker = (k.breaker_open | (self.breaker_until > t0)).astype(REAL)
         blocked = np.clip(k.blocked + self._partition_blocked(), 0.0, 1.0)
         reach = (1.0 - blocked) * (1.0 - breaker)
 
         # -- down the graph: arrivals, service, backlog
-        served = np.zeros((S, B))
-        dropped = np.zeros((S, B))
-        reached = np.zeros((S, B))
+        served = np.zeros((S, B), REAL)
+        dropped = np.zeros((S, B), REAL)
+        reached = np.zeros((S, B), REAL)
         sent = np.zeros_like(calls)
         for level in self._levels:
             cs = level.components
@@ -250,104 +260,100 @@ class Engine:
                 arrivals[level.down.targets] += level.down.sum(out * reach[es])
 
         # GPU memory: KV cache of in-flight requests on top of the model weights
-        gpu_fraction = np.zeros((S, B))
-        gpu_error = np.zeros((S, B))
+        gpu_fraction = np.zeros((S, B), REAL)
+        gpu_error = np.zeros((S, B), REAL)
         if self._gpu.size:
             g = self._gpu
             per_replica = served[g] * self.hold[g] / np.maximum(serving[g], 1.0)
-            available = (topo.gpu_count * topo.gpu_memory)[g][:, None]
-            model = topo.gpu_model_memory[g][:, None]
-            kv_need = per_replica * topo.gpu_kv_per_request[g][:, None]
+            available = (topo.gpu_count * topo.gpu_memory)[g][:, None].astype(REAL)
+            model = topo.gpu_model_memory[g][:, None].astype(REAL)
+            kv_need = per_replica * topo.gpu_kv_per_request[g][:, None].astype(REAL)
             gpu_fraction[g] = (model + kv_need) / available
             kv_room = np.maximum(available - model, 0.0)
             gpu_error[g] = np.where(kv_need > kv_room, 1.0 - kv_room / np.maximum(kv_need, TINY), 0.0)
 
         # -- up the graph: latency moments and failure probabilities
-        t_mean, t_var = np.zeros((S, B)), np.zeros((S, B))
-        answer_fail = np.zeros((S, B))          # P(a served request is answered with a failure)
-        dependency_fail = np.zeros((S, B))
+        # What does not depend on callees is computed for every component and edge at once, outside the level loop.
+        cv2 = col["cv2"]
+        own = work_on_core
+        w_cpu, w_cpu_var = _erlang_wait(core_servers, served, own, cv2)
+        base_mean = own + w_cpu                                    # own work and the wait for a core
+        base_var = cv2 * own * own + w_cpu_var
+        fluid = self.backlog / np.maximum(capacity, TINY) * (capacity > 0)
         drop_share = np.minimum(dropped / np.maximum(reached, TINY), 1.0)
         slow_fail = 1.0 - (1.0 - hung) * (1.0 - drop_share)     # the caller waits out its timeout
+        own_error = 1.0 - (1.0 - np.clip(k.error_rate, 0.0, 1.0)) * (1.0 - disk_error) * (1.0 - gpu_error)
+        net = col["edge_network"] + k.network_latency                                  # [E, B]
+        tau = k.timeout
+        fast = 1.0 - reach * (1.0 - refused[topo.edge_dst])       # refused at once: no replica, TLS, partition
+        frac = calls - np.floor(calls)
+        call_var_n = frac * (1.0 - frac)                          # variance of the number of calls
+        t_mean, t_var = np.zeros((S, B), REAL), np.zeros((S, B), REAL)
+        h_mean_all = np.zeros((S, B), REAL)
+        answer_fail = np.zeros((S, B), REAL)          # P(a served request is answered with a failure)
+        log_ok = np.zeros((S, B), REAL)
         call_fail = np.zeros_like(calls)
         q_now = np.zeros_like(calls)
-        own_error = 1.0 - (1.0 - np.clip(k.error_rate, 0.0, 1.0)) * (1.0 - disk_error) * (1.0 - gpu_error)
-        cv2 = col["cv2"]
+        attempts_next = np.ones_like(calls)
         for level in reversed(self._levels):
-            cs = level.components
-            n_level = cs.stop - cs.start
-            d_mean = np.zeros((n_level, B))
-            d_var = np.zeros_like(d_mean)
-            log_ok = np.zeros_like(d_mean)
-            if len(level.sync):
-                es = level.sync
+            cs, es = level.components, level.edges
+            h_mean, h_var = base_mean[cs].copy(), base_var[cs].copy()
+            if level.down is not None:
                 dst = topo.edge_dst[es]
-                net = col["edge_network"][es] + k.network_latency[es]
-                tau = k.timeout[es]
-                m = t_mean[dst] + net
-                v = t_var[dst].copy()
-                pool_timeout = np.zeros_like(m)
-                if len(level.sync_pool):
-                    sp = level.sync_pool
-                    pe = es[sp]
+                m = t_mean[dst] + net[es]
+                v = t_var[dst]
+                slow = slow_fail[dst]
+                if len(level.pooled):
+                    sp = level.pooled
+                    pe = es.start + sp
                     conns = k.pool_size[pe] * serving[topo.edge_src[pe]]
-                    held = np.minimum(m[sp], tau[sp])
+                    held = np.minimum(m[sp], tau[pe])
                     load = sent[pe] * reach[pe]
                     w, wv = _erlang_wait(np.maximum(conns, 1.0), load, held, cv2[topo.edge_dst[pe]])
                     m[sp] += w
                     v[sp] += wv
                     over = load * held / np.maximum(conns, TINY)
-                    pool_timeout[sp] = 1.0 - 1.0 / np.maximum(over, 1.0)   # the connections cannot carry it
-                p_late = qt.gamma_sf(m, v, tau)
-                fast = 1.0 - reach[es] * (1.0 - refused[dst])
-                slow = 1.0 - (1.0 - slow_fail[dst]) * (1.0 - pool_timeout)
-                answered = (1.0 - fast) * (1.0 - slow)
-                q_timeout = (1.0 - fast) * slow + answered * p_late
+                    pool_timeout = 1.0 - 1.0 / np.maximum(over, 1.0)      # the connections cannot carry it
+                    slow[sp] = 1.0 - (1.0 - slow[sp]) * (1.0 - pool_timeout)
+                tau_e, fast_e = tau[es], fast[es]
+                p_late = qt.gamma_sf(m, v, tau_e)
+                answered = (1.0 - fast_e) * (1.0 - slow)
+                q_timeout = (1.0 - fast_e) * slow + answered * p_late
                 q_error = answered * (1.0 - p_late) * answer_fail[dst]
-                q = np.clip(fast + q_timeout + q_error, 0.0, 1.0)
-                final, expected_tries = _powers(q, tries[es], most_tries)
+                q = np.minimum(fast_e + q_timeout + q_error, 1.0)
+                final, expected_tries, doublings = _retries(q, tries[es], most_tries)
                 failed_attempts = q * expected_tries
-                backoff = col["edge_backoff"][es] * q * _powers(2.0 * q, tries[es] - 1.0, most_tries)[1]
-                cost = (fast * net + q_timeout * tau + q_error * m) / np.maximum(q, TINY)
-                ok_mean = np.minimum(m, tau)
-                ok_var = v * (1.0 - p_late) ** 2
-                c_mean = (1.0 - final) * ok_mean + failed_attempts * cost + backoff
-                c_var = (1.0 - final) * ok_var + failed_attempts * (1.0 - q) * cost * cost
+                cost = (fast_e * net[es] + q_timeout * tau_e + q_error * m) / np.maximum(q, TINY)
+                ok_mean = np.minimum(m, tau_e)
+                c_mean = (1.0 - final) * ok_mean + failed_attempts * cost + col["edge_backoff"][es] * doublings
+                c_var = (1.0 - final) * v * (1.0 - p_late) ** 2 + failed_attempts * (1.0 - q) * cost * cost
                 n = calls[es]
-                frac = n - np.floor(n)
                 e_mean = n * c_mean
-                e_var = n * c_var + frac * (1.0 - frac) * c_mean * c_mean
-                q_now[es] = q
-                call_fail[es] = final
-                log_edge = n * np.log(np.maximum(1.0 - final, 1e-300))
+                e_var = n * c_var + call_var_n[es] * c_mean * c_mean
+                q_now[es], call_fail[es], attempts_next[es] = q, final, expected_tries
                 base = cs.start
                 if level.sequential is not None:
                     seg = level.sequential
-                    d_mean[seg.targets - base] += seg.sum(e_mean)
-                    d_var[seg.targets - base] += seg.sum(e_var)
+                    h_mean[seg.targets - base] += seg.sum(e_mean)
+                    h_var[seg.targets - base] += seg.sum(e_var)
                 if level.required is not None:
                     seg = level.required
-                    log_ok[seg.targets - base] += seg.sum(log_edge)
+                    log_ok[seg.targets] = seg.sum(n * np.log(np.maximum(1.0 - final, 1e-30)))
                 for caller, pos in level.parallel:  # the request waits for the slowest parallel call
                     g_mean, g_var = e_mean[pos[0]], e_var[pos[0]]
                     for j in pos[1:]:
                         g_mean, g_var = _clark_max(g_mean, g_var, e_mean[j], e_var[j])
-                    d_mean[caller - base] += g_mean
-                    d_var[caller - base] += g_var
-            # the component's own response time
-            srv = served[cs]
-            own = work_on_core[cs]
-            w_cpu, w_cpu_var = _erlang_wait(core_servers[cs], srv, own, cv2[cs])
-            h_mean = own + w_cpu + d_mean
-            h_var = cv2[cs] * own * own + w_cpu_var + d_var
+                    h_mean[caller - base] += g_mean
+                    h_var[caller - base] += g_var
+            # the wait for a request slot, held for the whole request (downstream calls included)
             h_cv2 = h_var / np.maximum(h_mean * h_mean, TINY)
-            w_slot, w_slot_var = _erlang_wait(np.maximum(slots[cs], 1.0), srv, h_mean, h_cv2)
-            fluid = self.backlog[cs] / np.maximum(capacity[cs], TINY) * (capacity[cs] > 0)
-            t_mean[cs] = fluid + w_slot + h_mean
+            w_slot, w_slot_var = _erlang_wait(np.maximum(slots[cs], 1.0), served[cs], h_mean, h_cv2)
+            t_mean[cs] = fluid[cs] + w_slot + h_mean
             t_var[cs] = h_var + w_slot_var
-            self.hold[cs] = np.where(serving[cs] > 0, h_mean, self.hold[cs])
-            ok_deps = np.exp(log_ok)
-            answer_fail[cs] = 1.0 - (1.0 - own_error[cs]) * ok_deps
-            dependency_fail[cs] = (1.0 - own_error[cs]) * (1.0 - ok_deps)
+            h_mean_all[cs] = h_mean
+            answer_fail[cs] = 1.0 - (1.0 - own_error[cs]) * np.exp(log_ok[cs])
+        self.hold = np.where(serving > 0, h_mean_all, self.hold)
+        dependency_fail = (1.0 - own_error) * (1.0 - np.exp(log_ok))
 
         # -- entry endpoints
         ec = topo.endpoint_component
@@ -362,7 +368,7 @@ class Engine:
         # -- circuit breakers trip on this tick's failure ratio
         trip = (q_now > col["cb_ratio"]) & (sent * dt >= col["cb_min_calls"]) & (self.breaker_until <= t0)
         self.breaker_until = np.where(trip, t1 + col["cb_open_for"], self.breaker_until)
-        self.attempt_failure = q_now
+        self.attempts = attempts_next
 
         # -- resources: CPU per replica, nodes, contention for the next tick
         busy_cores = served * work
@@ -378,7 +384,7 @@ class Engine:
             arrivals * (1.0 - refused) * hung + dropped,
             arrivals * refused,
         ], axis=-1) * dt
-        queue_depth = np.zeros((S, B))
+        queue_depth = np.zeros((S, B), REAL)
         for e in self._consume_edges:  # messages of this queue waiting at its consumer
             q_comp, consumer = topo.edge_src[e], topo.edge_dst[e]
             share = sent[e] / np.maximum(arrivals[consumer], TINY)
@@ -404,7 +410,7 @@ class Engine:
             backlog=self.backlog.T.copy(),
             queue_depth=queue_depth.T,
             ready_replicas=in_rot.T,
-            desired_replicas=k.replicas.T.astype(np.float64),
+            desired_replicas=k.replicas.T.astype(REAL),
             restarts=reps.restarts.T,
             memory_used=reps.memory_used.T,
             memory_max_fraction=reps.memory_max_fraction.T,
@@ -422,13 +428,13 @@ class Engine:
         k, topo = self.knobs, self.topology
         if not k.partition.any():
             return 0.0
-        running = (self.replicas.state == 2).astype(np.float64)
+        running = self.replicas.running
         Z = len(topo.zones)
         share = np.stack([np.add.reduceat(running * (self._replica_zone == z)[:, None], topo.replica_starts, axis=0)
                           for z in range(Z)])                                   # [Z, S, B]
         share = share / np.maximum(share.sum(axis=0, keepdims=True), 1.0)
         src, dst = share[:, topo.edge_src], share[:, topo.edge_dst]            # [Z, E, B]
-        blocked = np.zeros((topo.n_edges, self.worlds))
+        blocked = np.zeros((topo.n_edges, self.worlds), REAL)
         for a in range(Z):
             for b in range(Z):
                 blocked += src[a] * dst[b] * k.partition[a, b]
@@ -437,15 +443,17 @@ class Engine:
     def _nodes(self, cpu_per_replica: np.ndarray, steal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cores and bytes in use per node [N, B], and each component's mean CPU contention factor [S, B]."""
         topo, reps = self.topology, self.replicas
-        running = (reps.state == 2).astype(np.float64)
-        cores = running * cpu_per_replica[topo.replica_component]
+        running = reps.running
         order, starts, nodes = self._node_groups
-        cpu = np.zeros((len(topo.nodes), self.worlds))
+        cores = (running * cpu_per_replica[topo.replica_component])[order]
+        cpu = np.zeros((len(topo.nodes), self.worlds), REAL)
+        cpu[nodes] = np.add.reduceat(cores, starts, axis=0)
         memory = np.zeros_like(cpu)
-        cpu[nodes] = np.add.reduceat(cores[order], starts, axis=0)
         memory[nodes] = np.add.reduceat(reps.memory[order], starts, axis=0)
-        factor = np.maximum((cpu + steal) / topo.node_cpu[:, None], 1.0)
-        per_replica = factor[topo.replica_node] * running
+        demand = (cpu + steal) / self._node_cores
+        if not (demand > 1.0).any():   # no node is short of cores: nobody is slowed down
+            return cpu, memory, self._no_slowdown
+        per_replica = np.maximum(demand, 1.0)[topo.replica_node] * running
         total = np.add.reduceat(per_replica, topo.replica_starts, axis=0)
         count = np.add.reduceat(running, topo.replica_starts, axis=0)
         return cpu, memory, np.where(count > 0, total / np.maximum(count, 1.0), 1.0)
@@ -486,24 +494,21 @@ class Engine:
         topo = self.topology
         levels = []
         for cs in topo.level_slices:
-            first = topo.out_slices[cs.start].start
-            last = topo.out_slices[cs.stop - 1].stop
-            edges = np.arange(first, last)
-            sync = edges[topo.edge_kind[edges] != CONSUME]
-            caller = topo.edge_src[sync]
-            seq = np.flatnonzero(~topo.edge_parallel[sync])
-            req = np.flatnonzero(topo.edge_required[sync])
-            par = np.flatnonzero(topo.edge_parallel[sync])
-            groups = [(int(s), par[caller[par] == s]) for s in np.unique(caller[par])]
+            edges = slice(topo.out_slices[cs.start].start, topo.out_slices[cs.stop - 1].stop)
+            ids = np.arange(edges.start, edges.stop)
+            caller = topo.edge_src[ids]
+            waited = topo.edge_kind[ids] != CONSUME                      # the caller waits for these calls
+            seq = np.flatnonzero(waited & ~topo.edge_parallel[ids])
+            req = np.flatnonzero(waited & topo.edge_required[ids])
+            par = np.flatnonzero(waited & topo.edge_parallel[ids])
             levels.append(_Level(
                 components=cs,
                 edges=edges,
-                down=_Segments.of(np.arange(len(edges)), topo.edge_dst[edges]),
-                sync=sync,
+                down=_Segments.of(np.arange(len(ids)), topo.edge_dst[ids]),
                 sequential=_Segments.of(seq, caller[seq]),
                 required=_Segments.of(req, caller[req]),
-                parallel=groups,
-                sync_pool=np.flatnonzero(topo.edge_pool[sync] > 0),
+                parallel=[(int(c), par[caller[par] == c]) for c in np.unique(caller[par])],
+                pooled=np.flatnonzero(topo.edge_pool[ids] > 0),
             ))
         return levels
 

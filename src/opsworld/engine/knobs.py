@@ -12,6 +12,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from opsworld.engine.real import REAL
 from opsworld.engine.topology import Topology
 
 Worlds = int | Sequence[int] | np.ndarray | None
@@ -60,31 +61,31 @@ class Knobs:
         """The parameters the scenario specifies, repeated for every world."""
         B, S, E = worlds, topo.n_components, topo.n_edges
 
-        def rep(row: np.ndarray, dtype=np.float64) -> np.ndarray:
+        def rep(row: np.ndarray, dtype=REAL) -> np.ndarray:
             return np.repeat(np.asarray(row, dtype=dtype)[:, None], B, axis=1)
 
         Z = len(topo.zones)
         return cls(
-            capacity=np.ones((S, B)),
+            capacity=np.ones((S, B), REAL),
             error_rate=rep(topo.error_rate),
-            latency=np.zeros((S, B)),
+            latency=np.zeros((S, B), REAL),
             replicas=rep(topo.replicas, np.int64),
-            memory_growth=np.zeros((S, B)),
-            disk_growth=np.zeros((S, B)),
+            memory_growth=np.zeros((S, B), REAL),
+            disk_growth=np.zeros((S, B), REAL),
             hit_ratio=rep(topo.hit_ratio),
             crash_loop=np.zeros((S, B), dtype=bool),
             deploy=rep(deploy_ids, np.int64),
             config=rep(config_ids, np.int64),
-            blocked=np.zeros((E, B)),
-            network_latency=np.zeros((E, B)),
+            blocked=np.zeros((E, B), REAL),
+            network_latency=np.zeros((E, B), REAL),
             pool_size=rep(topo.edge_pool),
             retries=rep(topo.edge_retries),
             timeout=rep(topo.edge_timeout),
             breaker_open=np.zeros((E, B), dtype=bool),
-            cert_not_after=rep(topo.cert_not_after),
+            cert_not_after=rep(topo.cert_not_after, np.float64),   # seconds since 1970 need float64
             partition=np.zeros((Z, Z, B), dtype=bool),
-            cpu_steal=np.zeros((len(topo.nodes), B)),
-            traffic=np.ones((len(topo.endpoints), B)),
+            cpu_steal=np.zeros((len(topo.nodes), B), REAL),
+            traffic=np.ones((len(topo.endpoints), B), REAL),
             hung=np.zeros((len(topo.replica_component), B), dtype=bool),
         )
 

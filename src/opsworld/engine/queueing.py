@@ -50,7 +50,7 @@ class ErlangTable:
                 blocking[active] = step / (k + step)
             table = blocking / (1.0 - rho[None, :] * (1.0 - blocking))
             table[:, -1] = 1.0
-            cls._table = np.ascontiguousarray(table)
+            cls._table = np.ascontiguousarray(table, dtype=np.float32)
         return cls._table
 
     @classmethod

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from opsworld.engine.knobs import Knobs
+from opsworld.engine.real import REAL
 from opsworld.engine.topology import Topology
 
 ABSENT, STARTING, RUNNING, CRASHED = 0, 1, 2, 3
@@ -40,7 +41,7 @@ class Replicas:
     def __init__(self, topo: Topology, worlds: int) -> None:
         self.topo = topo
         comp = topo.replica_component
-        col = (lambda a: np.asarray(a, dtype=np.float64)[:, None])
+        col = (lambda a: np.asarray(a, dtype=REAL)[:, None])
         self.limit = col(topo.memory_limit[comp])
         self.baseline = col(topo.memory_baseline[comp])
         self.disk_size = col(topo.disk[comp])
@@ -56,11 +57,12 @@ class Replicas:
         self.started = np.where(active, -86400.0, 0.0).repeat(B, axis=1)   # up for a day when the episode begins
         self.memory = np.where(active, self.baseline, 0.0).repeat(B, axis=1)
         self.disk = np.where(active, 0.2 * self.disk_size, 0.0).repeat(B, axis=1)
-        self.restarts = np.zeros((len(comp), B))
+        self.restarts = np.zeros((len(comp), B), REAL)
         self.streak = np.zeros((len(comp), B))
         self.hung_since = np.full((len(comp), B), np.inf)
         self._desired = topo.replicas[:, None].repeat(B, axis=1)
         self._counts: ReplicaCounts | None = None
+        self.running = (self.state == RUNNING).astype(REAL)   # [R, B] 1.0 where a replica runs
         self._settled = False
 
     def _per_component(self, values: np.ndarray, op: np.ufunc = np.add) -> np.ndarray:
@@ -110,10 +112,11 @@ class Replicas:
         serving = in_rotation & ~hung
         disk_full = serving & (self.disk >= self.disk_size)
         self._settled = bool(np.all(running == wanted))
+        self.running = running.astype(REAL)
         self._counts = ReplicaCounts(
-            in_rotation=self._per_component(in_rotation.astype(np.float64)),
-            serving=self._per_component(serving.astype(np.float64)),
-            disk_full=self._per_component(disk_full.astype(np.float64)),
+            in_rotation=self._per_component(in_rotation.astype(REAL)),
+            serving=self._per_component(serving.astype(REAL)),
+            disk_full=self._per_component(disk_full.astype(REAL)),
             memory_used=self._per_component(self.memory),
             memory_max_fraction=self._per_component(self.memory / self.limit, np.maximum),
             disk_max_fraction=self._per_component(self.disk / self.disk_size, np.maximum),

@@ -90,7 +90,7 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     try:
         return yaml.SafeLoader.construct_yaml_int(loader, node)
     except ValueError:
-        raise yaml.constructor.ConstructorError(None, None, "number too long", node.start_mark) from None
+        raise yaml.constructor.ConstructorError(None, None, "number too long to read", node.start_mark) from None
 
 
 def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:

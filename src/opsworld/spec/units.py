@@ -82,7 +82,7 @@ def parse_duration(value: object) -> float:
 
 
 def parse_bytes(value: object) -> float:
-    """`512Mi`, `2Gi`, `1G` -> bytes (Kubernetes quantity style)."""
+    """`512Mi`, `2Gi`, `1G`, `100B` -> bytes (Kubernetes quantity style). A bare `512` is refused: 512 what?"""
     if isinstance(value, bool) or not isinstance(value, str):
         raise UnitError(f"{show(value)} has no unit; write a size such as 512Mi or 2Gi")
     text = value.strip()
@@ -126,7 +126,7 @@ def parse_rate(value: object) -> float:
 
 
 def parse_fraction(value: object) -> float:
-    """`99.9%` or `0.999` -> 0.999."""
+    """`99.9%` or `0.999` (also written as text) -> 0.999; anything outside 0..1 is refused."""
     if isinstance(value, bool):
         raise UnitError(f"{show(value)} is not a fraction; write e.g. 99.9% or 0.999")
     if isinstance(value, (int, float)):
@@ -141,7 +141,7 @@ def parse_fraction(value: object) -> float:
 
 
 def parse_time(value: object) -> float:
-    """An ISO-8601 instant (`2026-11-25T02:00:00Z`) -> Unix seconds; naive times are UTC."""
+    """An ISO-8601 instant (`2026-11-25T02:00:00Z`) -> Unix seconds; naive times are UTC, a bare date is midnight."""
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):  # YAML reads an unquoted 2026-11-25 as a date: midnight UTC
