@@ -4,7 +4,6 @@ the field path and the fix."""
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import pytest
 

@@ -338,7 +338,10 @@ class Engine:
                     h_var[seg.targets - base] += seg.sum(e_var)
                 if level.required is not None:
                     seg = level.required
-                    log_ok[seg.targets] = seg.sum(n * np.log(np.maximum(1.0 - final, 1e-30)))
+                    # floor(n) calls always, one more with probability frac(n): all must succeed
+                    whole = n - frac[es]
+                    log_ok[seg.targets] = seg.sum(whole * np.log(np.maximum(1.0 - final, 1e-30))
+                                                  + np.log(np.maximum(1.0 - frac[es] * final, 1e-30)))
                 for caller, pos in level.parallel:  # the request waits for the slowest parallel call
                     g_mean, g_var = e_mean[pos[0]], e_var[pos[0]]
                     for j in pos[1:]:

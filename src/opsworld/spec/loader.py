@@ -30,7 +30,7 @@ class ScenarioError(ValueError):
     """A scenario that cannot be loaded: `source: path: problem; fix`."""
 
     def __init__(self, source: str, path: str, problem: str, fix: str = "") -> None:
-        source, path, problem, fix = (_one_line(str(part)) for part in (source, path, problem, fix))
+        source, path, problem, fix = (_one_line("" if part is None else str(part)) for part in (source, path, problem, fix))
         self.source, self.path, self.problem, self.fix = source, path, problem, fix
         where = f"{source}: {path}: " if path else f"{source}: "
         super().__init__(where + problem + (f"; {fix}" if fix else ""))

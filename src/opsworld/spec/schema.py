@@ -26,7 +26,7 @@ Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-
 class Spec(BaseModel):
     """Base for every scenario block: unknown fields are mistakes, not extensions."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ServiceTime(Spec):
