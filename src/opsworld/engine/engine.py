@@ -63,6 +63,8 @@ class _Level:
     required: _Segments | None           # positions of required calls, grouped by caller
     parallel: list[tuple[int, np.ndarray]]  # (caller, positions of its parallel calls)
     pooled: np.ndarray                   # positions of datastore calls through a connection pool
+    deadline_classes: list[tuple[int, list[int]]]  # components reached with several deadlines (see _patience)
+    single_deadline: tuple[np.ndarray, np.ndarray]  # (rows, edge) of components called by one edge only
 
 
 def _retries(q: np.ndarray, tries: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -122,6 +124,7 @@ class Engine:
         self.node_slowdown = np.ones((S, worlds), REAL)
         self._no_slowdown = np.ones((S, worlds), REAL)
         self._node_cores = topo.node_cpu[:, None].astype(REAL)
+        self._static_patience = topo.deadline[:, None].astype(REAL)
         self.scale_down_since = np.full((S, worlds), np.inf)
         self._rates = tick_rates(topo, self.ticks)
         self._levels = self._plan()
@@ -143,6 +146,7 @@ class Engine:
             "endpoint_slo": column(np.minimum(topo.endpoint_slo_latency, topo.endpoint_timeout)),
             "as_target": column(topo.as_target), "as_min": column(topo.as_min), "as_max": column(topo.as_max),
             "as_down_delay": column(topo.as_down_delay), "autoscaled": topo.autoscaled[:, None],
+            "required": column(topo.edge_required),
         }
 
     # ---- the control surface -------------------------------------------------------------------------------------
@@ -244,20 +248,24 @@ class Engine:
         dropped = np.zeros((S, B), REAL)
         reached = np.zeros((S, B), REAL)
         sent = np.zeros_like(calls)
+        inflow = np.zeros_like(calls)                       # attempts per second that reach each callee
+        entry = requests / dt
         for level in self._levels:
             cs = level.components
             a_in = arrivals[cs] * (1.0 - refused[cs]) * (1.0 - hung[cs])
             cap = capacity[cs]
             srv = np.minimum(a_in + self.backlog[cs] / dt, cap)
             left = self.backlog[cs] + (a_in - srv) * dt
-            over = np.maximum(left - col["deadline"][cs] * cap, 0.0)  # requests past their deadline are dropped
+            waits = self._patience(level, cap, inflow, entry, k.timeout)
+            over = np.maximum(left - waits * cap, 0.0)      # requests past their deadline are dropped
             self.backlog[cs] = left - over
             served[cs], dropped[cs], reached[cs] = srv, over / dt, a_in
             if level.down is not None:
                 es = level.edges
                 out = served[topo.edge_src[es]] * calls[es] * attempts[es]
                 sent[es] = out
-                arrivals[level.down.targets] += level.down.sum(out * reach[es])
+                inflow[es] = out * reach[es]
+                arrivals[level.down.targets] += level.down.sum(inflow[es])
 
         # GPU memory: KV cache of in-flight requests on top of the model weights
         gpu_fraction = np.zeros((S, B), REAL)
@@ -288,20 +296,28 @@ class Engine:
         fast = 1.0 - reach * (1.0 - refused[topo.edge_dst])       # refused at once: no replica, TLS, partition
         frac = calls - np.floor(calls)
         call_var_n = frac * (1.0 - frac)                          # variance of the number of calls
+        # Two latencies per component: of every request (what holds slots and connections), and of the requests
+        # that succeed (what a caller's timeout is judged on: a request that failed a call often took long to fail,
+        # while the ones that succeed may be quick).
         t_mean, t_var = np.zeros((S, B), REAL), np.zeros((S, B), REAL)
+        ok_t_mean, ok_t_var = np.zeros((S, B), REAL), np.zeros((S, B), REAL)
         h_mean_all = np.zeros((S, B), REAL)
         answer_fail = np.zeros((S, B), REAL)          # P(a served request is answered with a failure)
         log_ok = np.zeros((S, B), REAL)
         call_fail = np.zeros_like(calls)
         q_now = np.zeros_like(calls)
         attempts_next = np.ones_like(calls)
+        required = col["required"]
+        all_doublings = np.exp2(tries - 1.0) - 1.0                # backoff doublings when every attempt fails
         for level in reversed(self._levels):
             cs, es = level.components, level.edges
             h_mean, h_var = base_mean[cs].copy(), base_var[cs].copy()
+            ok_mean_h, ok_var_h = base_mean[cs].copy(), base_var[cs].copy()
             if level.down is not None:
                 dst = topo.edge_dst[es]
                 m = t_mean[dst] + net[es]
-                v = t_var[dst]
+                m_ok = ok_t_mean[dst] + net[es]
+                v_ok = ok_t_var[dst]
                 slow = slow_fail[dst]
                 if len(level.pooled):
                     sp = level.pooled
@@ -311,62 +327,84 @@ class Engine:
                     load = sent[pe] * reach[pe]
                     w, wv = _erlang_wait(np.maximum(conns, 1.0), load, held, cv2[topo.edge_dst[pe]])
                     m[sp] += w
-                    v[sp] += wv
+                    m_ok[sp] += w
+                    v_ok[sp] += wv
                     over = load * held / np.maximum(conns, TINY)
                     pool_timeout = 1.0 - 1.0 / np.maximum(over, 1.0)      # the connections cannot carry it
                     slow[sp] = 1.0 - (1.0 - slow[sp]) * (1.0 - pool_timeout)
                 tau_e, fast_e = tau[es], fast[es]
-                p_late = qt.gamma_sf(m, v, tau_e)
+                p_late = qt.gamma_sf(m_ok, v_ok, tau_e)                   # a good answer that comes too late
                 answered = (1.0 - fast_e) * (1.0 - slow)
-                q_timeout = (1.0 - fast_e) * slow + answered * p_late
-                q_error = answered * (1.0 - p_late) * answer_fail[dst]
+                q_error = answered * answer_fail[dst]
+                q_timeout = (1.0 - fast_e) * slow + answered * (1.0 - answer_fail[dst]) * p_late
                 q = np.minimum(fast_e + q_timeout + q_error, 1.0)
                 final, expected_tries, doublings = _retries(q, tries[es], most_tries)
                 failed_attempts = q * expected_tries
-                cost = (fast_e * net[es] + q_timeout * tau_e + q_error * m) / np.maximum(q, TINY)
-                ok_mean = np.minimum(m, tau_e)
-                c_mean = (1.0 - final) * ok_mean + failed_attempts * cost + col["edge_backoff"][es] * doublings
-                c_var = (1.0 - final) * v * (1.0 - p_late) ** 2 + failed_attempts * (1.0 - q) * cost * cost
-                n = calls[es]
+                cost = (fast_e * net[es] + q_timeout * tau_e + q_error * np.minimum(m, tau_e)) / np.maximum(q, TINY)
+                backoff = col["edge_backoff"][es]
+                good = np.minimum(m_ok, tau_e)                            # latency of the attempt that succeeds
+                good_var = v_ok * (1.0 - p_late) ** 2
+                spread = (1.0 - q) * cost * cost
+                c_mean = (1.0 - final) * good + failed_attempts * cost + backoff * doublings
+                c_var = (1.0 - final) * good_var + failed_attempts * spread
+                # given that the call succeeds in the end: fewer failed attempts, and only the backoff they caused
+                succeeds = np.maximum(1.0 - final, TINY)
+                fails_ok = (failed_attempts - final * tries[es]) / succeeds
+                c_ok_mean = good + fails_ok * cost + backoff * (doublings - final * all_doublings[es]) / succeeds
+                c_ok_var = good_var + fails_ok * spread
+                n, f = calls[es], frac[es]
                 e_mean = n * c_mean
                 e_var = n * c_var + call_var_n[es] * c_mean * c_mean
+                # the optional extra call happens less often among requests that succeed
+                f_ok = f * succeeds / np.maximum(1.0 - f * final, TINY)
+                n_ok = n - f + f_ok
+                r = required[es]
+                e_ok_mean = r * (n_ok * c_ok_mean) + (1.0 - r) * e_mean
+                e_ok_var = r * (n_ok * c_ok_var + f_ok * (1.0 - f_ok) * c_ok_mean * c_ok_mean) + (1.0 - r) * e_var
                 q_now[es], call_fail[es], attempts_next[es] = q, final, expected_tries
                 base = cs.start
                 if level.sequential is not None:
-                    seg = level.sequential
-                    h_mean[seg.targets - base] += seg.sum(e_mean)
-                    h_var[seg.targets - base] += seg.sum(e_var)
+                    seg, rows = level.sequential, level.sequential.targets - base
+                    h_mean[rows] += seg.sum(e_mean)
+                    h_var[rows] += seg.sum(e_var)
+                    ok_mean_h[rows] += seg.sum(e_ok_mean)
+                    ok_var_h[rows] += seg.sum(e_ok_var)
                 if level.required is not None:
                     seg = level.required
                     # floor(n) calls always, one more with probability frac(n): all must succeed
-                    whole = n - frac[es]
-                    log_ok[seg.targets] = seg.sum(whole * np.log(np.maximum(1.0 - final, 1e-30))
-                                                  + np.log(np.maximum(1.0 - frac[es] * final, 1e-30)))
+                    log_ok[seg.targets] = seg.sum((n - f) * np.log(np.maximum(1.0 - final, 1e-30))
+                                                  + np.log(np.maximum(1.0 - f * final, 1e-30)))
                 for caller, pos in level.parallel:  # the request waits for the slowest parallel call
                     g_mean, g_var = e_mean[pos[0]], e_var[pos[0]]
+                    o_mean, o_var = e_ok_mean[pos[0]], e_ok_var[pos[0]]
                     for j in pos[1:]:
                         g_mean, g_var = _clark_max(g_mean, g_var, e_mean[j], e_var[j])
+                        o_mean, o_var = _clark_max(o_mean, o_var, e_ok_mean[j], e_ok_var[j])
                     h_mean[caller - base] += g_mean
                     h_var[caller - base] += g_var
+                    ok_mean_h[caller - base] += o_mean
+                    ok_var_h[caller - base] += o_var
             # the wait for a request slot, held for the whole request (downstream calls included)
             h_cv2 = h_var / np.maximum(h_mean * h_mean, TINY)
             w_slot, w_slot_var = _erlang_wait(np.maximum(slots[cs], 1.0), served[cs], h_mean, h_cv2)
-            t_mean[cs] = fluid[cs] + w_slot + h_mean
+            queued = fluid[cs] + w_slot
+            t_mean[cs] = queued + h_mean
             t_var[cs] = h_var + w_slot_var
+            ok_t_mean[cs] = queued + ok_mean_h
+            ok_t_var[cs] = ok_var_h + w_slot_var
             h_mean_all[cs] = h_mean
             answer_fail[cs] = 1.0 - (1.0 - own_error[cs]) * np.exp(log_ok[cs])
         self.hold = np.where(serving > 0, h_mean_all, self.hold)
         dependency_fail = (1.0 - own_error) * (1.0 - np.exp(log_ok))
 
-        # -- entry endpoints
+        # -- entry endpoints: a request succeeds when it is answered well within its timeout
         ec = topo.endpoint_component
-        m, v = t_mean[ec], t_var[ec]
+        m, v = ok_t_mean[ec], ok_t_var[ec]
         timeout = col["endpoint_timeout"]
         p_late = qt.gamma_sf(m, v, timeout)
-        reach_ep = (1.0 - refused[ec]) * (1.0 - slow_fail[ec])
-        ok = reach_ep * (1.0 - p_late) * (1.0 - answer_fail[ec])
-        slo_late = qt.gamma_sf(m, v, col["endpoint_slo"])
-        met = reach_ep * (1.0 - answer_fail[ec]) * (1.0 - slo_late)
+        good = (1.0 - refused[ec]) * (1.0 - slow_fail[ec]) * (1.0 - answer_fail[ec])
+        ok = good * (1.0 - p_late)
+        met = good * (1.0 - qt.gamma_sf(m, v, col["endpoint_slo"]))
 
         # -- circuit breakers trip on this tick's failure ratio
         trip = (q_now > col["cb_ratio"]) & (sent * dt >= col["cb_min_calls"]) & (self.breaker_until <= t0)
@@ -443,6 +481,29 @@ class Engine:
                 blocked += src[a] * dst[b] * k.partition[a, b]
         return blocked
 
+    def _patience(self, level: "_Level", capacity: np.ndarray, inflow: np.ndarray, entry: np.ndarray,
+                  timeout: np.ndarray) -> np.ndarray:
+        """[level components, B] the longest wait an overloaded component's queue settles at.
+
+        Callers give up at different deadlines. When offered load passes capacity, the requests with the shortest
+        deadlines are dropped first, so the wait grows to the longest deadline whose callers (with all longer ones)
+        still offer more than the capacity: the deadline of class j where, counting from the longest, the arrival
+        rate first reaches capacity.
+        """
+        waits = np.repeat(self._static_patience[level.components], self.worlds, axis=1)
+        rows, edges = level.single_deadline
+        if len(rows):
+            waits[rows] = timeout[edges]
+        for row, sources in level.deadline_classes:   # (row in level, [(edge or -1 - endpoint), ...] longest first)
+            rates = [inflow[e] if e >= 0 else entry[-1 - e] for e in sources]
+            limits = [timeout[e] if e >= 0 else self._col["endpoint_timeout"][-1 - e] for e in sources]
+            cumulative = np.cumsum(rates, axis=0)
+            wait = limits[-1] + np.zeros(self.worlds, REAL)
+            for j in range(len(sources) - 1, -1, -1):       # shortest first, so the longest that qualifies wins
+                wait = np.where(cumulative[j] >= capacity[row], limits[j], wait)
+            waits[row] = wait
+        return waits
+
     def _nodes(self, cpu_per_replica: np.ndarray, steal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cores and bytes in use per node [N, B], and each component's mean CPU contention factor [S, B]."""
         topo, reps = self.topology, self.replicas
@@ -493,6 +554,28 @@ class Engine:
             hold[s] += seq + par
         return hold
 
+    def _deadline_classes(self, cs: slice) -> list[tuple[int, list[int]]]:
+        """For components called with more than one deadline: their callers, longest deadline first. An edge is
+        named by its index, an endpoint p by -1 - p."""
+        topo = self.topology
+        out = []
+        for c in range(cs.start, cs.stop):
+            sources = [(float(topo.edge_timeout[e]), int(e)) for e in np.flatnonzero(topo.edge_dst == c)]
+            sources += [(float(topo.endpoint_timeout[p]), -1 - p) for p in np.flatnonzero(topo.endpoint_component == c)]
+            if len({t for t, _ in sources}) > 1:
+                out.append((c - cs.start, [e for _, e in sorted(sources, key=lambda x: -x[0])]))
+        return out
+
+    def _single_deadline(self, cs: slice) -> tuple[np.ndarray, np.ndarray]:
+        topo = self.topology
+        rows, edges = [], []
+        for c in range(cs.start, cs.stop):
+            callers = np.flatnonzero(topo.edge_dst == c)
+            if len(callers) == 1 and not (topo.endpoint_component == c).any():
+                rows.append(c - cs.start)
+                edges.append(int(callers[0]))
+        return np.array(rows, dtype=np.int64), np.array(edges, dtype=np.int64)
+
     def _plan(self) -> list[_Level]:
         topo = self.topology
         levels = []
@@ -512,6 +595,8 @@ class Engine:
                 required=_Segments.of(req, caller[req]),
                 parallel=[(int(c), par[caller[par] == c]) for c in np.unique(caller[par])],
                 pooled=np.flatnonzero(topo.edge_pool[ids] > 0),
+                deadline_classes=self._deadline_classes(cs),
+                single_deadline=self._single_deadline(cs),
             ))
         return levels
 
