@@ -85,13 +85,16 @@ def _retries(q: np.ndarray, tries: np.ndarray, most: int) -> tuple[np.ndarray, n
     return final, attempts, backoff
 
 
-def _erlang_wait(servers: np.ndarray, rate: np.ndarray, hold: np.ndarray, cv2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of the wait for one of `servers` (Erlang C, Allen-Cunneen for variability cv2)."""
+def _erlang_wait(servers: np.ndarray, rate: np.ndarray, hold: np.ndarray, cv2: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, variance and third cumulant of the wait for one of `servers`: no wait with probability 1 - C, else
+    exponential (Erlang C, with the Allen-Cunneen correction for the holding time's variability cv2)."""
     capacity = servers / np.maximum(hold, TINY)
     rho = np.minimum(rate / np.maximum(capacity, TINY), RHO_CAP)
     prob = qt.ErlangTable.lookup(servers, rho)
     scale = 0.5 * (1.0 + cv2) / np.maximum(capacity * (1.0 - rho), TINY)
-    return prob * scale, prob * (2.0 - prob) * scale * scale
+    square = scale * scale
+    return prob * scale, prob * (2.0 - prob) * square, prob * (6.0 - prob * (6.0 - 2.0 * prob)) * square * scale
 
 
 class Engine:
@@ -284,9 +287,11 @@ class Engine:
         # What does not depend on callees is computed for every component and edge at once, outside the level loop.
         cv2 = col["cv2"]
         own = work_on_core
-        w_cpu, w_cpu_var = _erlang_wait(core_servers, served, own, cv2)
+        w_cpu, w_cpu_var, w_cpu_k3 = _erlang_wait(core_servers, served, own, cv2)
         base_mean = own + w_cpu                                    # own work and the wait for a core
-        base_var = cv2 * own * own + w_cpu_var
+        own_var = cv2 * own * own
+        base_var = own_var + w_cpu_var
+        base_k3 = 2.0 * own_var * own_var / np.maximum(own, TINY) + w_cpu_k3   # Gamma work: 2 cv^4 mean^3
         fluid = self.backlog / np.maximum(capacity, TINY) * (capacity > 0)
         drop_share = np.minimum(dropped / np.maximum(reached, TINY), 1.0)
         slow_fail = 1.0 - (1.0 - hung) * (1.0 - drop_share)     # the caller waits out its timeout
@@ -300,7 +305,7 @@ class Engine:
         # that succeed (what a caller's timeout is judged on: a request that failed a call often took long to fail,
         # while the ones that succeed may be quick).
         t_mean, t_var = np.zeros((S, B), REAL), np.zeros((S, B), REAL)
-        ok_t_mean, ok_t_var = np.zeros((S, B), REAL), np.zeros((S, B), REAL)
+        ok_t_mean, ok_t_var, ok_t_k3 = (np.zeros((S, B), REAL) for _ in range(3))
         h_mean_all = np.zeros((S, B), REAL)
         answer_fail = np.zeros((S, B), REAL)          # P(a served request is answered with a failure)
         log_ok = np.zeros((S, B), REAL)
@@ -312,12 +317,13 @@ class Engine:
         for level in reversed(self._levels):
             cs, es = level.components, level.edges
             h_mean, h_var = base_mean[cs].copy(), base_var[cs].copy()
-            ok_mean_h, ok_var_h = base_mean[cs].copy(), base_var[cs].copy()
+            ok_mean_h, ok_var_h, ok_k3_h = base_mean[cs].copy(), base_var[cs].copy(), base_k3[cs].copy()
             if level.down is not None:
                 dst = topo.edge_dst[es]
                 m = t_mean[dst] + net[es]
                 m_ok = ok_t_mean[dst] + net[es]
                 v_ok = ok_t_var[dst]
+                k3_ok = ok_t_k3[dst]
                 slow = slow_fail[dst]
                 if len(level.pooled):
                     sp = level.pooled
@@ -325,15 +331,16 @@ class Engine:
                     conns = k.pool_size[pe] * serving[topo.edge_src[pe]]
                     held = np.minimum(m[sp], tau[pe])
                     load = sent[pe] * reach[pe]
-                    w, wv = _erlang_wait(np.maximum(conns, 1.0), load, held, cv2[topo.edge_dst[pe]])
+                    w, wv, wk3 = _erlang_wait(np.maximum(conns, 1.0), load, held, cv2[topo.edge_dst[pe]])
                     m[sp] += w
                     m_ok[sp] += w
                     v_ok[sp] += wv
+                    k3_ok[sp] += wk3
                     over = load * held / np.maximum(conns, TINY)
                     pool_timeout = 1.0 - 1.0 / np.maximum(over, 1.0)      # the connections cannot carry it
                     slow[sp] = 1.0 - (1.0 - slow[sp]) * (1.0 - pool_timeout)
                 tau_e, fast_e = tau[es], fast[es]
-                p_late = qt.gamma_sf(m_ok, v_ok, tau_e)                   # a good answer that comes too late
+                p_late = qt.skewed_sf(m_ok, v_ok, k3_ok, tau_e)          # a good answer that comes too late
                 answered = (1.0 - fast_e) * (1.0 - slow)
                 q_error = answered * answer_fail[dst]
                 q_timeout = (1.0 - fast_e) * slow + answered * (1.0 - answer_fail[dst]) * p_late
@@ -352,6 +359,7 @@ class Engine:
                 fails_ok = (failed_attempts - final * tries[es]) / succeeds
                 c_ok_mean = good + fails_ok * cost + backoff * (doublings - final * all_doublings[es]) / succeeds
                 c_ok_var = good_var + fails_ok * spread
+                c_ok_k3 = k3_ok * (1.0 - p_late) ** 3 + fails_ok * (1.0 - 2.0 * q) * spread * cost
                 n, f = calls[es], frac[es]
                 e_mean = n * c_mean
                 e_var = n * c_var + call_var_n[es] * c_mean * c_mean
@@ -361,6 +369,11 @@ class Engine:
                 r = required[es]
                 e_ok_mean = r * (n_ok * c_ok_mean) + (1.0 - r) * e_mean
                 e_ok_var = r * (n_ok * c_ok_var + f_ok * (1.0 - f_ok) * c_ok_mean * c_ok_mean) + (1.0 - r) * e_var
+                # a random number of calls: k3 = E[N] k3(X) + 3 Var(N) E[X] Var(X) + k3(N) E[X]^3
+                f_use = r * f_ok + (1.0 - r) * f
+                var_n = f_use * (1.0 - f_use)
+                e_ok_k3 = ((n - f + f_use) * c_ok_k3 + 3.0 * var_n * c_ok_mean * c_ok_var
+                           + var_n * (1.0 - 2.0 * f_use) * c_ok_mean * c_ok_mean * c_ok_mean)
                 q_now[es], call_fail[es], attempts_next[es] = q, final, expected_tries
                 base = cs.start
                 if level.sequential is not None:
@@ -369,6 +382,7 @@ class Engine:
                     h_var[rows] += seg.sum(e_var)
                     ok_mean_h[rows] += seg.sum(e_ok_mean)
                     ok_var_h[rows] += seg.sum(e_ok_var)
+                    ok_k3_h[rows] += seg.sum(e_ok_k3)
                 if level.required is not None:
                     seg = level.required
                     # floor(n) calls always, one more with probability frac(n): all must succeed
@@ -376,22 +390,25 @@ class Engine:
                                                   + np.log(np.maximum(1.0 - f * final, 1e-30)))
                 for caller, pos in level.parallel:  # the request waits for the slowest parallel call
                     g_mean, g_var = e_mean[pos[0]], e_var[pos[0]]
-                    o_mean, o_var = e_ok_mean[pos[0]], e_ok_var[pos[0]]
+                    o_mean, o_var, o_k3 = e_ok_mean[pos[0]], e_ok_var[pos[0]], e_ok_k3[pos[0]]
                     for j in pos[1:]:
-                        g_mean, g_var = _clark_max(g_mean, g_var, e_mean[j], e_var[j])
-                        o_mean, o_var = _clark_max(o_mean, o_var, e_ok_mean[j], e_ok_var[j])
+                        g_mean, g_var, _ = _clark_max(g_mean, g_var, e_mean[j], e_var[j])
+                        o_mean, o_var, first = _clark_max(o_mean, o_var, e_ok_mean[j], e_ok_var[j])
+                        o_k3 = first * o_k3 + (1.0 - first) * e_ok_k3[j]     # the skew of the likelier maximum
                     h_mean[caller - base] += g_mean
                     h_var[caller - base] += g_var
                     ok_mean_h[caller - base] += o_mean
                     ok_var_h[caller - base] += o_var
+                    ok_k3_h[caller - base] += o_k3
             # the wait for a request slot, held for the whole request (downstream calls included)
             h_cv2 = h_var / np.maximum(h_mean * h_mean, TINY)
-            w_slot, w_slot_var = _erlang_wait(np.maximum(slots[cs], 1.0), served[cs], h_mean, h_cv2)
+            w_slot, w_slot_var, w_slot_k3 = _erlang_wait(np.maximum(slots[cs], 1.0), served[cs], h_mean, h_cv2)
             queued = fluid[cs] + w_slot
             t_mean[cs] = queued + h_mean
             t_var[cs] = h_var + w_slot_var
             ok_t_mean[cs] = queued + ok_mean_h
             ok_t_var[cs] = ok_var_h + w_slot_var
+            ok_t_k3[cs] = ok_k3_h + w_slot_k3
             h_mean_all[cs] = h_mean
             answer_fail[cs] = 1.0 - (1.0 - own_error[cs]) * np.exp(log_ok[cs])
         self.hold = np.where(serving > 0, h_mean_all, self.hold)
@@ -399,12 +416,12 @@ class Engine:
 
         # -- entry endpoints: a request succeeds when it is answered well within its timeout
         ec = topo.endpoint_component
-        m, v = ok_t_mean[ec], ok_t_var[ec]
+        m, v, k3 = ok_t_mean[ec], ok_t_var[ec], ok_t_k3[ec]
         timeout = col["endpoint_timeout"]
-        p_late = qt.gamma_sf(m, v, timeout)
+        p_late = qt.skewed_sf(m, v, k3, timeout)
         good = (1.0 - refused[ec]) * (1.0 - slow_fail[ec]) * (1.0 - answer_fail[ec])
         ok = good * (1.0 - p_late)
-        met = good * (1.0 - qt.gamma_sf(m, v, col["endpoint_slo"]))
+        met = good * (1.0 - qt.skewed_sf(m, v, k3, col["endpoint_slo"]))
 
         # -- circuit breakers trip on this tick's failure ratio
         trip = (q_now > col["cb_ratio"]) & (sent * dt >= col["cb_min_calls"]) & (self.breaker_until <= t0)
@@ -437,9 +454,9 @@ class Engine:
             requests=requests.T,
             failed=(requests * (1.0 - ok)).T,
             slo_met=(requests * met).T,
-            latency_p50=np.minimum(qt.gamma_quantile(m, v, qt.Z50), timeout).T,
-            latency_p90=np.minimum(qt.gamma_quantile(m, v, qt.Z90), timeout).T,
-            latency_p99=np.minimum(qt.gamma_quantile(m, v, qt.Z99), timeout).T,
+            latency_p50=np.minimum(qt.skewed_quantile(m, v, k3, qt.Z50), timeout).T,
+            latency_p90=np.minimum(qt.skewed_quantile(m, v, k3, qt.Z90), timeout).T,
+            latency_p99=np.minimum(qt.skewed_quantile(m, v, k3, qt.Z99), timeout).T,
             offered=(arrivals * dt).T,
             served=(served * dt).T,
             failed_by_cause=failed_by_cause.transpose(1, 0, 2),
@@ -601,12 +618,13 @@ class Engine:
         return levels
 
 
-def _clark_max(m1: np.ndarray, v1: np.ndarray, m2: np.ndarray, v2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of the max of two independent normals (Clark, 1961)."""
+def _clark_max(m1: np.ndarray, v1: np.ndarray, m2: np.ndarray, v2: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and variance of the max of two independent normals (Clark, 1961), and P(the first is the larger)."""
     theta = np.sqrt(np.maximum(v1 + v2, TINY))
     alpha = (m1 - m2) / theta
     cdf = 1.0 - qt.normal_sf(alpha)
     pdf = np.exp(-0.5 * alpha * alpha) / math.sqrt(2.0 * math.pi)
     mean = m1 * cdf + m2 * (1.0 - cdf) + theta * pdf
     second = (m1 * m1 + v1) * cdf + (m2 * m2 + v2) * (1.0 - cdf) + (m1 + m2) * theta * pdf
-    return mean, np.maximum(second - mean * mean, 0.0)
+    return mean, np.maximum(second - mean * mean, 0.0), cdf

@@ -89,4 +89,35 @@ def gamma_sf(mean: np.ndarray, var: np.ndarray, x: np.ndarray) -> np.ndarray:
     return normal_sf(z)
 
 
+SKEW_WEIGHT = 0.5
+
+
+def _shifted(mean: np.ndarray, var: np.ndarray, third: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The shift and Gamma mean of a shifted Gamma with this mean and variance and a skewness between the plain
+    Gamma's (2 cv) and the one the third cumulant gives.
+
+    Why between: fractional calls make end-to-end latency a mixture (most requests short, a few long). Matching
+    the third cumulant exactly turns the fit J-shaped and puts the median too low; ignoring it misses the tail the
+    rare long requests make. Half-way is within 6% at p50 and 10% at p99 of the request-level reference on the
+    built-in templates (tests/engine/test_fidelity.py measures it).
+    """
+    sd = np.sqrt(np.maximum(var, 1e-30))
+    plain = 2.0 * sd / np.maximum(mean, 1e-12)
+    skew = np.clip(plain + SKEW_WEIGHT * (third / (sd * sd * sd) - plain), 0.05, 20.0)
+    gamma_mean = 2.0 * sd / skew          # shape 4/skew^2, scale sd*skew/2
+    return mean - gamma_mean, gamma_mean
+
+
+def skewed_quantile(mean: np.ndarray, var: np.ndarray, third: np.ndarray, z: float) -> np.ndarray:
+    """Quantile at normal score `z` of the shifted Gamma matching mean, variance and third cumulant."""
+    shift, gamma_mean = _shifted(mean, var, third)
+    return np.maximum(shift + gamma_quantile(gamma_mean, var, z), 0.0)
+
+
+def skewed_sf(mean: np.ndarray, var: np.ndarray, third: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """P(T > x) for the shifted Gamma matching mean, variance and third cumulant."""
+    shift, gamma_mean = _shifted(mean, var, third)
+    return gamma_sf(gamma_mean, var, x - shift)
+
+
 Z50, Z90, Z99 = 0.0, 1.2815515655446004, 2.3263478740408408
