@@ -120,21 +120,26 @@ class Engine:
         self.tick, self.time = 0, 0.0
         S, E = topo.n_components, topo.n_edges
         self.backlog = np.zeros((S, worlds), REAL)
-        self.hold = np.repeat(self._idle_hold()[:, None], worlds, axis=1).astype(REAL)
+        self.hold = np.repeat(self._idle_hold()[:, None], worlds, axis=1).astype(REAL)   # seconds a request holds a slot
+        self.hold_cv2 = np.ones((S, worlds), REAL)                                            # and its variability
         self.attempts = np.ones((E, worlds), REAL)      # expected attempts per call, from the previous tick
         self.breaker_until = np.full((E, worlds), -np.inf)
         self.burst_until = np.full(worlds, -np.inf)
         self.node_slowdown = np.ones((S, worlds), REAL)
         self._no_slowdown = np.ones((S, worlds), REAL)
+        self._node_memory: np.ndarray | None = None
+        self._latency_cap = topo.endpoint_timeout.astype(REAL)
         self._node_cores = topo.node_cpu[:, None].astype(REAL)
         self._static_patience = topo.deadline[:, None].astype(REAL)
         self.scale_down_since = np.full((S, worlds), np.inf)
         self._rates = tick_rates(topo, self.ticks)
+        self._knobs_changed = True
         self._levels = self._plan()
         self._cert_columns = [(c, int(topo.cert_component[c])) for c in range(len(topo.certificates))]
         self._replica_zone = topo.node_zone[topo.replica_node]
         self._consume_edges = np.flatnonzero(topo.edge_kind == CONSUME)
         self._gpu = np.flatnonzero(topo.gpu_count > 0)
+        self._autoscaled = np.flatnonzero(topo.autoscaled)
         by_node = np.argsort(topo.replica_node, kind="stable")
         nodes, starts = np.unique(topo.replica_node[by_node], return_index=True)
         self._node_groups = (by_node, starts, nodes)
@@ -174,6 +179,7 @@ class Engine:
         index = column(self.topology, knob, target)
         rows = resolve_worlds(worlds, self.worlds)
         array = getattr(self.knobs, knob)
+        self._knobs_changed = True
         try:
             array[(*index, rows) if isinstance(index, tuple) else (index, rows)] = value
         except (ValueError, TypeError, IndexError) as exc:
@@ -199,7 +205,8 @@ class Engine:
         col = self._col
 
         # -- replicas and what reaches them
-        reps = self.replicas.step(t0, dt, k)
+        reps = self.replicas.step(t0, dt, k, self._knobs_changed)
+        self._knobs_changed = False
         in_rot, serving = reps.in_rotation, reps.serving
         hung = (in_rot - serving) / np.maximum(in_rot, 1.0)
         refused = (in_rot <= 0).astype(REAL)
@@ -221,7 +228,8 @@ class Engine:
             self.burst_until = np.where(start & (self.burst_until < t0), t0 + traffic.bursts.duration, self.burst_until)
             rate = rate * np.where(self.burst_until > t0, traffic.bursts.magnitude, 1.0)
         if traffic.arrivals == "poisson":
-            requests = poisson(rate * dt, self.streams.uniform(tick, 0, P).T, self.streams.normal(tick, 1, P).T)
+            requests = poisson(rate * dt, self.streams.normal(tick, 1, P).T,
+                               lambda: self.streams.uniform(tick, 0, P).T)
         else:
             requests = rate * dt
         requests = requests.astype(REAL)
@@ -293,6 +301,9 @@ class Engine:
         base_var = own_var + w_cpu_var
         base_k3 = 2.0 * own_var * own_var / np.maximum(own, TINY) + w_cpu_k3   # Gamma work: 2 cv^4 mean^3
         fluid = self.backlog / np.maximum(capacity, TINY) * (capacity > 0)
+        # the wait for a request slot, held for the whole request (downstream calls included); it is taken from the
+        # last tick's holding time, as the slot capacity is, so that it is computed for all components at once
+        w_slot, w_slot_var, w_slot_k3 = _erlang_wait(np.maximum(slots, 1.0), served, self.hold, self.hold_cv2)
         drop_share = np.minimum(dropped / np.maximum(reached, TINY), 1.0)
         slow_fail = 1.0 - (1.0 - hung) * (1.0 - drop_share)     # the caller waits out its timeout
         own_error = 1.0 - (1.0 - np.clip(k.error_rate, 0.0, 1.0)) * (1.0 - disk_error) * (1.0 - gpu_error)
@@ -307,6 +318,7 @@ class Engine:
         t_mean, t_var = np.zeros((S, B), REAL), np.zeros((S, B), REAL)
         ok_t_mean, ok_t_var, ok_t_k3 = (np.zeros((S, B), REAL) for _ in range(3))
         h_mean_all = np.zeros((S, B), REAL)
+        h_var_all = np.zeros((S, B), REAL)
         answer_fail = np.zeros((S, B), REAL)          # P(a served request is answered with a failure)
         log_ok = np.zeros((S, B), REAL)
         call_fail = np.zeros_like(calls)
@@ -400,18 +412,17 @@ class Engine:
                     ok_mean_h[caller - base] += o_mean
                     ok_var_h[caller - base] += o_var
                     ok_k3_h[caller - base] += o_k3
-            # the wait for a request slot, held for the whole request (downstream calls included)
-            h_cv2 = h_var / np.maximum(h_mean * h_mean, TINY)
-            w_slot, w_slot_var, w_slot_k3 = _erlang_wait(np.maximum(slots[cs], 1.0), served[cs], h_mean, h_cv2)
-            queued = fluid[cs] + w_slot
+            queued = fluid[cs] + w_slot[cs]
             t_mean[cs] = queued + h_mean
-            t_var[cs] = h_var + w_slot_var
+            t_var[cs] = h_var + w_slot_var[cs]
             ok_t_mean[cs] = queued + ok_mean_h
-            ok_t_var[cs] = ok_var_h + w_slot_var
-            ok_t_k3[cs] = ok_k3_h + w_slot_k3
+            ok_t_var[cs] = ok_var_h + w_slot_var[cs]
+            ok_t_k3[cs] = ok_k3_h + w_slot_k3[cs]
             h_mean_all[cs] = h_mean
+            h_var_all[cs] = h_var
             answer_fail[cs] = 1.0 - (1.0 - own_error[cs]) * np.exp(log_ok[cs])
         self.hold = np.where(serving > 0, h_mean_all, self.hold)
+        self.hold_cv2 = np.where(serving > 0, h_var_all / np.maximum(h_mean_all * h_mean_all, TINY), self.hold_cv2)
         dependency_fail = (1.0 - own_error) * (1.0 - np.exp(log_ok))
 
         # -- entry endpoints: a request succeeds when it is answered well within its timeout
@@ -454,15 +465,14 @@ class Engine:
             requests=requests.T,
             failed=(requests * (1.0 - ok)).T,
             slo_met=(requests * met).T,
-            latency_p50=np.minimum(qt.skewed_quantile(m, v, k3, qt.Z50), timeout).T,
-            latency_p90=np.minimum(qt.skewed_quantile(m, v, k3, qt.Z90), timeout).T,
-            latency_p99=np.minimum(qt.skewed_quantile(m, v, k3, qt.Z99), timeout).T,
+            latency_mean=m.T,
+            latency_var=v.T,
+            latency_third=k3.T,
             offered=(arrivals * dt).T,
             served=(served * dt).T,
             failed_by_cause=failed_by_cause.transpose(1, 0, 2),
             response_mean=t_mean.T,
-            response_p50=qt.gamma_quantile(t_mean, t_var, qt.Z50).T,
-            response_p99=qt.gamma_quantile(t_mean, t_var, qt.Z99).T,
+            response_var=t_var.T,
             cpu_utilisation=cpu_util.T,
             slot_utilisation=slot_util.T,
             backlog=self.backlog.T.copy(),
@@ -478,6 +488,7 @@ class Engine:
             edge_failure=call_fail.T,
             node_cpu=node_cpu.T,
             node_memory=node_memory.T,
+            latency_cap=self._latency_cap,
         )
 
     # ---- pieces of a tick ------------------------------------------------------------------------------------------
@@ -529,8 +540,11 @@ class Engine:
         cores = (running * cpu_per_replica[topo.replica_component])[order]
         cpu = np.zeros((len(topo.nodes), self.worlds), REAL)
         cpu[nodes] = np.add.reduceat(cores, starts, axis=0)
-        memory = np.zeros_like(cpu)
-        memory[nodes] = np.add.reduceat(reps.memory[order], starts, axis=0)
+        if reps.memory_changed or self._node_memory is None:
+            self._node_memory = np.zeros_like(cpu)
+            self._node_memory[nodes] = np.add.reduceat(reps.memory[order], starts, axis=0)
+            reps.memory_changed = False
+        memory = self._node_memory
         demand = (cpu + steal) / self._node_cores
         if not (demand > 1.0).any():   # no node is short of cores: nobody is slowed down
             return cpu, memory, self._no_slowdown
@@ -541,18 +555,24 @@ class Engine:
 
     def _autoscale(self, cpu_util: np.ndarray, ready: np.ndarray, now: float) -> None:
         """Kubernetes-HPA-like: desired = ceil(ready x utilisation / target), 10% tolerance, delayed scale-down."""
-        topo, k, col = self.topology, self.knobs, self._col
-        if not topo.autoscaled.any():
+        rows = self._autoscaled
+        if not len(rows):
             return
-        ratio = cpu_util / col["as_target"]
-        want = np.clip(np.ceil(ready * ratio), col["as_min"], col["as_max"])
-        act = col["autoscaled"] & (ready > 0) & (np.abs(ratio - 1.0) > 0.1)
-        up = act & (want > k.replicas)
-        down = act & (want < k.replicas)
-        self.scale_down_since = np.where(down, np.minimum(self.scale_down_since, now), np.inf)
-        settle = down & (now - self.scale_down_since >= col["as_down_delay"])
-        k.replicas = np.where(up | settle, want, k.replicas).astype(np.int64)
-        self.scale_down_since = np.where(settle, np.inf, self.scale_down_since)
+        k, col = self.knobs, self._col
+        ready = ready[rows]
+        current = k.replicas[rows]
+        ratio = cpu_util[rows] / col["as_target"][rows]
+        want = np.clip(np.ceil(ready * ratio), col["as_min"][rows], col["as_max"][rows])
+        act = (ready > 0) & (np.abs(ratio - 1.0) > 0.1)
+        up = act & (want > current)
+        down = act & (want < current)
+        since = np.where(down, np.minimum(self.scale_down_since[rows], now), np.inf)
+        settle = down & (now - since >= col["as_down_delay"][rows])
+        change = up | settle
+        self.scale_down_since[rows] = np.where(settle, np.inf, since)
+        if change.any():
+            k.replicas[rows] = np.where(change, want, current).astype(np.int64)
+            self._knobs_changed = True
 
     def _idle_hold(self) -> np.ndarray:
         """[S] holding time of a request with no queueing anywhere: own work plus its calls, bottom up."""

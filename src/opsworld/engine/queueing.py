@@ -58,8 +58,8 @@ class ErlangTable:
         """Erlang C for arrays of whole server counts (>= 1) and utilisations in 0..1."""
         flat = cls.table().reshape(-1)
         pos = np.clip(rho, 0.0, 0.9999) * (RHO_GRID - 1)
-        col = pos.astype(np.int64)
-        base = (np.minimum(servers, MAX_TABLE_SERVERS).astype(np.int64) - 1) * RHO_GRID + col
+        col = pos.astype(np.int32)
+        base = (np.minimum(servers, MAX_TABLE_SERVERS).astype(np.int32) - 1) * RHO_GRID + col
         low = flat.take(base)
         return low + (flat.take(base + 1) - low) * (pos - col)
 

@@ -6,6 +6,8 @@ carried or split. The mixer is SplitMix64's finaliser, applied to a key built fr
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -39,26 +41,34 @@ class Streams:
         return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
 
     def normal(self, tick: int, stream: int, n: int) -> np.ndarray:
-        """[worlds, n] standard normals (Box-Muller on two uniform draws)."""
-        u = self.uniform(tick, stream, 2 * n)
-        return np.sqrt(-2.0 * np.log(u[:, :n])) * np.cos(2.0 * np.pi * u[:, n:])
+        """[worlds, n] standard normals: Box-Muller on the two 32-bit halves of one 64-bit draw."""
+        with np.errstate(over="ignore"):
+            salt = np.uint64(tick) * _TICK + np.uint64(stream) * _STREAM
+            bits = _mix(self._world_key[:, None] ^ (salt + np.arange(n, dtype=np.uint64))[None, :])
+        # 24 bits per uniform is plenty for a normal deviate and keeps the arithmetic in float32 (twice as fast)
+        scale = np.float32(1.0 / 16777216.0)
+        u1 = ((bits >> np.uint64(40)).astype(np.float32) + np.float32(0.5)) * scale
+        u2 = (((bits >> np.uint64(8)) & np.uint64(0xFFFFFF)).astype(np.float32) + np.float32(0.5)) * scale
+        return np.sqrt(np.float32(-2.0) * np.log(u1)) * np.cos(np.float32(2.0 * np.pi) * u2)
 
 
-def poisson(mean: np.ndarray, uniform: np.ndarray, normal: np.ndarray) -> np.ndarray:
-    """Poisson counts with the given means: inversion below 30, a continuity-corrected normal above."""
-    big = np.floor(mean + np.sqrt(mean) * normal + 0.5)
+def poisson(mean: np.ndarray, normal: np.ndarray, uniform: "Callable[[], np.ndarray]") -> np.ndarray:
+    """Poisson counts with the given means: a continuity-corrected normal from 30 up, inversion of a uniform (drawn
+    only when some mean is that small) below."""
+    big = np.maximum(np.floor(mean + np.sqrt(mean) * normal + 0.5), 0.0)
     small_mask = mean < 30.0
     if not small_mask.any():
-        return np.maximum(big, 0.0)
+        return big
+    u = uniform()
     lam = np.where(small_mask, mean, 0.0)
     term = np.exp(-lam)
     cdf = term.copy()
     count = np.zeros_like(lam)
     for k in range(1, 80):  # the tail past 80 is below 1e-12 for means under 30
-        more = uniform > cdf
+        more = u > cdf
         if not more.any():
             break
         term = term * lam / k
         cdf = cdf + term
         count = count + more
-    return np.where(small_mask, count, np.maximum(big, 0.0))
+    return np.where(small_mask, count, big)

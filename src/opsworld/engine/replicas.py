@@ -60,22 +60,24 @@ class Replicas:
         self.restarts = np.zeros((len(comp), B), REAL)
         self.streak = np.zeros((len(comp), B))
         self.hung_since = np.full((len(comp), B), np.inf)
-        self._desired = topo.replicas[:, None].repeat(B, axis=1)
+        self._growing = False
         self._counts: ReplicaCounts | None = None
+        self.memory_changed = True       # whether `memory` moved since the last tick (for per-node sums)
         self.running = (self.state == RUNNING).astype(REAL)   # [R, B] 1.0 where a replica runs
         self._settled = False
 
     def _per_component(self, values: np.ndarray, op: np.ufunc = np.add) -> np.ndarray:
         return op.reduceat(values, self.topo.replica_starts, axis=0)
 
-    def step(self, now: float, dt: float, knobs: Knobs) -> ReplicaCounts:
-        """Advance every replica by one tick (to `now + dt`)."""
-        quiet = (self._settled and self._counts is not None and np.array_equal(knobs.replicas, self._desired)
-                 and not knobs.memory_growth.any() and not knobs.disk_growth.any()
-                 and not knobs.crash_loop.any() and not knobs.hung.any())
-        if quiet:  # nothing starts, stops, grows or hangs: last tick's counts still hold
-            return self._counts
-        self._desired = knobs.replicas.copy()
+    def step(self, now: float, dt: float, knobs: Knobs, changed: bool = True) -> ReplicaCounts:
+        """Advance every replica by one tick (to `now + dt`). `changed` says whether any knob was set since the
+        last tick; without it, a settled fleet that neither leaks, fills its disk, crash-loops nor hangs is left
+        as it is."""
+        if changed or self._counts is None:
+            self._growing = bool(knobs.memory_growth.any() or knobs.disk_growth.any() or knobs.crash_loop.any()
+                                 or knobs.hung.any())
+        if self._settled and not changed and not self._growing and self._counts is not None:
+            return self._counts          # nothing starts, stops, grows or hangs: last tick's counts still hold
         topo, comp = self.topo, self.topo.replica_component
         wanted = topo.replica_index[:, None] < knobs.replicas[comp]          # [R, B]
         state = np.where(wanted, self.state, ABSENT)
@@ -112,6 +114,7 @@ class Replicas:
         serving = in_rotation & ~hung
         disk_full = serving & (self.disk >= self.disk_size)
         self._settled = bool(np.all(running == wanted))
+        self.memory_changed = True
         self.running = running.astype(REAL)
         self._counts = ReplicaCounts(
             in_rotation=self._per_component(in_rotation.astype(REAL)),

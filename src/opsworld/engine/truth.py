@@ -6,32 +6,73 @@ be late, sampled or wrong. Counts are requests in the tick; latencies are second
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
+
+from opsworld.engine import queueing as qt
 
 CAUSES = ("error", "dependency", "timeout", "unavailable")
 
 
+class _Percentiles:
+    """Latency percentiles derived from the moments the engine keeps (computed when asked for, not every tick)."""
+
+    latency_mean: np.ndarray
+    latency_var: np.ndarray
+    latency_third: np.ndarray
+    latency_cap: np.ndarray
+    response_mean: np.ndarray
+    response_var: np.ndarray
+
+    def latency_quantile(self, z: float) -> np.ndarray:
+        """Entry latency of successful requests at standard-normal score z, capped at the endpoint timeout."""
+        q = qt.skewed_quantile(self.latency_mean, self.latency_var, self.latency_third, z)
+        return np.minimum(q, self.latency_cap)
+
+    @property
+    def latency_p50(self) -> np.ndarray:
+        return self.latency_quantile(qt.Z50)
+
+    @property
+    def latency_p90(self) -> np.ndarray:
+        return self.latency_quantile(qt.Z90)
+
+    @property
+    def latency_p99(self) -> np.ndarray:
+        return self.latency_quantile(qt.Z99)
+
+    @property
+    def response_p50(self) -> np.ndarray:
+        return qt.gamma_quantile(self.response_mean, self.response_var, qt.Z50)
+
+    @property
+    def response_p99(self) -> np.ndarray:
+        return qt.gamma_quantile(self.response_mean, self.response_var, qt.Z99)
+
+
 @dataclass
-class Truth:
-    """One tick of truth for a batch of worlds. B worlds, S components, E edges, N nodes, P endpoints."""
+class Truth(_Percentiles):
+    """One tick of truth for a batch of worlds. B worlds, S components, E edges, N nodes, P endpoints.
+
+    Percentiles (`latency_p50/p90/p99` per endpoint, `response_p50/p99` per component) are derived from the
+    moments on access.
+    """
 
     time: float                   # seconds since the episode started, at the end of the tick
     # entry endpoints
     requests: np.ndarray          # [B, P] requests that arrived
     failed: np.ndarray            # [B, P] requests that failed or timed out
     slo_met: np.ndarray           # [B, P] requests that succeeded within the SLO latency
-    latency_p50: np.ndarray       # [B, P] seconds
-    latency_p90: np.ndarray       # [B, P]
-    latency_p99: np.ndarray       # [B, P]
+    latency_mean: np.ndarray      # [B, P] seconds, requests that succeed
+    latency_var: np.ndarray       # [B, P] seconds^2
+    latency_third: np.ndarray     # [B, P] third cumulant, seconds^3
     # components
     offered: np.ndarray           # [B, S] requests (attempts, retries included) that reached the component
     served: np.ndarray            # [B, S] requests that got a slot and did their work
     failed_by_cause: np.ndarray   # [B, S, 4] requests answered with failure, by CAUSES
     response_mean: np.ndarray     # [B, S] mean response time, queueing included
-    response_p50: np.ndarray      # [B, S]
-    response_p99: np.ndarray      # [B, S]
+    response_var: np.ndarray      # [B, S]
     cpu_utilisation: np.ndarray   # [B, S] CPU busy fraction of the serving replicas' limits
     slot_utilisation: np.ndarray  # [B, S] busy fraction of request slots (worker threads)
     backlog: np.ndarray           # [B, S] requests waiting beyond normal queueing (overload)
@@ -49,6 +90,7 @@ class Truth:
     # nodes
     node_cpu: np.ndarray          # [B, N] cores in use
     node_memory: np.ndarray       # [B, N] bytes in use
+    latency_cap: np.ndarray = field(default_factory=lambda: np.array(np.inf))  # [P] endpoint timeouts
 
     @property
     def failed_total(self) -> np.ndarray:
@@ -56,15 +98,16 @@ class Truth:
         return self.failed_by_cause.sum(axis=-1)
 
 
-TRUTH_FIELDS = tuple(f.name for f in fields(Truth) if f.name != "time")
+TRUTH_FIELDS = tuple(f.name for f in fields(Truth) if f.name not in ("time", "latency_cap"))
 
 
 @dataclass
-class Trajectory:
+class Trajectory(_Percentiles):
     """Truth over an episode: every field of `Truth` stacked over ticks, shape [T, B, ...]; `time` is [T]."""
 
     time: np.ndarray
     arrays: dict[str, np.ndarray]
+    latency_cap: np.ndarray = field(default_factory=lambda: np.array(np.inf))
 
     def __getattr__(self, name: str) -> np.ndarray:
         arrays = self.__dict__.get("arrays", {})
@@ -76,8 +119,9 @@ class Trajectory:
     def stack(cls, frames: list[Truth], names: tuple[str, ...] = TRUTH_FIELDS) -> "Trajectory":
         """Stack per-tick truth into arrays over time."""
         return cls(time=np.array([f.time for f in frames]),
-                   arrays={n: np.stack([getattr(f, n) for f in frames]) for n in names})
+                   arrays={n: np.stack([getattr(f, n) for f in frames]) for n in names},
+                   latency_cap=frames[0].latency_cap if frames else np.array(np.inf))
 
     def world(self, b: int) -> "Trajectory":
         """The trajectory of one world, keeping a batch axis of 1."""
-        return Trajectory(self.time, {n: a[:, b:b + 1] for n, a in self.arrays.items()})
+        return Trajectory(self.time, {n: a[:, b:b + 1] for n, a in self.arrays.items()}, self.latency_cap)
