@@ -160,7 +160,12 @@ def bench(
         horizon = parse_duration(reference_horizon)
     except UnitError as exc:
         _fail(f"--reference-horizon: {exc}")
-    result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon)
+    if json_out:
+        result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon)
+    else:
+        with err.status("benchmarking...") as status:
+            result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon,
+                               progress=lambda msg: status.update(msg))
     if json_out:
         print(json.dumps(result, indent=2))
         return

@@ -1,0 +1,5 @@
+"""`python -m opsworld` runs the command line."""
+
+from opsworld.cli import main
+
+main()
