@@ -111,3 +111,16 @@ def test_bench_prints_one_json_object() -> None:
 def test_module_entry_point_runs() -> None:
     done = subprocess.run([sys.executable, "-m", "opsworld", "validate", "online-shop"], capture_output=True, text=True)
     assert done.returncode == 0 and "ok" in done.stdout
+
+
+def test_fidelity_compares_engine_and_reference() -> None:
+    result = runner.invoke(app, ["fidelity", "hotel-reservation", "--calm", "2m", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert len(report["endpoints"]) == 4
+    assert all(check["ok"] for check in report["checks"])
+
+
+def test_fidelity_refuses_an_unknown_component() -> None:
+    result = runner.invoke(app, ["fidelity", "hotel-reservation", "--overload", "nope"])
+    assert result.exit_code == 2 and "nope" in result.stderr

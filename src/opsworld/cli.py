@@ -147,6 +147,46 @@ def _print_summary(s: dict) -> None:
 
 
 @app.command()
+def fidelity(
+    scenario: str = typer.Argument("online-shop", help="template name or scenario YAML file"),
+    overload: Optional[str] = typer.Option(None, help="component to push past its capacity after the calm phase"),
+    factor: float = typer.Option(1.3, min=0.1, max=100.0, help="offered load over capacity while overloaded"),
+    calm: str = typer.Option("10m", help="length of the calm phase at base load"),
+    seed: int = typer.Option(7, help="random seed for both simulators"),
+    json_out: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Run the engine and the request-level SimPy reference side by side and compare what they say."""
+    from opsworld.reference.compare import compare
+
+    try:
+        calm_s = parse_duration(calm)
+    except UnitError as exc:
+        _fail(f"--calm: {exc}")
+    sc = _load(scenario)
+    if overload is not None and overload not in sc.components:
+        _fail(f"--overload: no component '{overload}' in {scenario}; use one of: {', '.join(sc.components)}")
+    with err.status("running the engine and the SimPy reference..."):
+        result = compare(sc, overload=overload, factor=factor, calm=calm_s, seed=seed)
+    if json_out:
+        print(json.dumps(result.as_dict(), indent=2))
+        return
+    table = Table(title=f"{result.scenario}: engine vs request-level reference (calm phase)")
+    for col in ("endpoint", "p50 engine", "p50 ref", "p99 engine", "p99 ref", "errors engine", "errors ref"):
+        table.add_column(col, justify="left" if col == "endpoint" else "right")
+    for e in result.endpoints:
+        table.add_row(e.endpoint, f"{e.engine_p50 * 1e3:.1f} ms", f"{e.reference_p50 * 1e3:.1f} ms",
+                      f"{e.engine_p99 * 1e3:.1f} ms", f"{e.reference_p99 * 1e3:.1f} ms",
+                      f"{e.engine_error:.2%}", f"{e.reference_error:.2%}")
+    out.print(table)
+    if overload:
+        out.print(f"{overload} at {factor:g}x capacity for {result.hot / 60:g} min: error timelines correlate "
+                  f"{result.correlation:.3f}; failed requests engine {result.engine_failed:,.0f}, "
+                  f"reference {result.reference_failed:,.0f}")
+    for name, ok in result.checks():
+        out.print(f"[{'green' if ok else 'red'}]{'pass' if ok else 'FAIL'}[/] {name}")
+
+
+@app.command()
 def bench(
     json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
     runs: int = typer.Option(5, min=1, max=50, help="timed runs; medians are reported"),

@@ -149,6 +149,20 @@ def test_queue_backs_up_when_its_consumer_slows_without_hurting_the_publisher() 
     assert truth.failed[:, 1, 0].sum() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_a_full_queue_refuses_publishes() -> None:
+    spec = chain()
+    spec["components"]["jobs"]["capacity"] = 2000
+    spec["traffic"] = {**spec["traffic"], "arrivals": "expected"}
+    engine = Engine(load_scenario(spec), worlds=2, seed=1)
+    engine.set("capacity", 0.1, "worker", worlds=[1])
+    truth = engine.run(ticks=20)
+    jobs = _col(engine, "jobs")
+    assert truth.queue_depth[:, 1, jobs].max() >= 2000
+    assert truth.failed_by_cause[-1, 1, jobs, 3] > 0                 # publishes refused at the door
+    assert truth.failed[-1, 1, 0] > 0                                # and the publish is a required call
+    assert truth.failed[:, 0, 0].sum() == pytest.approx(0.0, abs=1e-6)
+
+
 def test_full_disk_makes_writes_fail() -> None:
     engine = _engine()
     engine.set("disk_growth", 1e9, "db", worlds=[1])

@@ -140,6 +140,9 @@ class Engine:
         self._consume_edges = np.flatnonzero(topo.edge_kind == CONSUME)
         self._gpu = np.flatnonzero(topo.gpu_count > 0)
         self._autoscaled = np.flatnonzero(topo.autoscaled)
+        self._queues = np.flatnonzero(np.isfinite(topo.queue_capacity))
+        self._queue_capacity = topo.queue_capacity[self._queues][:, None].astype(REAL)
+        self.queue_depth = np.zeros((S, worlds), REAL)          # messages waiting, per queue component
         by_node = np.argsort(topo.replica_node, kind="stable")
         nodes, starts = np.unique(topo.replica_node[by_node], return_index=True)
         self._node_groups = (by_node, starts, nodes)
@@ -214,6 +217,9 @@ class Engine:
         for c, comp in self._cert_columns:  # an expired certificate fails every TLS handshake to its component
             refused[comp] = np.maximum(refused[comp], wall >= k.cert_not_after[c])
         disk_error = reps.disk_full / np.maximum(serving, 1.0)
+        if len(self._queues):  # a full queue refuses publishes
+            q = self._queues
+            refused[q] = np.maximum(refused[q], self.queue_depth[q] >= self._queue_capacity)
 
         # -- traffic at the entry endpoints
         P = len(topo.endpoints)
@@ -447,13 +453,13 @@ class Engine:
         slot_util = served * self.hold / np.maximum(slots, TINY)
         self._autoscale(cpu_util, in_rot, t1)
 
-        failed_by_cause = np.stack([
+        failed_by_cause = np.stack([                     # [4, S, B], shown as [B, S, 4]
             served * own_error,
             served * dependency_fail,
             arrivals * (1.0 - refused) * hung + dropped,
             arrivals * refused,
-        ], axis=-1) * dt
-        queue_depth = np.zeros((S, B), REAL)
+        ]) * dt
+        queue_depth = self.queue_depth = np.zeros((S, B), REAL)
         for e in self._consume_edges:  # messages of this queue waiting at its consumer
             q_comp, consumer = topo.edge_src[e], topo.edge_dst[e]
             share = sent[e] / np.maximum(arrivals[consumer], TINY)
@@ -470,7 +476,7 @@ class Engine:
             latency_third=k3.T,
             offered=(arrivals * dt).T,
             served=(served * dt).T,
-            failed_by_cause=failed_by_cause.transpose(1, 0, 2),
+            failed_by_cause=failed_by_cause.transpose(2, 1, 0),
             response_mean=t_mean.T,
             response_var=t_var.T,
             cpu_utilisation=cpu_util.T,

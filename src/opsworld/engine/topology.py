@@ -41,6 +41,7 @@ class Topology:
     startup: np.ndarray            # [S] seconds to ready
     hc_eject_after: np.ndarray     # [S] seconds a replica fails health checks before it leaves the load balancer
     hit_ratio: np.ndarray          # [S] caches: fraction of lookups answered; others 1
+    queue_capacity: np.ndarray     # [S] queues: most messages held before publishes are refused; others inf
     autoscaled: np.ndarray         # [S] bool
     as_min: np.ndarray             # [S]
     as_max: np.ndarray             # [S]
@@ -177,8 +178,8 @@ def compile_topology(scenario: Scenario) -> Topology:
         if e_kind[e] == MISS:
             deadline[e_dst[e]] = max(deadline[e_dst[e]], timeout[e])
 
-    replicas = arr((c.replicas for c in cs), np.int64)
-    as_max = arr(((c.autoscaler.max if c.autoscaler else c.replicas) for c in cs), np.int64)
+    replicas = arr((c.instances for c in cs), np.int64)
+    as_max = arr(((c.autoscaler.max if c.autoscaler else c.instances) for c in cs), np.int64)
     max_replicas = np.maximum(np.maximum(replicas, as_max), 1)
 
     node_names = [n.name for n in scenario.nodes]
@@ -214,8 +215,9 @@ def compile_topology(scenario: Scenario) -> Topology:
         startup=arr(c.startup for c in cs),
         hc_eject_after=arr(c.health_check.interval * c.health_check.unhealthy_threshold for c in cs),
         hit_ratio=arr((c.hit_ratio if isinstance(c, Cache) else 1.0) for c in cs),
+        queue_capacity=arr((float(c.capacity) if isinstance(c, Queue) else np.inf) for c in cs),
         autoscaled=arr((c.autoscaler is not None for c in cs), bool),
-        as_min=arr(((c.autoscaler.min if c.autoscaler else c.replicas) for c in cs), np.int64),
+        as_min=arr(((c.autoscaler.min if c.autoscaler else c.instances) for c in cs), np.int64),
         as_max=as_max,
         as_target=arr(((c.autoscaler.target_cpu if c.autoscaler else 1.0) for c in cs)),
         as_interval=arr(((c.autoscaler.interval if c.autoscaler else 15.0) for c in cs)),

@@ -178,21 +178,21 @@ class ReferenceSimulator:
         self._pool_sizes: dict[tuple[int, int], int] = {}
         for ci, name in enumerate(self.component_names):
             comp = comps[name]
-            raw_cores = comp.replicas * comp.cpu
+            raw_cores = comp.instances * comp.cpu
             cores = max(1, round(raw_cores))
             edges = []
             for dep in comp.dependencies:
-                edges.append(self._edge(ci, comp.replicas, index[dep.target], dep.calls, dep.timeout, dep.retries,
+                edges.append(self._edge(ci, comp.instances, index[dep.target], dep.calls, dep.timeout, dep.retries,
                                         dep.backoff, dep.required, dep.network_latency, dep.mode == "parallel"))
             miss_edge, miss_prob = None, 0.0
             if isinstance(comp, Cache):
                 miss_prob = 1.0 - comp.hit_ratio
                 # A miss is one required call without retries; its timeout is the cache request's own deadline.
-                miss_edge = self._edge(ci, comp.replicas, index[comp.fronts], 1.0, INF, 0, 0.0, True,
+                miss_edge = self._edge(ci, comp.instances, index[comp.fronts], 1.0, INF, 0, 0.0, True,
                                        _MISS_NETWORK, False)
             specs.append(_ComponentSpec(
                 name=name,
-                slots=comp.replicas * comp.concurrency,
+                slots=comp.instances * comp.concurrency,
                 cores=cores,
                 # Work runs on one of `cores` whole cores; a fractional CPU limit (replicas x cpu below the rounded
                 # core count) stretches it the way a CFS quota does.

@@ -106,6 +106,12 @@ class ComponentBase(Spec):
     dependencies: list[Dependency] = []
 
 
+    @property
+    def instances(self) -> int:
+        """Replicas that serve requests (a datastore's read replicas included)."""
+        return self.replicas
+
+
 class Service(ComponentBase):
     kind: Literal["service"] = "service"
 
@@ -125,6 +131,11 @@ class Datastore(ComponentBase):
     pool_size: int = Field(16, ge=1, le=10_000, description="connections per client replica")
     max_connections: int = Field(1000, ge=1, le=1_000_000)
     read_replicas: int = Field(0, ge=0, le=100)
+
+    @property
+    def instances(self) -> int:
+        """The primary(s) and the read replicas; the model pools them into one serving capacity."""
+        return self.replicas + self.read_replicas
 
 
 class Queue(ComponentBase):
