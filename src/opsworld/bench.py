@@ -30,7 +30,7 @@ def _engine_episode_seconds(scenario: Any, worlds: int, seed: int) -> float:
     return time.perf_counter() - start
 
 
-def run_bench(runs: int = 5, worlds: int = 4096, reference_horizon: float = 120.0,
+def run_bench(runs: int = 5, worlds: int = 8192, reference_horizon: float = 120.0,
               scenario_name: str = "online-shop", progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time the engine and the reference; return medians and every run."""
     scenario = load_scenario(scenario_name, {"duration": "1h", "tick": "10s"})

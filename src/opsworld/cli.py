@@ -190,7 +190,7 @@ def fidelity(
 def bench(
     json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
     runs: int = typer.Option(5, min=1, max=50, help="timed runs; medians are reported"),
-    worlds: int = typer.Option(4096, min=1, max=1_000_000, help="worlds per engine batch"),
+    worlds: int = typer.Option(8192, min=1, max=1_000_000, help="worlds per engine batch"),
     reference_horizon: str = typer.Option("2m", help="simulated time for the SimPy reference run"),
 ) -> None:
     """Measure engine episodes per second against the request-level reference simulator."""
