@@ -3,8 +3,8 @@
 Each tick: replicas live and die (`replicas.py`); traffic arrives at the entry endpoints; arrival rates flow down the
 call graph level by level (served requests x calls x attempts, retries amplifying load); each component's fluid
 backlog fills when offered load passes capacity; then latencies and failure probabilities flow back up the graph
-(Erlang C waits for cores and request slots, sums of sequential calls, Clark's max of parallel calls, Gamma tails for
-timeouts); the entry endpoints' outcomes follow. `docs/model.md` states the request model this approximates.
+(Erlang C waits for cores and request slots, sums of sequential calls, Clark's max of parallel calls, fitted
+shifted-Gamma tails for timeouts); the entry endpoints' outcomes follow. `docs/model.md` states the request model this approximates.
 
 No loop runs over worlds or requests; the Python loops run over call-graph levels and (few) parallel edges.
 """
@@ -132,7 +132,7 @@ class Engine:
         self._node_cores = topo.node_cpu[:, None].astype(REAL)
         self._static_patience = topo.deadline[:, None].astype(REAL)
         self.scale_down_since = np.full((S, worlds), np.inf)
-        self._rates = tick_rates(topo, self.ticks)
+        self.rates = tick_rates(topo, self.ticks)       # [ticks, endpoints] mean arrivals/s before noise and bursts
         self._knobs_changed = True
         self._levels = self._plan()
         self._cert_columns = [(c, int(topo.cert_component[c])) for c in range(len(topo.certificates))]
@@ -224,7 +224,7 @@ class Engine:
         # -- traffic at the entry endpoints
         P = len(topo.endpoints)
         traffic = topo.scenario.traffic
-        rate = self._rates[min(tick, len(self._rates) - 1)][:, None] * k.traffic          # [P, B]
+        rate = self.rates[min(tick, len(self.rates) - 1)][:, None] * k.traffic          # [P, B]
         if traffic.noise > 0:
             sigma2 = math.log1p(traffic.noise * traffic.noise)
             z = self.streams.normal(tick, 2, 1)[:, 0]

@@ -110,7 +110,7 @@ def compare(source: str | Path | Scenario, overload: str | None = None, factor: 
         frames.append(engine.step())
     truth = Trajectory.stack(frames)
     slowdowns = [Slowdown(overload, calm, calm + hot, slowdown)] if overload else []
-    reference = ReferenceSimulator(scenario, seed=seed, rates=engine._rates, slowdowns=slowdowns).run()
+    reference = ReferenceSimulator(scenario, seed=seed, rates=engine.rates, slowdowns=slowdowns).run()
 
     window = slice(int(WARMUP / engine.dt), int(calm / engine.dt))
     endpoints = []
