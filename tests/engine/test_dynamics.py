@@ -36,6 +36,8 @@ def test_healthy_chain_serves_everything_with_expected_loads() -> None:
     assert rate[worker] == pytest.approx(100.0, rel=0.01)           # every published message is consumed
     assert truth.failed[5:].sum() == pytest.approx(0.0, abs=1e-6)
     assert truth.slo_met[5:].sum() / truth.requests[5:].sum() > 0.999
+    assert np.allclose(truth.goodput, truth.requests - truth.failed)
+    assert (truth.slo_violations >= -1e-3).all() and truth.slo_violations[5:].sum() < 0.001 * truth.requests.sum()
 
 
 def test_cache_miss_shifts_load_to_the_datastore() -> None:
@@ -102,6 +104,7 @@ def test_certificate_expiry_fails_requests_at_its_wall_clock_time() -> None:
     before, after = truth.time <= 2 * 3600, truth.time > 2 * 3600 + engine.dt
     assert failed[before].max() < 1e-6
     assert failed[after].min() == pytest.approx(1.0)
+    assert truth.slo_violations[after].sum() == pytest.approx(truth.requests[after].sum(), rel=1e-5)
     engine2 = _engine(duration="3h")
     engine2.set("cert_not_after", 4e9, "web-tls")                          # renewed
     assert engine2.run().failed.sum() == pytest.approx(0.0, abs=1e-6)

@@ -15,9 +15,13 @@ from opsworld.engine import queueing as qt
 CAUSES = ("error", "dependency", "timeout", "unavailable")
 
 
-class _Percentiles:
-    """Latency percentiles derived from the moments the engine keeps (computed when asked for, not every tick)."""
+class _Derived:
+    """Figures derived from the stored ones when asked for: latency percentiles from the moments the engine keeps
+    (not computed every tick), goodput and SLO violations at the entry endpoints."""
 
+    requests: np.ndarray
+    failed: np.ndarray
+    slo_met: np.ndarray
     latency_mean: np.ndarray
     latency_var: np.ndarray
     latency_third: np.ndarray
@@ -43,6 +47,16 @@ class _Percentiles:
         return self.latency_quantile(qt.Z99)
 
     @property
+    def goodput(self) -> np.ndarray:
+        """[..., P] requests that succeeded."""
+        return self.requests - self.failed
+
+    @property
+    def slo_violations(self) -> np.ndarray:
+        """[..., P] requests that failed or succeeded slower than the SLO latency."""
+        return self.requests - self.slo_met
+
+    @property
     def response_p50(self) -> np.ndarray:
         return qt.gamma_quantile(self.response_mean, self.response_var, qt.Z50)
 
@@ -52,7 +66,7 @@ class _Percentiles:
 
 
 @dataclass
-class Truth(_Percentiles):
+class Truth(_Derived):
     """One tick of truth for a batch of worlds. B worlds, S components, E edges, N nodes, P endpoints.
 
     Percentiles (`latency_p50/p90/p99` per endpoint, `response_p50/p99` per component) are derived from the
@@ -102,7 +116,7 @@ TRUTH_FIELDS = tuple(f.name for f in fields(Truth) if f.name not in ("time", "la
 
 
 @dataclass
-class Trajectory(_Percentiles):
+class Trajectory(_Derived):
     """Truth over an episode: every field of `Truth` stacked over ticks, shape [T, B, ...]; `time` is [T]."""
 
     time: np.ndarray
