@@ -30,6 +30,8 @@ from opsworld.spec import Scenario, load_scenario
 
 RHO_CAP = 0.98          # past this the stochastic wait hands over to the fluid backlog
 TINY = 1e-12
+SLOWEST = 1e-6          # the least a component's speed can be set to (0 would mean work that never ends)
+LONGEST = 1e4           # seconds: cap on waits, so that their powers stay finite in float32
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def _erlang_wait(servers: np.ndarray, rate: np.ndarray, hold: np.ndarray, cv2: n
     capacity = servers / np.maximum(hold, TINY)
     rho = np.minimum(rate / np.maximum(capacity, TINY), RHO_CAP)
     prob = qt.ErlangTable.lookup(servers, rho)
-    scale = 0.5 * (1.0 + cv2) / np.maximum(capacity * (1.0 - rho), TINY)
+    scale = np.minimum(0.5 * (1.0 + cv2) / np.maximum(capacity * (1.0 - rho), TINY), LONGEST)
     square = scale * scale
     return prob * scale, prob * (2.0 - prob) * square, prob * (6.0 - prob * (6.0 - 2.0 * prob)) * square * scale
 
@@ -246,8 +248,9 @@ class Engine:
         # -- speeds and capacities
         cores = serving * col["cpu"]
         core_servers = np.maximum(np.rint(cores), 1.0)
-        work = (col["service_mean"] * self.node_slowdown + k.latency) / np.maximum(k.capacity, TINY)
-        work_on_core = work * core_servers / np.maximum(cores, TINY)   # fractional limits stretch the work (CFS)
+        work = np.minimum((col["service_mean"] * self.node_slowdown + k.latency) / np.maximum(k.capacity, SLOWEST),
+                          LONGEST)
+        work_on_core = np.minimum(work * core_servers / np.maximum(cores, TINY), LONGEST)  # fractional limits (CFS)
         slots = serving * col["concurrency"]
         capacity = np.minimum(cores / np.maximum(work, TINY), slots / self.hold)   # 0 without serving replicas
 
@@ -275,7 +278,7 @@ class Engine:
             left = self.backlog[cs] + (a_in - srv) * dt
             waits = self._patience(level, cap, inflow, entry, k.timeout)
             over = np.maximum(left - waits * cap, 0.0)      # requests past their deadline are dropped
-            self.backlog[cs] = left - over
+            self.backlog[cs] = np.maximum(left - over, 0.0)
             served[cs], dropped[cs], reached[cs] = srv, over / dt, a_in
             if level.down is not None:
                 es = level.edges
