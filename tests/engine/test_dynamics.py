@@ -207,3 +207,22 @@ def test_bad_knob_requests_are_refused_and_change_nothing() -> None:
             call()
     for name in ("capacity", "timeout", "partition"):
         assert np.array_equal(getattr(before, name), getattr(engine.knobs, name))
+
+
+def test_kv_cache_that_outgrows_gpu_memory_fails_requests() -> None:
+    spec = {
+        "name": "gpu", "duration": "10m",
+        "nodes": [{"name": "gpu-1", "zone": "zone-a", "pool": "gpu", "cpu": 32, "gpus": 8}],
+        "components": {"model": {
+            "node_pool": "gpu", "replicas": 1, "concurrency": 16, "cpu": 8, "service_time": {"mean": "1s", "cv": 0.5},
+            "gpu": {"count": 1, "memory": "10Gi", "model_memory": "8Gi", "kv_cache_per_request": "1Gi"}}},
+        "traffic": {"base_rate": "1/s", "arrivals": "expected",
+                    "endpoints": [{"name": "POST /v1/chat", "service": "model", "timeout": "60s"}]},
+    }
+    engine = Engine(load_scenario(spec), worlds=2, seed=1)
+    engine.set("traffic", 4.0, "POST /v1/chat", worlds=[1])     # about 4 requests in flight need 4Gi of KV cache
+    truth = engine.run(ticks=10)
+    assert truth.gpu_memory_fraction[-1, 0, 0] == pytest.approx((8 + 1) / 10, rel=0.05)
+    assert truth.gpu_memory_fraction[-1, 1, 0] > 1.0
+    assert truth.failed_by_cause[-1, 0, 0, 0] == pytest.approx(0.0, abs=1e-6)
+    assert truth.failed_by_cause[-1, 1, 0, 0] / truth.served[-1, 1, 0] == pytest.approx(0.5, abs=0.1)

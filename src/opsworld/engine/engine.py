@@ -224,23 +224,7 @@ class Engine:
             refused[q] = np.maximum(refused[q], self.queue_depth[q] >= self._queue_capacity)
 
         # -- traffic at the entry endpoints
-        P = len(topo.endpoints)
-        traffic = topo.scenario.traffic
-        rate = self.rates[min(tick, len(self.rates) - 1)][:, None] * k.traffic          # [P, B]
-        if traffic.noise > 0:
-            sigma2 = math.log1p(traffic.noise * traffic.noise)
-            z = self.streams.normal(tick, 2, 1)[:, 0]
-            rate = rate * np.exp(math.sqrt(sigma2) * z - 0.5 * sigma2)
-        if traffic.bursts is not None and traffic.bursts.rate > 0:
-            start = self.streams.uniform(tick, 3, 1)[:, 0] < traffic.bursts.rate * dt
-            self.burst_until = np.where(start & (self.burst_until < t0), t0 + traffic.bursts.duration, self.burst_until)
-            rate = rate * np.where(self.burst_until > t0, traffic.bursts.magnitude, 1.0)
-        if traffic.arrivals == "poisson":
-            requests = poisson(rate * dt, self.streams.normal(tick, 1, P).T,
-                               lambda: self.streams.uniform(tick, 0, P).T)
-        else:
-            requests = rate * dt
-        requests = requests.astype(REAL)
+        requests = self._requests(tick, t0)                  # [P, B] requests arriving this tick
         arrivals = np.zeros((S, B), REAL)
         for p, comp in enumerate(topo.endpoint_component):
             arrivals[comp] += requests[p] / dt
@@ -287,18 +271,7 @@ class Engine:
                 inflow[es] = out * reach[es]
                 arrivals[level.down.targets] += level.down.sum(inflow[es])
 
-        # GPU memory: KV cache of in-flight requests on top of the model weights
-        gpu_fraction = np.zeros((S, B), REAL)
-        gpu_error = np.zeros((S, B), REAL)
-        if self._gpu.size:
-            g = self._gpu
-            per_replica = served[g] * self.hold[g] / np.maximum(serving[g], 1.0)
-            available = (topo.gpu_count * topo.gpu_memory)[g][:, None].astype(REAL)
-            model = topo.gpu_model_memory[g][:, None].astype(REAL)
-            kv_need = per_replica * topo.gpu_kv_per_request[g][:, None].astype(REAL)
-            gpu_fraction[g] = (model + kv_need) / available
-            kv_room = np.maximum(available - model, 0.0)
-            gpu_error[g] = np.where(kv_need > kv_room, 1.0 - kv_room / np.maximum(kv_need, TINY), 0.0)
+        gpu_fraction, gpu_error = self._gpu_memory(served, serving)
 
         # -- up the graph: latency moments and failure probabilities
         # What does not depend on callees is computed for every component and edge at once, outside the level loop.
@@ -501,6 +474,41 @@ class Engine:
         )
 
     # ---- pieces of a tick ------------------------------------------------------------------------------------------
+    def _requests(self, tick: int, t0: float) -> np.ndarray:
+        """[P, B] requests arriving at each endpoint this tick: the rate profile x knob x noise x bursts, Poisson."""
+        k, dt, traffic = self.knobs, self.dt, self.topology.scenario.traffic
+        P = len(self.topology.endpoints)
+        rate = self.rates[min(tick, len(self.rates) - 1)][:, None] * k.traffic
+        if traffic.noise > 0:
+            sigma2 = math.log1p(traffic.noise * traffic.noise)
+            z = self.streams.normal(tick, 2, 1)[:, 0]
+            rate = rate * np.exp(math.sqrt(sigma2) * z - 0.5 * sigma2)
+        if traffic.bursts is not None and traffic.bursts.rate > 0:
+            start = self.streams.uniform(tick, 3, 1)[:, 0] < traffic.bursts.rate * dt
+            self.burst_until = np.where(start & (self.burst_until < t0), t0 + traffic.bursts.duration, self.burst_until)
+            rate = rate * np.where(self.burst_until > t0, traffic.bursts.magnitude, 1.0)
+        if traffic.arrivals == "expected":
+            return (rate * dt).astype(REAL)
+        requests = poisson(rate * dt, self.streams.normal(tick, 1, P).T, lambda: self.streams.uniform(tick, 0, P).T)
+        return requests.astype(REAL)
+
+    def _gpu_memory(self, served: np.ndarray, serving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """GPU memory in use / available [S, B], and the share of requests failing because the KV cache of the
+        in-flight requests no longer fits beside the model weights."""
+        topo, S, B = self.topology, self.topology.n_components, self.worlds
+        fraction, error = np.zeros((S, B), REAL), np.zeros((S, B), REAL)
+        if not self._gpu.size:
+            return fraction, error
+        g = self._gpu
+        in_flight = served[g] * self.hold[g] / np.maximum(serving[g], 1.0)      # per replica, by Little's law
+        available = (topo.gpu_count * topo.gpu_memory)[g][:, None].astype(REAL)
+        model = topo.gpu_model_memory[g][:, None].astype(REAL)
+        kv_need = in_flight * topo.gpu_kv_per_request[g][:, None].astype(REAL)
+        fraction[g] = (model + kv_need) / available
+        kv_room = np.maximum(available - model, 0.0)
+        error[g] = np.where(kv_need > kv_room, 1.0 - kv_room / np.maximum(kv_need, TINY), 0.0)
+        return fraction, error
+
     def _partition_blocked(self) -> np.ndarray | float:
         """[E, B] fraction of call attempts whose caller and callee replicas sit in zones that cannot talk."""
         k, topo = self.knobs, self.topology
