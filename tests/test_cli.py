@@ -98,6 +98,8 @@ def test_simulate_template_table_and_plot(tmp_path: Path) -> None:
 def test_simulate_bad_options_exit_2() -> None:
     assert runner.invoke(app, ["simulate", "online-shop", "--duration", "2"]).exit_code == 2
     assert runner.invoke(app, ["simulate", "no-such-template"]).exit_code == 2
+    too_big = runner.invoke(app, ["simulate", "online-shop", "--worlds", "1000000", "--duration", "24h"])
+    assert too_big.exit_code == 2 and "GiB" in too_big.stderr
 
 
 def test_bench_prints_one_json_object() -> None:

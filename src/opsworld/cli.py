@@ -7,6 +7,7 @@ never a stack trace.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -30,6 +31,14 @@ err = Console(stderr=True)
 def _fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def _memory_bytes() -> int:
+    """Physical memory of this machine (a generous default where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
 
 
 def _load(source: str, overrides: dict | None = None):
@@ -83,7 +92,7 @@ def simulate(
 ) -> None:
     """Simulate a scenario and summarise its entry endpoints and busiest components."""
     from opsworld.engine import Engine
-    from opsworld.summary import summarize
+    from opsworld.summary import SUMMARY_FIELDS, recorded_bytes, summarize
 
     overrides = None
     if duration is not None:
@@ -94,14 +103,18 @@ def simulate(
         overrides = {"duration": duration}
     sc = _load(scenario, overrides)
     engine = Engine(sc, worlds=worlds, seed=seed)
+    need = recorded_bytes(engine.topology, worlds, engine.ticks)
+    if need > _memory_bytes() // 2:
+        _fail(f"--worlds {worlds} over {engine.ticks} ticks needs about {need / 2**30:.1f} GiB to record; "
+              f"use fewer worlds or a shorter --duration")
     work = engine.ticks * worlds * len(sc.components)
     if work > 2_000_000 and not json_out:
         with Progress(TextColumn("simulating {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} ticks"),
                       TimeRemainingColumn(), console=err, transient=True) as bar:
             task = bar.add_task(sc.name, total=engine.ticks)
-            trajectory = engine.run(progress=lambda n: bar.advance(task, n))
+            trajectory = engine.run(progress=lambda n: bar.advance(task, n), fields=SUMMARY_FIELDS)
     else:
-        trajectory = engine.run()
+        trajectory = engine.run(fields=SUMMARY_FIELDS)
     summary = summarize(engine.topology, trajectory)
     summary["seed"] = seed
     if plot is not None:

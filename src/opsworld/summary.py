@@ -13,6 +13,20 @@ from opsworld.engine.topology import KINDS, Topology
 from opsworld.engine.truth import Trajectory
 
 
+# The truth fields `summarize` and `plot_endpoints` read: enough to record for a summary, far less than everything.
+SUMMARY_FIELDS = ("requests", "failed", "slo_met", "latency_mean", "latency_var", "latency_third", "offered",
+                  "failed_by_cause", "cpu_utilisation", "response_mean", "response_var")
+
+
+def recorded_bytes(topology: Topology, worlds: int, ticks: int, fields: tuple[str, ...] = SUMMARY_FIELDS) -> int:
+    """Memory a trajectory of these fields takes (float32), to refuse a run that cannot fit before starting it."""
+    S, P = topology.n_components, len(topology.endpoints)
+    per_tick = {"failed_by_cause": 4 * S}
+    width = sum(per_tick.get(f, P if f in ("requests", "failed", "slo_met") or f.startswith("latency") else S)
+                for f in fields)
+    return 4 * width * worlds * ticks
+
+
 def _spread(values: np.ndarray) -> dict[str, float]:
     """Mean over worlds and its standard error."""
     values = np.asarray(values, dtype=np.float64)
