@@ -25,7 +25,7 @@ from opsworld.engine.real import REAL
 from opsworld.engine.replicas import Replicas
 from opsworld.engine.topology import CONSUME, MISS, Topology, compile_topology
 from opsworld.engine.traffic import tick_rates
-from opsworld.engine.truth import Trajectory, Truth
+from opsworld.engine.truth import TRUTH_FIELDS, Trajectory, Truth
 from opsworld.spec import Scenario, load_scenario
 
 RHO_CAP = 0.98          # past this the stochastic wait hands over to the fluid backlog
@@ -194,7 +194,12 @@ class Engine:
     def run(self, ticks: int | None = None, progress: Callable[[int], None] | None = None,
             fields: tuple[str, ...] | None = None) -> Trajectory:
         """Advance `ticks` ticks (default: to the end of the scenario) and stack the truth of every tick."""
+        unknown = sorted(set(fields or ()) - set(TRUTH_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown truth fields {unknown}; known: {', '.join(TRUTH_FIELDS)}")
         n = self.ticks - self.tick if ticks is None else ticks
+        if n < 0:
+            raise ValueError(f"ticks must be at least 0, got {n}")
         frames = []
         for _ in range(n):
             frames.append(self.step())

@@ -133,7 +133,7 @@ class Trajectory(_Derived):
     def stack(cls, frames: list[Truth], names: tuple[str, ...] = TRUTH_FIELDS) -> "Trajectory":
         """Stack per-tick truth into arrays over time."""
         return cls(time=np.array([f.time for f in frames]),
-                   arrays={n: np.stack([getattr(f, n) for f in frames]) for n in names},
+                   arrays={n: np.stack([getattr(f, n) for f in frames]) for n in names} if frames else {},
                    latency_cap=frames[0].latency_cap if frames else np.array(np.inf))
 
     def world(self, b: int) -> "Trajectory":
