@@ -78,7 +78,7 @@ def validate(file: str = typer.Argument(..., help="scenario YAML file or templat
         kinds[comp.kind] = kinds.get(comp.kind, 0) + 1
     parts = ", ".join(f"{n} {k}{'s' if n > 1 else ''}" for k, n in sorted(kinds.items()))
     out.print(f"[green]ok[/] {file}: {sc.name}: {parts}, {len(sc.nodes)} nodes, "
-              f"{len(sc.traffic.endpoints)} endpoints, {sc.duration / 3600:g} h at {sc.tick:g} s ticks")
+              f"{len(sc.traffic.endpoints)} endpoints, {_span(sc.duration)} at {sc.tick:g} s ticks")
 
 
 @app.command()
@@ -135,15 +135,25 @@ def _fmt(stat: dict, scale: float = 1.0, digits: int = 1, unit: str = "") -> str
     return f"{mean:.{digits}f}{unit} ± {se:.{digits}f}" if se > 0 else f"{mean:.{digits}f}{unit}"
 
 
+def _span(seconds: float) -> str:
+    """A simulated time span for people: 20 min, 1 h, 1.5 h, 2 d."""
+    if seconds < 3600:
+        return f"{seconds / 60:.3g} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.3g} h"
+    return f"{seconds / 86400:.3g} d"
+
+
 def _print_summary(s: dict) -> None:
-    hours = s["simulated_seconds"] / 3600.0
-    table = Table(title=f"{s['scenario']}: entry endpoints ({s['worlds']} worlds x {hours:g} h, seed {s['seed']})")
-    for col in ("endpoint", "req/s", "errors", "p50", "p99", "within SLO", "target"):
+    span = _span(s["simulated_seconds"])
+    table = Table(title=f"{s['scenario']}: entry endpoints ({s['worlds']} worlds x {span}, seed {s['seed']})")
+    for col in ("endpoint", "req/s", "errors", "p50", "p99", "within SLO", "target", "ticks in breach"):
         table.add_column(col, justify="left" if col == "endpoint" else "right")
     for e in s["endpoints"]:
         table.add_row(e["endpoint"], _fmt(e["rate_per_s"]), _fmt(e["error_ratio"], 100, 2, "%"),
                       _fmt(e["p50_s"], 1e3, 1, " ms"), _fmt(e["p99_s"], 1e3, 1, " ms"),
-                      _fmt(e["slo_attainment"], 100, 3, "%"), f"{e['slo_target'] * 100:g}%")
+                      _fmt(e["slo_attainment"], 100, 3, "%"), f"{e['slo_target'] * 100:g}%",
+                      _fmt(e["slo_breached_ticks"], 100, 1, "%"))
     out.print(table)
     busy = Table(title="busiest components")
     for col in ("component", "kind", "req/s", "CPU", "p99", "failed"):

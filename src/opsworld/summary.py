@@ -14,7 +14,7 @@ from opsworld.engine.truth import Trajectory
 
 
 # The truth fields `summarize` and `plot_endpoints` read: enough to record for a summary, far less than everything.
-SUMMARY_FIELDS = ("requests", "failed", "slo_met", "latency_mean", "latency_var", "latency_third", "offered",
+SUMMARY_FIELDS = ("requests", "failed", "slo_met", "slo_breached", "latency_mean", "latency_var", "latency_third", "offered",
                   "failed_by_cause", "cpu_utilisation", "response_mean", "response_var")
 
 
@@ -22,7 +22,8 @@ def recorded_bytes(topology: Topology, worlds: int, ticks: int, fields: tuple[st
     """Memory a trajectory of these fields takes (float32), to refuse a run that cannot fit before starting it."""
     S, P = topology.n_components, len(topology.endpoints)
     per_tick = {"failed_by_cause": 4 * S}
-    width = sum(per_tick.get(f, P if f in ("requests", "failed", "slo_met") or f.startswith("latency") else S)
+    width = sum(per_tick.get(f, P if f in ("requests", "failed", "slo_met", "slo_breached") or f.startswith("latency")
+                             else S)
                 for f in fields)
     return 4 * width * worlds * ticks
 
@@ -53,6 +54,7 @@ def summarize(topology: Topology, trajectory: Trajectory, busiest: int = 5) -> d
             "p50_s": _spread((tr.latency_p50[:, :, p] * w).sum(0) / w.sum(0)),
             "p99_s": _spread((tr.latency_p99[:, :, p] * w).sum(0) / w.sum(0)),
             "slo_attainment": _spread(met[:, p] / np.maximum(requests[:, p], 1.0)),
+            "slo_breached_ticks": _spread(tr.slo_breached[:, :, p].mean(axis=0)),
             "slo_target": float(topology.endpoint_slo_availability[p]),
         })
     offered = tr.offered.sum(axis=0)                                    # [B, S]

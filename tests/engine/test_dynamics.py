@@ -105,6 +105,7 @@ def test_certificate_expiry_fails_requests_at_its_wall_clock_time() -> None:
     assert failed[before].max() < 1e-6
     assert failed[after].min() == pytest.approx(1.0)
     assert truth.slo_violations[after].sum() == pytest.approx(truth.requests[after].sum(), rel=1e-5)
+    assert truth.slo_breached[before].max() == 0.0 and truth.slo_breached[after].min() == 1.0
     engine2 = _engine(duration="3h")
     engine2.set("cert_not_after", 4e9, "web-tls")                          # renewed
     assert engine2.run().failed.sum() == pytest.approx(0.0, abs=1e-6)

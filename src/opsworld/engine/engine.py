@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from pathlib import Path
 from typing import Callable
 
@@ -131,6 +132,7 @@ class Engine:
         self._no_slowdown = np.ones((S, worlds), REAL)
         self._node_memory: np.ndarray | None = None
         self._latency_cap = topo.endpoint_timeout.astype(REAL)
+        self._slo_z = [NormalDist().inv_cdf(min(max(float(q), 1e-6), 1 - 1e-6)) for q in topo.endpoint_slo_percentile]
         self._node_cores = topo.node_cpu[:, None].astype(REAL)
         self._static_patience = topo.deadline[:, None].astype(REAL)
         self.scale_down_since = np.full((S, worlds), np.inf)
@@ -160,6 +162,7 @@ class Engine:
             "as_target": column(topo.as_target), "as_min": column(topo.as_min), "as_max": column(topo.as_max),
             "as_down_delay": column(topo.as_down_delay), "autoscaled": topo.autoscaled[:, None],
             "required": column(topo.edge_required),
+            "slo_availability": column(topo.endpoint_slo_availability),
         }
 
     # ---- the control surface -------------------------------------------------------------------------------------
@@ -420,6 +423,11 @@ class Engine:
         good = (1.0 - refused[ec]) * (1.0 - slow_fail[ec]) * (1.0 - answer_fail[ec])
         ok = good * (1.0 - p_late)
         met = good * (1.0 - qt.skewed_sf(m, v, k3, col["endpoint_slo"]))
+        # the SLO over this tick: availability at or above target, and the latency percentile within its threshold
+        percentile = np.empty_like(m)                                    # [P, B] at each endpoint's SLO percentile
+        for p, z in enumerate(self._slo_z):
+            percentile[p] = qt.skewed_quantile(m[p], v[p], k3[p], z)
+        breached = (ok < col["slo_availability"]) | (percentile > col["endpoint_slo"])
 
         # -- circuit breakers trip on this tick's failure ratio
         trip = (q_now > col["cb_ratio"]) & (sent * dt >= col["cb_min_calls"]) & (self.breaker_until <= t0)
@@ -452,6 +460,7 @@ class Engine:
             requests=requests.T,
             failed=(requests * (1.0 - ok)).T,
             slo_met=(requests * met).T,
+            slo_breached=breached.T.astype(REAL),
             latency_mean=m.T,
             latency_var=v.T,
             latency_third=k3.T,

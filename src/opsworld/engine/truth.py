@@ -78,6 +78,7 @@ class Truth(_Derived):
     requests: np.ndarray          # [B, P] requests that arrived
     failed: np.ndarray            # [B, P] requests that failed or timed out
     slo_met: np.ndarray           # [B, P] requests that succeeded within the SLO latency
+    slo_breached: np.ndarray      # [B, P] 1 when the tick missed the SLO: availability or latency percentile
     latency_mean: np.ndarray      # [B, P] seconds, requests that succeed
     latency_var: np.ndarray       # [B, P] seconds^2
     latency_third: np.ndarray     # [B, P] third cumulant, seconds^3
