@@ -132,7 +132,8 @@ class Engine:
         self._no_slowdown = np.ones((S, worlds), REAL)
         self._node_memory: np.ndarray | None = None
         self._latency_cap = topo.endpoint_timeout.astype(REAL)
-        self._slo_z = [NormalDist().inv_cdf(min(max(float(q), 1e-6), 1 - 1e-6)) for q in topo.endpoint_slo_percentile]
+        self._slo_z = np.array([[NormalDist().inv_cdf(min(max(float(q), 1e-6), 1 - 1e-6))]
+                                for q in topo.endpoint_slo_percentile], dtype=REAL)   # [P, 1] normal scores
         self._node_cores = topo.node_cpu[:, None].astype(REAL)
         self._static_patience = topo.deadline[:, None].astype(REAL)
         self.scale_down_since = np.full((S, worlds), np.inf)
@@ -424,9 +425,7 @@ class Engine:
         ok = good * (1.0 - p_late)
         met = good * (1.0 - qt.skewed_sf(m, v, k3, col["endpoint_slo"]))
         # the SLO over this tick: availability at or above target, and the latency percentile within its threshold
-        percentile = np.empty_like(m)                                    # [P, B] at each endpoint's SLO percentile
-        for p, z in enumerate(self._slo_z):
-            percentile[p] = qt.skewed_quantile(m[p], v[p], k3[p], z)
+        percentile = qt.skewed_quantile(m, v, k3, self._slo_z)           # [P, B] at each endpoint's SLO percentile
         breached = (ok < col["slo_availability"]) | (percentile > col["endpoint_slo"])
 
         # -- circuit breakers trip on this tick's failure ratio

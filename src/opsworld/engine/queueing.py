@@ -73,7 +73,7 @@ def normal_sf(z: np.ndarray) -> np.ndarray:
     return half_erfc + (z < 0.0) * (1.0 - 2.0 * half_erfc)   # symmetry, without a branch
 
 
-def gamma_quantile(mean: np.ndarray, var: np.ndarray, z: float) -> np.ndarray:
+def gamma_quantile(mean: np.ndarray, var: np.ndarray, z: float | np.ndarray) -> np.ndarray:
     """Quantile at standard-normal score `z` of the Gamma with this mean and variance (Wilson-Hilferty)."""
     inv9k = var / (9.0 * np.maximum(mean * mean, 1e-30))      # 1 / (9 x shape)
     cube = np.maximum(1.0 - inv9k + z * np.sqrt(inv9k), 0.0)
@@ -108,7 +108,7 @@ def _shifted(mean: np.ndarray, var: np.ndarray, third: np.ndarray) -> tuple[np.n
     return mean - gamma_mean, gamma_mean
 
 
-def skewed_quantile(mean: np.ndarray, var: np.ndarray, third: np.ndarray, z: float) -> np.ndarray:
+def skewed_quantile(mean: np.ndarray, var: np.ndarray, third: np.ndarray, z: float | np.ndarray) -> np.ndarray:
     """Quantile at normal score `z` of the shifted Gamma matching mean, variance and third cumulant."""
     shift, gamma_mean = _shifted(mean, var, third)
     return np.maximum(shift + gamma_quantile(gamma_mean, var, z), 0.0)
