@@ -227,3 +227,35 @@ def test_kv_cache_that_outgrows_gpu_memory_fails_requests() -> None:
     assert truth.gpu_memory_fraction[-1, 1, 0] > 1.0
     assert truth.failed_by_cause[-1, 0, 0, 0] == pytest.approx(0.0, abs=1e-6)
     assert truth.failed_by_cause[-1, 1, 0, 0] / truth.served[-1, 1, 0] == pytest.approx(0.5, abs=0.1)
+
+
+def _shop(**endpoint_calls) -> dict:
+    """web serves a cheap page (no calls), a search page (calls search) and the default (calls api)."""
+    spec = chain()
+    spec["components"]["search"] = {"replicas": 2, "cpu": 1, "service_time": {"mean": "20ms"}}
+    spec["traffic"] = {"base_rate": "100/s", "arrivals": "expected", "endpoints": [
+        {"name": "GET /", "service": "web", "share": 0.5, "timeout": "5s"},
+        {"name": "GET /health", "service": "web", "share": 0.2, "timeout": "5s", "calls": []},
+        {"name": "GET /search", "service": "web", "share": 0.3, "timeout": "5s",
+         "calls": [{"target": "search", "timeout": "1s"}]},
+    ]}
+    return spec
+
+
+def test_endpoints_with_their_own_calls_differ() -> None:
+    engine = Engine(load_scenario(_shop()), worlds=2, seed=1)
+    engine.set("error_rate", 1.0, "search", worlds=[1])
+    truth = engine.run(ticks=10)
+    home, health, search = 0, 1, 2
+    p50 = truth.latency_p50[-1, 0]
+    assert p50[health] < p50[home] and p50[health] < 0.005          # own work only: about 2 ms
+    assert truth.latency_mean[-1, 0, search] > 0.022                 # own 2 ms, then search's 20 ms
+    t = engine.topology
+    rate = truth.offered[-1, 0] / engine.dt
+    assert rate[t.index("search")] == pytest.approx(30.0, rel=0.01)  # only the search page calls search
+    assert rate[t.index("api")] == pytest.approx(50.0, rel=0.01)     # only the default page calls api
+    errors = truth.failed[-1, 1] / truth.requests[-1, 1]
+    assert errors[search] == pytest.approx(1.0, abs=1e-3)
+    assert errors[home] < 1e-6 and errors[health] < 1e-6              # the broken backend hurts one page only
+    assert truth.failed_by_cause[-1, 1, t.index("web"), 1] == pytest.approx(0.3 * truth.served[-1, 1, t.index("web")],
+                                                                           rel=0.01)

@@ -68,6 +68,11 @@ class _Level:
     pooled: np.ndarray                   # positions of datastore calls through a connection pool
     deadline_classes: list[tuple[int, list[int]]]  # components reached with several deadlines (see _patience)
     single_deadline: tuple[np.ndarray, np.ndarray]  # (rows, edge) of components called by one edge only
+    rows: slice | np.ndarray             # latency rows: the level's components, then its operations (see below)
+    hosts: slice | np.ndarray            # the component each row runs on
+    mixes: list[tuple[int, list[tuple[int, int, np.ndarray]], np.ndarray]]
+    # ^ per component with operations: (component, [(operation, endpoint, positions of its calls)], positions of
+    #   the component's own calls); the share of its requests each makes
 
 
 def _retries(q: np.ndarray, tries: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,6 +144,14 @@ class Engine:
         self.scale_down_since = np.full((S, worlds), np.inf)
         self.rates = tick_rates(topo, self.ticks)       # [ticks, endpoints] mean arrivals/s before noise and bursts
         self._knobs_changed = True
+        # Operations: endpoints with calls of their own. Each gets a latency row after the S components, runs on
+        # its service's replicas, and makes its own calls instead of the service's dependencies.
+        self._ops = np.flatnonzero(topo.endpoint_own_calls)
+        self._op_host = topo.endpoint_component[self._ops]
+        self._endpoint_row = np.array([S + int(np.flatnonzero(self._ops == p)[0]) if p in self._ops
+                                       else int(topo.endpoint_component[p]) for p in range(len(topo.endpoints))])
+        self._row_host = np.concatenate([np.arange(S), self._op_host]).astype(np.int64)
+        self._mixed = [(int(h), [int(o) for o in np.flatnonzero(self._op_host == h)]) for h in np.unique(self._op_host)]
         self._levels = self._plan()
         self._cert_columns = [(c, int(topo.cert_component[c])) for c in range(len(topo.certificates))]
         self._replica_zone = topo.node_zone[topo.replica_node]
@@ -189,6 +202,8 @@ class Engine:
         rows = resolve_worlds(worlds, self.worlds)
         array = getattr(self.knobs, knob)
         self._knobs_changed = True
+        if isinstance(index, np.ndarray) and isinstance(rows, np.ndarray):
+            index, rows = np.ix_(index, rows)
         try:
             array[(*index, rows) if isinstance(index, tuple) else (index, rows)] = value
         except (ValueError, TypeError, IndexError) as exc:
@@ -263,6 +278,8 @@ class Engine:
         sent = np.zeros_like(calls)
         inflow = np.zeros_like(calls)                       # attempts per second that reach each callee
         entry = requests / dt
+        share = np.zeros((len(self._ops), B), REAL)         # each operation's share of its service's requests
+        generic = np.ones((S, B), REAL)                     # the share that makes the service's own calls
         for level in self._levels:
             cs = level.components
             a_in = arrivals[cs] * (1.0 - refused[cs]) * (1.0 - hung[cs])
@@ -276,6 +293,15 @@ class Engine:
             if level.down is not None:
                 es = level.edges
                 out = served[topo.edge_src[es]] * calls[es] * attempts[es]
+                for host, operations, own_calls in level.mixes:   # each endpoint's share of its service's requests
+                    everyone = np.maximum(arrivals[host], TINY)
+                    rest = np.ones(B, REAL)
+                    for o, p, positions in operations:
+                        share[o] = np.minimum(entry[p] / everyone, 1.0)
+                        rest = rest - share[o]
+                        out[positions] *= share[o]
+                    generic[host] = np.maximum(rest, 0.0)
+                    out[own_calls] *= generic[host]
                 sent[es] = out
                 inflow[es] = out * reach[es]
                 arrivals[level.down.targets] += level.down.sum(inflow[es])
@@ -306,21 +332,24 @@ class Engine:
         # Two latencies per component: of every request (what holds slots and connections), and of the requests
         # that succeed (what a caller's timeout is judged on: a request that failed a call often took long to fail,
         # while the ones that succeed may be quick).
-        t_mean, t_var = np.zeros((S, B), REAL), np.zeros((S, B), REAL)
-        ok_t_mean, ok_t_var, ok_t_k3 = (np.zeros((S, B), REAL) for _ in range(3))
-        h_mean_all = np.zeros((S, B), REAL)
-        h_var_all = np.zeros((S, B), REAL)
-        answer_fail = np.zeros((S, B), REAL)          # P(a served request is answered with a failure)
-        log_ok = np.zeros((S, B), REAL)
+        # Rows: the S components, then one per operation (an endpoint with calls of its own).
+        R = S + len(self._ops)
+        t_mean, t_var = np.zeros((R, B), REAL), np.zeros((R, B), REAL)
+        ok_t_mean, ok_t_var, ok_t_k3 = (np.zeros((R, B), REAL) for _ in range(3))
+        h_mean_all = np.zeros((R, B), REAL)
+        h_var_all = np.zeros((R, B), REAL)
+        answer_fail = np.zeros((R, B), REAL)          # P(a served request is answered with a failure)
+        log_ok = np.zeros((R, B), REAL)
         call_fail = np.zeros_like(calls)
         q_now = np.zeros_like(calls)
         attempts_next = np.ones_like(calls)
         required = col["required"]
         all_doublings = np.exp2(tries - 1.0) - 1.0                # backoff doublings when every attempt fails
         for level in reversed(self._levels):
-            cs, es = level.components, level.edges
-            h_mean, h_var = base_mean[cs].copy(), base_var[cs].copy()
-            ok_mean_h, ok_var_h, ok_k3_h = base_mean[cs].copy(), base_var[cs].copy(), base_k3[cs].copy()
+            es, rows, hosts = level.edges, level.rows, level.hosts
+            h_mean, h_var = base_mean[hosts].copy(), base_var[hosts].copy()
+            ok_mean_h, ok_var_h, ok_k3_h = base_mean[hosts].copy(), base_var[hosts].copy(), base_k3[hosts].copy()
+            log_ok_rows = np.zeros_like(h_mean)
             if level.down is not None:
                 dst = topo.edge_dst[es]
                 m = t_mean[dst] + net[es]
@@ -378,19 +407,18 @@ class Engine:
                 e_ok_k3 = ((n - f + f_use) * c_ok_k3 + 3.0 * var_n * c_ok_mean * c_ok_var
                            + var_n * (1.0 - 2.0 * f_use) * c_ok_mean * c_ok_mean * c_ok_mean)
                 q_now[es], call_fail[es], attempts_next[es] = q, final, expected_tries
-                base = cs.start
                 if level.sequential is not None:
-                    seg, rows = level.sequential, level.sequential.targets - base
-                    h_mean[rows] += seg.sum(e_mean)
-                    h_var[rows] += seg.sum(e_var)
-                    ok_mean_h[rows] += seg.sum(e_ok_mean)
-                    ok_var_h[rows] += seg.sum(e_ok_var)
-                    ok_k3_h[rows] += seg.sum(e_ok_k3)
+                    seg, at = level.sequential, level.sequential.targets
+                    h_mean[at] += seg.sum(e_mean)
+                    h_var[at] += seg.sum(e_var)
+                    ok_mean_h[at] += seg.sum(e_ok_mean)
+                    ok_var_h[at] += seg.sum(e_ok_var)
+                    ok_k3_h[at] += seg.sum(e_ok_k3)
                 if level.required is not None:
                     seg = level.required
                     # floor(n) calls always, one more with probability frac(n): all must succeed
-                    log_ok[seg.targets] = seg.sum((n - f) * np.log(np.maximum(1.0 - final, 1e-30))
-                                                  + np.log(np.maximum(1.0 - f * final, 1e-30)))
+                    log_ok_rows[seg.targets] = seg.sum((n - f) * np.log(np.maximum(1.0 - final, 1e-30))
+                                                       + np.log(np.maximum(1.0 - f * final, 1e-30)))
                 for caller, pos in level.parallel:  # the request waits for the slowest parallel call
                     g_mean, g_var = e_mean[pos[0]], e_var[pos[0]]
                     o_mean, o_var, o_k3 = e_ok_mean[pos[0]], e_ok_var[pos[0]], e_ok_k3[pos[0]]
@@ -398,30 +426,40 @@ class Engine:
                         g_mean, g_var, _ = _clark_max(g_mean, g_var, e_mean[j], e_var[j])
                         o_mean, o_var, first = _clark_max(o_mean, o_var, e_ok_mean[j], e_ok_var[j])
                         o_k3 = first * o_k3 + (1.0 - first) * e_ok_k3[j]     # the skew of the likelier maximum
-                    h_mean[caller - base] += g_mean
-                    h_var[caller - base] += g_var
-                    ok_mean_h[caller - base] += o_mean
-                    ok_var_h[caller - base] += o_var
-                    ok_k3_h[caller - base] += o_k3
-            queued = fluid[cs] + w_slot[cs]
-            t_mean[cs] = queued + h_mean
-            t_var[cs] = h_var + w_slot_var[cs]
-            ok_t_mean[cs] = queued + ok_mean_h
-            ok_t_var[cs] = ok_var_h + w_slot_var[cs]
-            ok_t_k3[cs] = ok_k3_h + w_slot_k3[cs]
-            h_mean_all[cs] = h_mean
-            h_var_all[cs] = h_var
-            answer_fail[cs] = 1.0 - (1.0 - own_error[cs]) * np.exp(log_ok[cs])
-        self.hold = np.where(serving > 0, h_mean_all, self.hold)
-        self.hold_cv2 = np.where(serving > 0, h_var_all / np.maximum(h_mean_all * h_mean_all, TINY), self.hold_cv2)
-        dependency_fail = (1.0 - own_error) * (1.0 - np.exp(log_ok))
+                    h_mean[caller] += g_mean
+                    h_var[caller] += g_var
+                    ok_mean_h[caller] += o_mean
+                    ok_var_h[caller] += o_var
+                    ok_k3_h[caller] += o_k3
+            queued = fluid[hosts] + w_slot[hosts]
+            t_mean[rows] = queued + h_mean
+            t_var[rows] = h_var + w_slot_var[hosts]
+            ok_t_mean[rows] = queued + ok_mean_h
+            ok_t_var[rows] = ok_var_h + w_slot_var[hosts]
+            ok_t_k3[rows] = ok_k3_h + w_slot_k3[hosts]
+            h_mean_all[rows] = h_mean
+            h_var_all[rows] = h_var
+            log_ok[rows] = log_ok_rows
+            answer_fail[rows] = 1.0 - (1.0 - own_error[hosts]) * np.exp(log_ok_rows)
+        dependency_fail = (1.0 - own_error[self._row_host]) * (1.0 - np.exp(log_ok))          # [R, B]
+        hold, hold_var = h_mean_all[:S].copy(), h_var_all[:S].copy()
+        fail_mix = dependency_fail[:S].copy()
+        for host, ops in self._mixed:   # a service with operations holds slots for the mix of what its requests do
+            weights = [(generic[host], host)] + [(share[o], S + o) for o in ops]
+            hold[host] = sum(w * h_mean_all[r] for w, r in weights)
+            second = sum(w * (h_var_all[r] + h_mean_all[r] * h_mean_all[r]) for w, r in weights)
+            hold_var[host] = np.maximum(second - hold[host] * hold[host], 0.0)
+            fail_mix[host] = sum(w * dependency_fail[r] for w, r in weights)
+        self.hold = np.where(serving > 0, hold, self.hold)
+        self.hold_cv2 = np.where(serving > 0, hold_var / np.maximum(hold * hold, TINY), self.hold_cv2)
+        dependency_fail = fail_mix
 
         # -- entry endpoints: a request succeeds when it is answered well within its timeout
-        ec = topo.endpoint_component
-        m, v, k3 = ok_t_mean[ec], ok_t_var[ec], ok_t_k3[ec]
+        ec, er = topo.endpoint_component, self._endpoint_row      # the service, and the row of what it does
+        m, v, k3 = ok_t_mean[er], ok_t_var[er], ok_t_k3[er]
         timeout = col["endpoint_timeout"]
         p_late = qt.skewed_sf(m, v, k3, timeout)
-        good = (1.0 - refused[ec]) * (1.0 - slow_fail[ec]) * (1.0 - answer_fail[ec])
+        good = (1.0 - refused[ec]) * (1.0 - slow_fail[ec]) * (1.0 - answer_fail[er])
         ok = good * (1.0 - p_late)
         met = good * (1.0 - qt.skewed_sf(m, v, k3, col["endpoint_slo"]))
         # the SLO over this tick: availability at or above target, and the latency percentile within its threshold
@@ -450,8 +488,8 @@ class Engine:
         queue_depth = self.queue_depth = np.zeros((S, B), REAL)
         for e in self._consume_edges:  # messages of this queue waiting at its consumer
             q_comp, consumer = topo.edge_src[e], topo.edge_dst[e]
-            share = sent[e] / np.maximum(arrivals[consumer], TINY)
-            queue_depth[q_comp] = self.backlog[consumer] * np.clip(share, 0.0, 1.0)
+            fraction = sent[e] / np.maximum(arrivals[consumer], TINY)
+            queue_depth[q_comp] = self.backlog[consumer] * np.clip(fraction, 0.0, 1.0)
 
         self.tick, self.time = tick + 1, t1
         return Truth(
@@ -466,8 +504,8 @@ class Engine:
             offered=(arrivals * dt).T,
             served=(served * dt).T,
             failed_by_cause=failed_by_cause.transpose(2, 1, 0),
-            response_mean=t_mean.T,
-            response_var=t_var.T,
+            response_mean=t_mean[:S].T,
+            response_var=t_var[:S].T,
             cpu_utilisation=cpu_util.T,
             slot_utilisation=slot_util.T,
             backlog=self.backlog.T.copy(),
@@ -611,7 +649,7 @@ class Engine:
         for s in reversed(range(topo.n_components)):
             seq, par = 0.0, 0.0
             for e in range(*topo.out_slices[s].indices(topo.n_edges)):
-                if topo.edge_kind[e] == CONSUME:
+                if topo.edge_kind[e] == CONSUME or topo.edge_endpoint[e] >= 0:
                     continue
                 cost = topo.edge_calls[e] * (hold[topo.edge_dst[e]] + topo.edge_network[e])
                 if topo.edge_parallel[e]:
@@ -649,7 +687,11 @@ class Engine:
         for cs in topo.level_slices:
             edges = slice(topo.out_slices[cs.start].start, topo.out_slices[cs.stop - 1].stop)
             ids = np.arange(edges.start, edges.stop)
-            caller = topo.edge_src[ids]
+            ops = [o for o, h in enumerate(self._op_host) if cs.start <= h < cs.stop]
+            # an endpoint's own calls fold into its operation's row, after the level's component rows
+            row_of = {int(self._ops[o]): cs.stop - cs.start + i for i, o in enumerate(ops)}
+            caller = np.array([topo.edge_src[e] - cs.start if topo.edge_endpoint[e] < 0
+                               else row_of[int(topo.edge_endpoint[e])] for e in ids], dtype=np.int64)
             waited = topo.edge_kind[ids] != CONSUME                      # the caller waits for these calls
             seq = np.flatnonzero(waited & ~topo.edge_parallel[ids])
             req = np.flatnonzero(waited & topo.edge_required[ids])
@@ -660,10 +702,17 @@ class Engine:
                 down=_Segments.of(np.arange(len(ids)), topo.edge_dst[ids]),
                 sequential=_Segments.of(seq, caller[seq]),
                 required=_Segments.of(req, caller[req]),
-                parallel=[(int(c), par[caller[par] == c]) for c in np.unique(caller[par])],
+                parallel=[(int(c), par[caller[par] == c]) for c in np.unique(caller[par])],   # level-relative rows
                 pooled=np.flatnonzero(topo.edge_pool[ids] > 0),
                 deadline_classes=self._deadline_classes(cs),
                 single_deadline=self._single_deadline(cs),
+                rows=np.concatenate([np.arange(cs.start, cs.stop), topo.n_components + np.array(ops, dtype=np.int64)])
+                if ops else cs,
+                hosts=np.concatenate([np.arange(cs.start, cs.stop), self._op_host[ops]]) if ops else cs,
+                mixes=[(int(h), [(o, int(self._ops[o]), np.flatnonzero(topo.edge_endpoint[ids] == self._ops[o]))
+                                 for o in ops if self._op_host[o] == h],
+                        np.flatnonzero((topo.edge_src[ids] == h) & (topo.edge_endpoint[ids] < 0)))
+                       for h in sorted({int(self._op_host[o]) for o in ops})],
             ))
         return levels
 

@@ -132,7 +132,7 @@ def _column(topo: Topology, knob: str, target: object) -> int | slice | tuple:
         hits = np.flatnonzero((topo.edge_src == src) & (topo.edge_dst == dst))
         if hits.size == 0:
             raise KnobError(f"'{target[0]}' does not call '{target[1]}'")
-        return int(hits[0])
+        return int(hits[0]) if hits.size == 1 else hits      # the same call made for several endpoints
     if knob == "partition":
         if not (isinstance(target, tuple) and len(target) == 2 and all(z in topo.zones for z in target)):
             raise KnobError(f"partition takes a (from_zone, to_zone) pair of: {', '.join(topo.zones)}")

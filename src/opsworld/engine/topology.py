@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opsworld.spec.schema import Cache, Datastore, Queue, Scenario
+from opsworld.spec.schema import Cache, Datastore, Dependency, Queue, Scenario
 
 KINDS = ("service", "cache", "datastore", "queue")
 
@@ -69,6 +69,7 @@ class Topology:
     edge_cb_ratio: np.ndarray      # [E] failure ratio that opens the breaker (> 1: no breaker)
     edge_cb_open_for: np.ndarray   # [E]
     edge_cb_min_calls: np.ndarray  # [E]
+    edge_endpoint: np.ndarray      # [E] the endpoint whose requests alone make this call, or -1 for every request
     out_slices: list[slice]        # [S] each component's out-edges
     deadline: np.ndarray           # [S] the longest time a caller waits for this component
     # replicas: every replica slot of every component, grouped by component
@@ -90,6 +91,7 @@ class Topology:
     endpoint_slo_latency: np.ndarray   # [P]
     endpoint_slo_availability: np.ndarray  # [P]
     endpoint_slo_percentile: np.ndarray    # [P]
+    endpoint_own_calls: np.ndarray         # [P] bool: the endpoint lists its own calls (possibly none)
     # certificates
     certificates: list[str]
     cert_component: np.ndarray     # [C]
@@ -115,25 +117,32 @@ def compile_topology(scenario: Scenario) -> Topology:
     """Flatten a checked scenario into a `Topology`."""
     comps = scenario.components
     raw_edges: list[tuple[str, str, int, dict]] = []
+
+    def call(caller: str, dep: Dependency, endpoint: int) -> None:
+        kind = PUBLISH if isinstance(comps[dep.target], Queue) else CALL
+        pool = comps[dep.target].pool_size if isinstance(comps[dep.target], Datastore) else 0
+        cb = dep.circuit_breaker
+        raw_edges.append((caller, dep.target, kind, dict(
+            calls=dep.calls, parallel=dep.mode == "parallel", timeout=dep.timeout, retries=dep.retries,
+            backoff=dep.backoff, required=dep.required, network=dep.network_latency, pool=pool,
+            cb_ratio=cb.failure_ratio if cb else 2.0, cb_open_for=cb.open_for if cb else 0.0,
+            cb_min_calls=cb.min_calls if cb else 0.0, endpoint=endpoint)))
+
+    for p, ep in enumerate(scenario.traffic.endpoints):
+        for dep in ep.calls or []:
+            call(ep.service, dep, p)
     for name, comp in comps.items():
         for dep in comp.dependencies:
-            kind = PUBLISH if isinstance(comps[dep.target], Queue) else CALL
-            pool = comps[dep.target].pool_size if isinstance(comps[dep.target], Datastore) else 0
-            cb = dep.circuit_breaker
-            raw_edges.append((name, dep.target, kind, dict(
-                calls=dep.calls, parallel=dep.mode == "parallel", timeout=dep.timeout, retries=dep.retries,
-                backoff=dep.backoff, required=dep.required, network=dep.network_latency, pool=pool,
-                cb_ratio=cb.failure_ratio if cb else 2.0, cb_open_for=cb.open_for if cb else 0.0,
-                cb_min_calls=cb.min_calls if cb else 0.0)))
+            call(name, dep, -1)
         if isinstance(comp, Cache):
             pool = comps[comp.fronts].pool_size if isinstance(comps[comp.fronts], Datastore) else 0
             raw_edges.append((name, comp.fronts, MISS, dict(
                 calls=1.0 - comp.hit_ratio, parallel=False, timeout=0.0, retries=0, backoff=0.0, required=True,
-                network=0.0005, pool=pool, cb_ratio=2.0, cb_open_for=0.0, cb_min_calls=0.0)))
+                network=0.0005, pool=pool, cb_ratio=2.0, cb_open_for=0.0, cb_min_calls=0.0, endpoint=-1)))
         if isinstance(comp, Queue):
             raw_edges.append((name, comp.consumer, CONSUME, dict(
                 calls=1.0, parallel=False, timeout=NO_DEADLINE, retries=0, backoff=0.0, required=False,
-                network=0.0005, pool=0, cb_ratio=2.0, cb_open_for=0.0, cb_min_calls=0.0)))
+                network=0.0005, pool=0, cb_ratio=2.0, cb_open_for=0.0, cb_min_calls=0.0, endpoint=-1)))
 
     # longest-path levels give a topological order in which callers come first
     level = {name: 0 for name in comps}
@@ -242,6 +251,7 @@ def compile_topology(scenario: Scenario) -> Topology:
         edge_cb_ratio=arr(e[3]["cb_ratio"] for e in raw_edges),
         edge_cb_open_for=arr(e[3]["cb_open_for"] for e in raw_edges),
         edge_cb_min_calls=arr(e[3]["cb_min_calls"] for e in raw_edges),
+        edge_endpoint=arr((e[3]["endpoint"] for e in raw_edges), np.int64),
         out_slices=out_slices,
         deadline=np.maximum(deadline, 1e-3),
         replica_component=arr(rep_comp, np.int64),
@@ -260,6 +270,7 @@ def compile_topology(scenario: Scenario) -> Topology:
         endpoint_slo_latency=arr(ep.slo.latency for ep in eps),
         endpoint_slo_availability=arr(ep.slo.availability for ep in eps),
         endpoint_slo_percentile=arr(ep.slo.percentile for ep in eps),
+        endpoint_own_calls=arr((ep.calls is not None for ep in eps), bool),
         certificates=[c.name for c in scenario.certificates],
         cert_component=arr((pos[c.component] for c in scenario.certificates), np.int64),
         cert_not_after=arr(c.not_after for c in scenario.certificates),

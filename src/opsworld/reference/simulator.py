@@ -206,6 +206,13 @@ class ReferenceSimulator:
             ))
         self._specs = specs
         self._entry_specs = [(index[ep.service], ep.timeout, ep.slo.latency) for ep in scenario.traffic.endpoints]
+        # An endpoint that lists its own calls makes them in place of its service's dependencies.
+        self._endpoint_edges: list[tuple[_EdgeSpec, ...] | None] = []
+        for ep in scenario.traffic.endpoints:
+            host = index[ep.service]
+            self._endpoint_edges.append(None if ep.calls is None else tuple(
+                self._edge(host, comps[ep.service].instances, index[d.target], d.calls, d.timeout, d.retries,
+                           d.backoff, d.required, d.network_latency, d.mode == "parallel") for d in ep.calls))
 
     def _edge(self, caller: int, caller_replicas: int, target: int, calls: float, timeout: float, retries: int,
               backoff: float, required: bool, network: float, parallel: bool) -> _EdgeSpec:
@@ -271,6 +278,10 @@ class ReferenceSimulator:
                 s.consumer,
                 tuple(self._slowdowns[ci]),
             ))
+
+        self._endpoint_calls = [None if edges is None else (
+            tuple(edge_tuple(e) for e in edges if not e.parallel), tuple(edge_tuple(e) for e in edges if e.parallel))
+            for edges in self._endpoint_edges]
 
         # Counters: flat lists indexed tick * n_comp + component; row n_ticks collects activity after the run.
         self._n_comp, self._n_ticks, self._inv_tick = n_comp, n_ticks, 1.0 / tick
@@ -358,7 +369,7 @@ class ReferenceSimulator:
     def _entry(self, i: int, e: int, arrival: float) -> Generator[simpy.Event, Any, None]:
         """An endpoint request: deadline arrival + timeout, no retries; latency capped at the timeout."""
         service, timeout, _ = self._entry_specs[e]
-        ok = yield from self._handle(service, arrival + timeout, 0.0)
+        ok = yield from self._handle(service, arrival + timeout, 0.0, self._endpoint_calls[e])
         elapsed = self._env.now - arrival
         if elapsed > timeout:  # the client gave up at its timeout; the service's answer came too late
             elapsed, ok = timeout, False
@@ -368,11 +379,14 @@ class ReferenceSimulator:
         if self._remaining == 0:
             self._done.succeed()
 
-    def _handle(self, c: int, deadline: float, network: float) -> Proc:
+    def _handle(self, c: int, deadline: float, network: float, calls: tuple | None = None) -> Proc:
         """A request at component `c` (docs/model.md, Components, steps 1-5). Returns success; ends `network`
-        seconds after the component answers, so the process's end is when the answer reaches the caller."""
+        seconds after the component answers, so the process's end is when the answer reaches the caller.
+        `calls`, (sequential, parallel) edge tuples, replace the component's own for an endpoint with calls."""
         env = self._env
         slots, cores, work, error_rate, seq, par, miss_prob, miss_edge, consumer, slowdowns = self._comps[c]
+        if calls is not None:
+            seq, par = calls
         n_comp = self._n_comp
         self._events += 1
         self._offered[self._row(env.now) * n_comp + c] += 1

@@ -354,6 +354,11 @@ def check_references(scenario: Scenario, label: str = "<scenario>") -> None:
             raise ScenarioError(label, f"{base}.autoscaler.min", "min is above max", "make min at most max")
     for i, ep in enumerate(scenario.traffic.endpoints):
         need(ep.service, f"traffic.endpoints[{i}].service", "entry service")
+        for j, dep in enumerate(ep.calls or []):
+            need(dep.target, f"traffic.endpoints[{i}].calls[{j}].target", "dependency")
+            if dep.target == ep.service:
+                raise ScenarioError(label, f"traffic.endpoints[{i}].calls[{j}].target",
+                                    f"'{ep.service}' calls itself", "remove the self-call")
     for i, cert in enumerate(scenario.certificates):
         need(cert.component, f"certificates[{i}].component", "component")
     cycle = find_call_cycle(scenario)
@@ -361,8 +366,12 @@ def check_references(scenario: Scenario, label: str = "<scenario>") -> None:
         first, second = cycle[0], cycle[1]
         comp = comps[first]
         idx = next((i for i, d in enumerate(comp.dependencies) if d.target == second), None)
+        by_endpoint = [(i, j) for i, ep in enumerate(scenario.traffic.endpoints) if ep.service == first
+                       for j, d in enumerate(ep.calls or []) if d.target == second]
         if idx is not None:
             where = f"components.{first}.dependencies[{idx}].target"
+        elif by_endpoint:
+            where = f"traffic.endpoints[{by_endpoint[0][0]}].calls[{by_endpoint[0][1]}].target"
         elif isinstance(comp, Cache) and comp.fronts == second:
             where = f"components.{first}.fronts"
         else:  # a queue and its consumer
@@ -374,8 +383,10 @@ def check_references(scenario: Scenario, label: str = "<scenario>") -> None:
 
 
 def call_edges(scenario: Scenario) -> list[tuple[str, str]]:
-    """Every (caller, callee) edge the engine follows: dependencies, cache misses and queue consumers."""
+    """Every (caller, callee) edge the engine follows: endpoint calls, dependencies, cache misses, queue consumers."""
     edges = []
+    for ep in scenario.traffic.endpoints:
+        edges += [(ep.service, d.target) for d in ep.calls or []]
     for name, comp in scenario.components.items():
         edges += [(name, d.target) for d in comp.dependencies]
         if isinstance(comp, Cache):

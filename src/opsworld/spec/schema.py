@@ -198,11 +198,15 @@ class Slo(Spec):
 
 
 class Endpoint(Spec):
+    """An entry endpoint. With `calls`, its requests make these calls from `service` in place of the service's own
+    `dependencies` (a page that calls different backends from another page on the same frontend)."""
+
     name: str = Field(min_length=1, max_length=200)
     service: Name
     share: float = Field(1.0, gt=0.0)
     timeout: Duration = 30.0
     slo: Slo = Slo()
+    calls: list[Dependency] | None = None
 
 
 class Traffic(Spec):
