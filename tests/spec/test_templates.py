@@ -96,16 +96,31 @@ def weighted_edges(scenario: Scenario, name: str) -> list[tuple[str, float]]:
     return edges
 
 
-def component_rates(scenario: Scenario) -> dict[str, float]:
-    """Requests per second reaching each component at the base rate (no retries, no failures)."""
-    rates = {name: 0.0 for name in scenario.components}
+def endpoint_rates(scenario: Scenario) -> list[float]:
+    """Requests per second at each endpoint at the base rate."""
     endpoints = scenario.traffic.endpoints
     total_share = sum(ep.share for ep in endpoints)
-    for ep in endpoints:
-        rates[ep.service] += scenario.traffic.base_rate * ep.share / total_share
+    return [scenario.traffic.base_rate * ep.share / total_share for ep in endpoints]
+
+
+def component_rates(scenario: Scenario) -> dict[str, float]:
+    """Requests per second reaching each component at the base rate (no retries, no failures). An endpoint with
+    its own `calls` makes those instead of its service's dependencies."""
+    rates = {name: 0.0 for name in scenario.components}
+    generic = {name: 0.0 for name in scenario.components}      # requests that make the component's own calls
+    for ep, rate in zip(scenario.traffic.endpoints, endpoint_rates(scenario)):
+        rates[ep.service] += rate
+        if ep.calls is None:
+            generic[ep.service] += rate
     for name in topological_order(scenario):
+        for ep, rate in zip(scenario.traffic.endpoints, endpoint_rates(scenario)):
+            if ep.service == name and ep.calls is not None:
+                for dep in ep.calls:
+                    rates[dep.target] += rate * dep.calls
+                    generic[dep.target] += rate * dep.calls
         for target, calls in weighted_edges(scenario, name):
-            rates[target] += rates[name] * calls
+            rates[target] += generic[name] * calls
+            generic[target] += generic[name] * calls
     return rates
 
 
@@ -126,27 +141,43 @@ def response_times(scenario: Scenario) -> dict[str, float]:
     rt: dict[str, float] = {}
     for name in reversed(topological_order(scenario)):
         comp = comps[name]
-        total, parallel = own_work(comp), 0.0
-        for dep in comp.dependencies:
-            callee = comps[dep.target]
-            one = dep.network_latency + (own_work(callee) if isinstance(callee, Queue) else rt[dep.target])
-            if dep.mode == "parallel":
-                parallel = max(parallel, dep.calls * one)
-            else:
-                total += dep.calls * one
+        rt[name] = holding(scenario, comp, comp.dependencies, rt)
         if isinstance(comp, Cache):
-            total += (1.0 - comp.hit_ratio) * (MISS_NETWORK + rt[comp.fronts])
-        rt[name] = total + parallel
+            rt[name] += (1.0 - comp.hit_ratio) * (MISS_NETWORK + rt[comp.fronts])
     return rt
+
+
+def holding(scenario: Scenario, comp: ComponentBase, deps: list, rt: dict[str, float]) -> float:
+    """Own work plus the calls `deps`: sequential ones add up, parallel ones count as the slowest."""
+    total, parallel = own_work(comp), 0.0
+    for dep in deps:
+        callee = scenario.components[dep.target]
+        one = dep.network_latency + (own_work(callee) if isinstance(callee, Queue) else rt[dep.target])
+        if dep.mode == "parallel":
+            parallel = max(parallel, dep.calls * one)
+        else:
+            total += dep.calls * one
+    return total + parallel
+
+
+def busy_slots(scenario: Scenario) -> dict[str, float]:
+    """Request slots in use at each component: rate x holding time, each endpoint with its own calls apart."""
+    rates, rt = component_rates(scenario), response_times(scenario)
+    busy = {name: rates[name] * rt[name] for name in scenario.components}
+    for ep, rate in zip(scenario.traffic.endpoints, endpoint_rates(scenario)):
+        if ep.calls is not None:
+            comp = scenario.components[ep.service]
+            busy[ep.service] += rate * (holding(scenario, comp, ep.calls, rt) - rt[ep.service])
+    return busy
 
 
 def utilisation(scenario: Scenario) -> dict[str, tuple[float, float]]:
     """(CPU utilisation, slot utilisation) of every component at the base rate."""
-    rates, rt = component_rates(scenario), response_times(scenario)
+    rates, busy = component_rates(scenario), busy_slots(scenario)
     out = {}
     for name, comp in scenario.components.items():
         cpu = rates[name] * comp.service_time.mean / (comp.replicas * comp.cpu)
-        slots = rates[name] * rt[name] / (comp.replicas * comp.concurrency)
+        slots = busy[name] / (comp.replicas * comp.concurrency)
         out[name] = (cpu, slots)
     return out
 
@@ -244,10 +275,11 @@ def test_social_network_fans_out_through_a_queue() -> None:
 
 
 def test_hotel_search_calls_geo_and_rate_in_parallel() -> None:
-    comps = load_scenario("hotel-reservation").components
+    scenario = load_scenario("hotel-reservation")
+    comps = scenario.components
     modes = {d.target: d.mode for d in comps["search"].dependencies}
     assert modes.get("geo") == "parallel" and modes.get("rate") == "parallel"
-    frontend = {d.target for d in comps["frontend"].dependencies}
+    frontend = {src_dst[1] for src_dst in call_edges(scenario) if src_dst[0] == "frontend"}   # endpoint calls too
     assert {"search", "profile", "recommendation", "reservation", "user"} <= frontend
 
 
