@@ -65,7 +65,10 @@ class _Level:
     sequential: _Segments | None         # positions of sequential waited-for calls, grouped by caller
     required: _Segments | None           # positions of required calls, grouped by caller
     parallel: list[tuple[int, np.ndarray]]  # (caller, positions of its parallel calls)
-    pooled: np.ndarray                   # positions of datastore calls through a connection pool
+    pooled: np.ndarray                   # positions (among `calls`) of datastore calls through a connection pool
+    calls: slice | np.ndarray            # one edge per distinct call: the same call made for several endpoints is
+    call_of: np.ndarray | None           # computed once; call_of maps each edge to its call (None: all distinct)
+    whole_calls: bool                    # every edge makes a whole number of calls (no Bernoulli extra call)
     deadline_classes: list[tuple[int, list[int]]]  # components reached with several deadlines (see _patience)
     single_deadline: tuple[np.ndarray, np.ndarray]  # (rows, edge) of components called by one edge only
     rows: slice | np.ndarray             # latency rows: the level's components, then its operations (see below)
@@ -351,15 +354,16 @@ class Engine:
             ok_mean_h, ok_var_h, ok_k3_h = base_mean[hosts].copy(), base_var[hosts].copy(), base_k3[hosts].copy()
             log_ok_rows = np.zeros_like(h_mean)
             if level.down is not None:
-                dst = topo.edge_dst[es]
-                m = t_mean[dst] + net[es]
-                m_ok = ok_t_mean[dst] + net[es]
+                ce = level.calls                                          # per distinct call, then per edge below
+                dst = topo.edge_dst[ce]
+                m = t_mean[dst] + net[ce]
+                m_ok = ok_t_mean[dst] + net[ce]
                 v_ok = ok_t_var[dst]
                 k3_ok = ok_t_k3[dst]
                 slow = slow_fail[dst]
                 if len(level.pooled):
                     sp = level.pooled
-                    pe = es.start + sp
+                    pe = (ce[sp] if level.call_of is not None else es.start + sp)
                     conns = k.pool_size[pe] * serving[topo.edge_src[pe]]
                     held = np.minimum(m[sp], tau[pe])
                     load = sent[pe] * reach[pe]
@@ -371,16 +375,16 @@ class Engine:
                     over = load * held / np.maximum(conns, TINY)
                     pool_timeout = 1.0 - 1.0 / np.maximum(over, 1.0)      # the connections cannot carry it
                     slow[sp] = 1.0 - (1.0 - slow[sp]) * (1.0 - pool_timeout)
-                tau_e, fast_e = tau[es], fast[es]
+                tau_e, fast_e = tau[ce], fast[ce]
                 p_late = qt.skewed_sf(m_ok, v_ok, k3_ok, tau_e)          # a good answer that comes too late
                 answered = (1.0 - fast_e) * (1.0 - slow)
                 q_error = answered * answer_fail[dst]
                 q_timeout = (1.0 - fast_e) * slow + answered * (1.0 - answer_fail[dst]) * p_late
                 q = np.minimum(fast_e + q_timeout + q_error, 1.0)
-                final, expected_tries, doublings = _retries(q, tries[es], most_tries)
+                final, expected_tries, doublings = _retries(q, tries[ce], most_tries)
                 failed_attempts = q * expected_tries
-                cost = (fast_e * net[es] + q_timeout * tau_e + q_error * np.minimum(m, tau_e)) / np.maximum(q, TINY)
-                backoff = col["edge_backoff"][es]
+                cost = (fast_e * net[ce] + q_timeout * tau_e + q_error * np.minimum(m, tau_e)) / np.maximum(q, TINY)
+                backoff = col["edge_backoff"][ce]
                 good = np.minimum(m_ok, tau_e)                            # latency of the attempt that succeeds
                 good_var = v_ok * (1.0 - p_late) ** 2
                 spread = (1.0 - q) * cost * cost
@@ -388,24 +392,35 @@ class Engine:
                 c_var = (1.0 - final) * good_var + failed_attempts * spread
                 # given that the call succeeds in the end: fewer failed attempts, and only the backoff they caused
                 succeeds = np.maximum(1.0 - final, TINY)
-                fails_ok = (failed_attempts - final * tries[es]) / succeeds
-                c_ok_mean = good + fails_ok * cost + backoff * (doublings - final * all_doublings[es]) / succeeds
+                fails_ok = (failed_attempts - final * tries[ce]) / succeeds
+                c_ok_mean = good + fails_ok * cost + backoff * (doublings - final * all_doublings[ce]) / succeeds
                 c_ok_var = good_var + fails_ok * spread
                 c_ok_k3 = k3_ok * (1.0 - p_late) ** 3 + fails_ok * (1.0 - 2.0 * q) * spread * cost
-                n, f = calls[es], frac[es]
-                e_mean = n * c_mean
-                e_var = n * c_var + call_var_n[es] * c_mean * c_mean
-                # the optional extra call happens less often among requests that succeed
-                f_ok = f * succeeds / np.maximum(1.0 - f * final, TINY)
-                n_ok = n - f + f_ok
-                r = required[es]
-                e_ok_mean = r * (n_ok * c_ok_mean) + (1.0 - r) * e_mean
-                e_ok_var = r * (n_ok * c_ok_var + f_ok * (1.0 - f_ok) * c_ok_mean * c_ok_mean) + (1.0 - r) * e_var
-                # a random number of calls: k3 = E[N] k3(X) + 3 Var(N) E[X] Var(X) + k3(N) E[X]^3
-                f_use = r * f_ok + (1.0 - r) * f
-                var_n = f_use * (1.0 - f_use)
-                e_ok_k3 = ((n - f + f_use) * c_ok_k3 + 3.0 * var_n * c_ok_mean * c_ok_var
-                           + var_n * (1.0 - 2.0 * f_use) * c_ok_mean * c_ok_mean * c_ok_mean)
+                if level.call_of is not None:                             # back to one row per edge
+                    at = level.call_of
+                    q, final, expected_tries, succeeds = q[at], final[at], expected_tries[at], succeeds[at]
+                    c_mean, c_var, c_ok_mean, c_ok_var, c_ok_k3 = (c_mean[at], c_var[at], c_ok_mean[at],
+                                                                   c_ok_var[at], c_ok_k3[at])
+                n, r = calls[es], required[es]
+                if level.whole_calls:   # no Bernoulli extra call: every term below is n times the call's
+                    f = 0.0
+                    e_mean, e_var, e_ok_k3 = n * c_mean, n * c_var, n * c_ok_k3
+                    e_ok_mean = n * (r * c_ok_mean + (1.0 - r) * c_mean)
+                    e_ok_var = n * (r * c_ok_var + (1.0 - r) * c_var)
+                else:
+                    f = frac[es]
+                    e_mean = n * c_mean
+                    e_var = n * c_var + call_var_n[es] * c_mean * c_mean
+                    # the optional extra call happens less often among requests that succeed
+                    f_ok = f * succeeds / np.maximum(1.0 - f * final, TINY)
+                    n_ok = n - f + f_ok
+                    e_ok_mean = r * (n_ok * c_ok_mean) + (1.0 - r) * e_mean
+                    e_ok_var = r * (n_ok * c_ok_var + f_ok * (1.0 - f_ok) * c_ok_mean * c_ok_mean) + (1.0 - r) * e_var
+                    # a random number of calls: k3 = E[N] k3(X) + 3 Var(N) E[X] Var(X) + k3(N) E[X]^3
+                    f_use = r * f_ok + (1.0 - r) * f
+                    var_n = f_use * (1.0 - f_use)
+                    e_ok_k3 = ((n - f + f_use) * c_ok_k3 + 3.0 * var_n * c_ok_mean * c_ok_var
+                               + var_n * (1.0 - 2.0 * f_use) * c_ok_mean * c_ok_mean * c_ok_mean)
                 q_now[es], call_fail[es], attempts_next[es] = q, final, expected_tries
                 if level.sequential is not None:
                     seg, at = level.sequential, level.sequential.targets
@@ -417,8 +432,9 @@ class Engine:
                 if level.required is not None:
                     seg = level.required
                     # floor(n) calls always, one more with probability frac(n): all must succeed
-                    log_ok_rows[seg.targets] = seg.sum((n - f) * np.log(np.maximum(1.0 - final, 1e-30))
-                                                       + np.log(np.maximum(1.0 - f * final, 1e-30)))
+                    log_fail = np.log(np.maximum(1.0 - final, 1e-30))
+                    log_ok_rows[seg.targets] = seg.sum(n * log_fail if level.whole_calls else
+                                                       (n - f) * log_fail + np.log(np.maximum(1.0 - f * final, 1e-30)))
                 for caller, pos in level.parallel:  # the request waits for the slowest parallel call
                     g_mean, g_var = e_mean[pos[0]], e_var[pos[0]]
                     o_mean, o_var, o_k3 = e_ok_mean[pos[0]], e_ok_var[pos[0]], e_ok_k3[pos[0]]
@@ -681,6 +697,26 @@ class Engine:
                 edges.append(int(callers[0]))
         return np.array(rows, dtype=np.int64), np.array(edges, dtype=np.int64)
 
+    def _distinct_calls(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Edges that are the same call (same caller, callee and policy, made for different endpoints) share one
+        computation of attempts, failures and latency; only the number of calls differs. Calls through a
+        connection pool or a circuit breaker keep their own (their state is per edge)."""
+        topo = self.topology
+        index: dict[tuple, int] = {}
+        first, call_of = [], []
+        for i, e in enumerate(ids):
+            alone = topo.edge_pool[e] > 0 or topo.edge_cb_ratio[e] <= 1.0 or topo.edge_kind[e] == CONSUME
+            key = ("edge", int(e)) if alone else (int(topo.edge_src[e]), int(topo.edge_dst[e]), int(topo.edge_kind[e]),
+                                                  float(topo.edge_timeout[e]), float(topo.edge_retries[e]),
+                                                  float(topo.edge_backoff[e]), float(topo.edge_network[e]))
+            if key not in index:
+                index[key] = len(first)
+                first.append(i)
+            call_of.append(index[key])
+        if len(first) == len(ids):
+            return np.arange(len(ids)), None
+        return np.array(first, dtype=np.int64), np.array(call_of, dtype=np.int64)
+
     def _plan(self) -> list[_Level]:
         topo = self.topology
         levels = []
@@ -693,6 +729,7 @@ class Engine:
             caller = np.array([topo.edge_src[e] - cs.start if topo.edge_endpoint[e] < 0
                                else row_of[int(topo.edge_endpoint[e])] for e in ids], dtype=np.int64)
             waited = topo.edge_kind[ids] != CONSUME                      # the caller waits for these calls
+            first, call_of = self._distinct_calls(ids)
             seq = np.flatnonzero(waited & ~topo.edge_parallel[ids])
             req = np.flatnonzero(waited & topo.edge_required[ids])
             par = np.flatnonzero(waited & topo.edge_parallel[ids])
@@ -703,7 +740,11 @@ class Engine:
                 sequential=_Segments.of(seq, caller[seq]),
                 required=_Segments.of(req, caller[req]),
                 parallel=[(int(c), par[caller[par] == c]) for c in np.unique(caller[par])],   # level-relative rows
-                pooled=np.flatnonzero(topo.edge_pool[ids] > 0),
+                pooled=np.flatnonzero(topo.edge_pool[ids[first]] > 0),
+                calls=ids[first] if call_of is not None else edges,
+                call_of=call_of,
+                whole_calls=bool(np.all(topo.edge_calls[ids] == np.floor(topo.edge_calls[ids]))
+                                 and not np.any(topo.edge_kind[ids] == MISS)),
                 deadline_classes=self._deadline_classes(cs),
                 single_deadline=self._single_deadline(cs),
                 rows=np.concatenate([np.arange(cs.start, cs.stop), topo.n_components + np.array(ops, dtype=np.int64)])
