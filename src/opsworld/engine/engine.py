@@ -161,6 +161,7 @@ class Engine:
         self._consume_edges = np.flatnonzero(topo.edge_kind == CONSUME)
         self._gpu = np.flatnonzero(topo.gpu_count > 0)
         self._autoscaled = np.flatnonzero(topo.autoscaled)
+        self._breakers = np.flatnonzero(topo.edge_cb_ratio <= 1.0)      # edges with a circuit breaker
         self._queues = np.flatnonzero(np.isfinite(topo.queue_capacity))
         self._queue_capacity = topo.queue_capacity[self._queues][:, None].astype(REAL)
         self.queue_depth = np.zeros((S, worlds), REAL)          # messages waiting, per queue component
@@ -474,17 +475,19 @@ class Engine:
         ec, er = topo.endpoint_component, self._endpoint_row      # the service, and the row of what it does
         m, v, k3 = ok_t_mean[er], ok_t_var[er], ok_t_k3[er]
         timeout = col["endpoint_timeout"]
-        p_late = qt.skewed_sf(m, v, k3, timeout)
+        fit = qt.SkewedGamma(m, v, k3)
         good = (1.0 - refused[ec]) * (1.0 - slow_fail[ec]) * (1.0 - answer_fail[er])
-        ok = good * (1.0 - p_late)
-        met = good * (1.0 - qt.skewed_sf(m, v, k3, col["endpoint_slo"]))
+        ok = good * (1.0 - fit.sf(timeout))
+        met = good * (1.0 - fit.sf(col["endpoint_slo"]))
         # the SLO over this tick: availability at or above target, and the latency percentile within its threshold
-        percentile = qt.skewed_quantile(m, v, k3, self._slo_z)           # [P, B] at each endpoint's SLO percentile
+        percentile = fit.quantile(self._slo_z)                          # [P, B] at each endpoint's SLO percentile
         breached = (ok < col["slo_availability"]) | (percentile > col["endpoint_slo"])
 
         # -- circuit breakers trip on this tick's failure ratio
-        trip = (q_now > col["cb_ratio"]) & (sent * dt >= col["cb_min_calls"]) & (self.breaker_until <= t0)
-        self.breaker_until = np.where(trip, t1 + col["cb_open_for"], self.breaker_until)
+        if len(self._breakers):
+            b = self._breakers
+            trip = (q_now[b] > col["cb_ratio"][b]) & (sent[b] * dt >= col["cb_min_calls"][b]) & (self.breaker_until[b] <= t0)
+            self.breaker_until[b] = np.where(trip, t1 + col["cb_open_for"][b], self.breaker_until[b])
         self.attempts = attempts_next
 
         # -- resources: CPU per replica, nodes, contention for the next tick

@@ -108,6 +108,20 @@ def _shifted(mean: np.ndarray, var: np.ndarray, third: np.ndarray) -> tuple[np.n
     return mean - gamma_mean, gamma_mean
 
 
+class SkewedGamma:
+    """The shifted Gamma of `_shifted`, fitted once and asked several questions."""
+
+    def __init__(self, mean: np.ndarray, var: np.ndarray, third: np.ndarray) -> None:
+        self.var = var
+        self.shift, self.gamma_mean = _shifted(mean, var, third)
+
+    def sf(self, x: np.ndarray) -> np.ndarray:
+        return gamma_sf(self.gamma_mean, self.var, x - self.shift)
+
+    def quantile(self, z: float | np.ndarray) -> np.ndarray:
+        return np.maximum(self.shift + gamma_quantile(self.gamma_mean, self.var, z), 0.0)
+
+
 def skewed_quantile(mean: np.ndarray, var: np.ndarray, third: np.ndarray, z: float | np.ndarray) -> np.ndarray:
     """Quantile at normal score `z` of the shifted Gamma matching mean, variance and third cumulant."""
     shift, gamma_mean = _shifted(mean, var, third)

@@ -41,15 +41,19 @@ class Streams:
         return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
 
     def normal(self, tick: int, stream: int, n: int) -> np.ndarray:
-        """[worlds, n] standard normals: Box-Muller on the two 32-bit halves of one 64-bit draw."""
+        """[worlds, n] standard normals: Box-Muller on the two 24-bit halves of 64-bit draws, both of its outputs
+        used (cosine and sine), so n normals cost n/2 draws."""
+        pairs = (n + 1) // 2
         with np.errstate(over="ignore"):
             salt = np.uint64(tick) * _TICK + np.uint64(stream) * _STREAM
-            bits = _mix(self._world_key[:, None] ^ (salt + np.arange(n, dtype=np.uint64))[None, :])
+            bits = _mix(self._world_key[:, None] ^ (salt + np.arange(pairs, dtype=np.uint64))[None, :])
         # 24 bits per uniform is plenty for a normal deviate and keeps the arithmetic in float32 (twice as fast)
         scale = np.float32(1.0 / 16777216.0)
         u1 = ((bits >> np.uint64(40)).astype(np.float32) + np.float32(0.5)) * scale
         u2 = (((bits >> np.uint64(8)) & np.uint64(0xFFFFFF)).astype(np.float32) + np.float32(0.5)) * scale
-        return np.sqrt(np.float32(-2.0) * np.log(u1)) * np.cos(np.float32(2.0 * np.pi) * u2)
+        radius = np.sqrt(np.float32(-2.0) * np.log(u1))
+        angle = np.float32(2.0 * np.pi) * u2
+        return np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=1)[:, :n]
 
 
 def poisson(mean: np.ndarray, normal: np.ndarray, uniform: "Callable[[], np.ndarray]") -> np.ndarray:
