@@ -37,22 +37,36 @@ LONGEST = 1e4           # seconds: cap on waits, so that their powers stay finit
 
 @dataclass(frozen=True)
 class _Segments:
-    """Edges grouped by a key component, for per-world sums with `np.add.reduceat` (no BLAS, batch-independent)."""
+    """Edges grouped by a key row, summed per group member by member: the k-th member of every group is gathered
+    and added at once. (numpy's reduceat along the first axis walks it innermost, which is slow on [rows, worlds];
+    this adds whole rows, in a fixed order, so a world's sum never depends on the batch.)"""
 
-    take: np.ndarray      # positions (in the array the segments are applied to) in group order
-    starts: np.ndarray    # first position of each group in `take`
-    targets: np.ndarray   # the component each group belongs to
+    targets: np.ndarray              # the row each group belongs to
+    members: list[np.ndarray]        # members[k]: position of the k-th member of each group that has one
+    groups: list[np.ndarray | None]  # groups[k]: which groups have a k-th member (None: all of them)
 
     @classmethod
     def of(cls, edges: np.ndarray, keys: np.ndarray) -> "_Segments | None":
         if len(edges) == 0:
             return None
-        order = np.argsort(keys, kind="stable")
-        targets, starts = np.unique(keys[order], return_index=True)
-        return cls(edges[order], starts, targets)
+        targets = np.unique(keys)
+        by_group = [edges[keys == t] for t in targets]
+        longest = max(len(g) for g in by_group)
+        members, groups = [], []
+        for k in range(longest):
+            have = np.array([i for i, g in enumerate(by_group) if len(g) > k], dtype=np.int64)
+            members.append(np.array([by_group[i][k] for i in have], dtype=np.int64))
+            groups.append(None if len(have) == len(by_group) else have)
+        return cls(targets, members, groups)
 
     def sum(self, values: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(values[self.take], self.starts, axis=0)
+        out = values[self.members[0]]
+        for members, groups in zip(self.members[1:], self.groups[1:]):
+            if groups is None:
+                out += values[members]
+            else:
+                out[groups] += values[members]
+        return out
 
 
 @dataclass(frozen=True)
