@@ -22,6 +22,7 @@ import numpy as np
 from opsworld.engine import queueing as qt
 from opsworld.engine.knobs import KNOB_NAMES, KnobError, KnobName, Knobs, Worlds, column, resolve_worlds
 from opsworld.engine.random import Streams, poisson
+from opsworld.engine.segments import Segments
 from opsworld.engine.real import REAL
 from opsworld.engine.replicas import Replicas
 from opsworld.engine.topology import CONSUME, MISS, Topology, compile_topology
@@ -36,48 +37,14 @@ LONGEST = 1e4           # seconds: cap on waits, so that their powers stay finit
 
 
 @dataclass(frozen=True)
-class _Segments:
-    """Edges grouped by a key row, summed per group member by member: the k-th member of every group is gathered
-    and added at once. (numpy's reduceat along the first axis walks it innermost, which is slow on [rows, worlds];
-    this adds whole rows, in a fixed order, so a world's sum never depends on the batch.)"""
-
-    targets: np.ndarray              # the row each group belongs to
-    members: list[np.ndarray]        # members[k]: position of the k-th member of each group that has one
-    groups: list[np.ndarray | None]  # groups[k]: which groups have a k-th member (None: all of them)
-
-    @classmethod
-    def of(cls, edges: np.ndarray, keys: np.ndarray) -> "_Segments | None":
-        if len(edges) == 0:
-            return None
-        targets = np.unique(keys)
-        by_group = [edges[keys == t] for t in targets]
-        longest = max(len(g) for g in by_group)
-        members, groups = [], []
-        for k in range(longest):
-            have = np.array([i for i, g in enumerate(by_group) if len(g) > k], dtype=np.int64)
-            members.append(np.array([by_group[i][k] for i in have], dtype=np.int64))
-            groups.append(None if len(have) == len(by_group) else have)
-        return cls(targets, members, groups)
-
-    def sum(self, values: np.ndarray) -> np.ndarray:
-        out = values[self.members[0]]
-        for members, groups in zip(self.members[1:], self.groups[1:]):
-            if groups is None:
-                out += values[members]
-            else:
-                out[groups] += values[members]
-        return out
-
-
-@dataclass(frozen=True)
 class _Level:
     """One level of the call graph: its components and their out-edges (both contiguous), and how to fold them."""
 
     components: slice
     edges: slice
-    down: _Segments | None               # positions in `edges`, grouped by callee, for arrivals
-    sequential: _Segments | None         # positions of sequential waited-for calls, grouped by caller
-    required: _Segments | None           # positions of required calls, grouped by caller
+    down: Segments | None               # positions in `edges`, grouped by callee, for arrivals
+    sequential: Segments | None         # positions of sequential waited-for calls, grouped by caller
+    required: Segments | None           # positions of required calls, grouped by caller
     parallel: list[tuple[int, np.ndarray]]  # (caller, positions of its parallel calls)
     pooled: np.ndarray                   # positions (among `calls`) of datastore calls through a connection pool
     calls: slice | np.ndarray            # one edge per distinct call: the same call made for several endpoints is
@@ -179,9 +146,7 @@ class Engine:
         self._queues = np.flatnonzero(np.isfinite(topo.queue_capacity))
         self._queue_capacity = topo.queue_capacity[self._queues][:, None].astype(REAL)
         self.queue_depth = np.zeros((S, worlds), REAL)          # messages waiting, per queue component
-        by_node = np.argsort(topo.replica_node, kind="stable")
-        nodes, starts = np.unique(topo.replica_node[by_node], return_index=True)
-        self._node_groups = (by_node, starts, nodes)
+        self._replicas_by_node = Segments.of(np.arange(len(topo.replica_node)), topo.replica_node)
         column = lambda a: np.asarray(a, dtype=REAL)[:, None]  # noqa: E731  static per-row constants
         self._col = {
             "cpu": column(topo.cpu), "service_mean": column(topo.service_mean), "concurrency": column(topo.concurrency),
@@ -600,7 +565,7 @@ class Engine:
             return 0.0
         running = self.replicas.running
         Z = len(topo.zones)
-        share = np.stack([np.add.reduceat(running * (self._replica_zone == z)[:, None], topo.replica_starts, axis=0)
+        share = np.stack([self.replicas.per_component(running * (self._replica_zone == z)[:, None])
                           for z in range(Z)])                                   # [Z, S, B]
         share = share / np.maximum(share.sum(axis=0, keepdims=True), 1.0)
         src, dst = share[:, topo.edge_src], share[:, topo.edge_dst]            # [Z, E, B]
@@ -637,21 +602,20 @@ class Engine:
         """Cores and bytes in use per node [N, B], and each component's mean CPU contention factor [S, B]."""
         topo, reps = self.topology, self.replicas
         running = reps.running
-        order, starts, nodes = self._node_groups
-        cores = (running * cpu_per_replica[topo.replica_component])[order]
+        by_node = self._replicas_by_node
         cpu = np.zeros((len(topo.nodes), self.worlds), REAL)
-        cpu[nodes] = np.add.reduceat(cores, starts, axis=0)
+        cpu[by_node.targets] = by_node.sum(running * cpu_per_replica[topo.replica_component])
         if reps.memory_changed or self._node_memory is None:
             self._node_memory = np.zeros_like(cpu)
-            self._node_memory[nodes] = np.add.reduceat(reps.memory[order], starts, axis=0)
+            self._node_memory[by_node.targets] = by_node.sum(reps.memory)
             reps.memory_changed = False
         memory = self._node_memory
         demand = (cpu + steal) / self._node_cores
         if not (demand > 1.0).any():   # no node is short of cores: nobody is slowed down
             return cpu, memory, self._no_slowdown
         per_replica = np.maximum(demand, 1.0)[topo.replica_node] * running
-        total = np.add.reduceat(per_replica, topo.replica_starts, axis=0)
-        count = np.add.reduceat(running, topo.replica_starts, axis=0)
+        total = reps.per_component(per_replica)
+        count = reps.per_component(running)
         return cpu, memory, np.where(count > 0, total / np.maximum(count, 1.0), 1.0)
 
     def _autoscale(self, cpu_util: np.ndarray, ready: np.ndarray, now: float) -> None:
@@ -753,9 +717,9 @@ class Engine:
             levels.append(_Level(
                 components=cs,
                 edges=edges,
-                down=_Segments.of(np.arange(len(ids)), topo.edge_dst[ids]),
-                sequential=_Segments.of(seq, caller[seq]),
-                required=_Segments.of(req, caller[req]),
+                down=Segments.of(np.arange(len(ids)), topo.edge_dst[ids]),
+                sequential=Segments.of(seq, caller[seq]),
+                required=Segments.of(req, caller[req]),
                 parallel=[(int(c), par[caller[par] == c]) for c in np.unique(caller[par])],   # level-relative rows
                 pooled=np.flatnonzero(topo.edge_pool[ids[first]] > 0),
                 calls=ids[first] if call_of is not None else edges,

@@ -2,7 +2,7 @@
 crash loops with back-off, health-check ejection, and scaling to the desired count.
 
 Arrays are [R, B] over replica slots (grouped by component, `Topology.replica_starts`) and worlds; per-component
-counts are `np.add.reduceat` over those row groups, which sums each world on its own (batch-size independent).
+counts add each group's rows in a fixed order (`Segments`), so a world's sums never depend on its batch.
 Times are kept as moments (`started`, `timer`, `hung_since`) rather than counters, so a quiet tick costs nothing.
 """
 
@@ -14,6 +14,7 @@ import numpy as np
 
 from opsworld.engine.knobs import Knobs
 from opsworld.engine.real import REAL
+from opsworld.engine.segments import Segments
 from opsworld.engine.topology import Topology
 
 ABSENT, STARTING, RUNNING, CRASHED = 0, 1, 2, 3
@@ -62,12 +63,14 @@ class Replicas:
         self.hung_since = np.full((len(comp), B), np.inf)
         self._growing = False
         self._counts: ReplicaCounts | None = None
+        self._by_component = Segments.of(np.arange(len(comp)), comp)
         self.memory_changed = True       # whether `memory` moved since the last tick (for per-node sums)
         self.running = (self.state == RUNNING).astype(REAL)   # [R, B] 1.0 where a replica runs
         self._settled = False
 
-    def _per_component(self, values: np.ndarray, op: np.ufunc = np.add) -> np.ndarray:
-        return op.reduceat(values, self.topo.replica_starts, axis=0)
+    def per_component(self, values: np.ndarray, op: np.ufunc = np.add) -> np.ndarray:
+        """[S, B] `values` over replica slots [R, B] combined per component (sum by default)."""
+        return self._by_component.sum(values, op)
 
     def step(self, now: float, dt: float, knobs: Knobs, changed: bool = True) -> ReplicaCounts:
         """Advance every replica by one tick (to `now + dt`). `changed` says whether any knob was set since the
@@ -117,12 +120,12 @@ class Replicas:
         self.memory_changed = True
         self.running = running.astype(REAL)
         self._counts = ReplicaCounts(
-            in_rotation=self._per_component(in_rotation.astype(REAL)),
-            serving=self._per_component(serving.astype(REAL)),
-            disk_full=self._per_component(disk_full.astype(REAL)),
-            memory_used=self._per_component(self.memory),
-            memory_max_fraction=self._per_component(self.memory / self.limit, np.maximum),
-            disk_max_fraction=self._per_component(self.disk / self.disk_size, np.maximum),
-            restarts=self._per_component(self.restarts),
+            in_rotation=self.per_component(in_rotation.astype(REAL)),
+            serving=self.per_component(serving.astype(REAL)),
+            disk_full=self.per_component(disk_full.astype(REAL)),
+            memory_used=self.per_component(self.memory),
+            memory_max_fraction=self.per_component(self.memory / self.limit, np.maximum),
+            disk_max_fraction=self.per_component(self.disk / self.disk_size, np.maximum),
+            restarts=self.per_component(self.restarts),
         )
         return self._counts
