@@ -42,17 +42,18 @@ class _Level:
 
     components: slice
     edges: slice
-    down: Segments | None               # positions in `edges`, grouped by callee, for arrivals
-    sequential: Segments | None         # positions of sequential waited-for calls, grouped by caller
-    required: Segments | None           # positions of required calls, grouped by caller
+    down: Segments | None                # positions in `edges`, grouped by callee, for arrivals
+    sequential: Segments | None          # positions of sequential waited-for calls, grouped by calling row
+    required: Segments | None            # positions of required calls, grouped by calling row
     parallel: list[tuple[int, np.ndarray]]  # (caller, positions of its parallel calls)
     pooled: np.ndarray                   # positions (among `calls`) of datastore calls through a connection pool
-    calls: slice | np.ndarray            # one edge per distinct call: the same call made for several endpoints is
-    call_of: np.ndarray | None           # computed once; call_of maps each edge to its call (None: all distinct)
+    calls: slice | np.ndarray            # one edge per distinct call (the same call made for several endpoints is
+    call_of: np.ndarray | None           # computed once); call_of maps each edge to its call, None if all distinct
     whole_calls: bool                    # every edge makes a whole number of calls (no Bernoulli extra call)
     deadline_classes: list[tuple[int, list[int]]]  # components reached with several deadlines (see _patience)
     single_deadline: tuple[np.ndarray, np.ndarray]  # (rows, edge) of components called by one edge only
-    rows: slice | np.ndarray             # latency rows: the level's components, then its operations (see below)
+    rows: slice | np.ndarray             # latency rows: the level's components, then its operations (endpoints
+    #                                      with calls of their own, rows S + o)
     hosts: slice | np.ndarray            # the component each row runs on
     mixes: list[tuple[int, list[tuple[int, int, np.ndarray]], np.ndarray]]
     # ^ per component with operations: (component, [(operation, endpoint, positions of its calls)], positions of
