@@ -151,7 +151,7 @@ class Engine:
         column = lambda a: np.asarray(a, dtype=REAL)[:, None]  # noqa: E731  static per-row constants
         self._col = {
             "cpu": column(topo.cpu), "service_mean": column(topo.service_mean), "concurrency": column(topo.concurrency),
-            "cv2": column(topo.service_cv ** 2), "deadline": column(topo.deadline),
+            "cv2": column(topo.service_cv ** 2),
             "is_miss": (topo.edge_kind == MISS)[:, None], "edge_calls": column(topo.edge_calls),
             "edge_network": column(topo.edge_network), "edge_backoff": column(topo.edge_backoff),
             "cb_ratio": column(topo.edge_cb_ratio), "cb_min_calls": column(topo.edge_cb_min_calls),

@@ -124,14 +124,12 @@ class SkewedGamma:
 
 def skewed_quantile(mean: np.ndarray, var: np.ndarray, third: np.ndarray, z: float | np.ndarray) -> np.ndarray:
     """Quantile at normal score `z` of the shifted Gamma matching mean, variance and third cumulant."""
-    shift, gamma_mean = _shifted(mean, var, third)
-    return np.maximum(shift + gamma_quantile(gamma_mean, var, z), 0.0)
+    return SkewedGamma(mean, var, third).quantile(z)
 
 
 def skewed_sf(mean: np.ndarray, var: np.ndarray, third: np.ndarray, x: np.ndarray) -> np.ndarray:
     """P(T > x) for the shifted Gamma matching mean, variance and third cumulant."""
-    shift, gamma_mean = _shifted(mean, var, third)
-    return gamma_sf(gamma_mean, var, x - shift)
+    return SkewedGamma(mean, var, third).sf(x)
 
 
 Z50, Z90, Z99 = 0.0, 1.2815515655446004, 2.3263478740408408
