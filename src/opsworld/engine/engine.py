@@ -33,6 +33,7 @@ from opsworld.spec import Scenario, load_scenario
 RHO_CAP = 0.98          # past this the stochastic wait hands over to the fluid backlog
 TINY = 1e-12
 SLOWEST = 1e-6          # the least a component's speed can be set to (0 would mean work that never ends)
+CACHE_FILL_TIME = 120.0  # seconds: time constant for a restarted cache to load its working set again
 LONGEST = 1e4           # seconds: cap on waits, so that their powers stay finite in float32
 
 
@@ -129,6 +130,8 @@ class Engine:
         self.scale_down_since = np.full((S, worlds), np.inf)
         self.rates = tick_rates(topo, self.ticks)       # [ticks, endpoints] mean arrivals/s before noise and bursts
         self._knobs_changed = True
+        self._flapping = self._limited = self._wrong = self._any_moved = False
+        self._caches = np.unique(topo.edge_src[topo.edge_kind == MISS])
         # Operations: endpoints with calls of their own. Each gets a latency row after the S components, runs on
         # its service's replicas, and makes its own calls instead of the service's dependencies.
         self._ops = np.flatnonzero(topo.endpoint_own_calls)
@@ -153,11 +156,11 @@ class Engine:
             "cpu": column(topo.cpu), "service_mean": column(topo.service_mean), "concurrency": column(topo.concurrency),
             "cv2": column(topo.service_cv ** 2),
             "is_miss": (topo.edge_kind == MISS)[:, None], "edge_calls": column(topo.edge_calls),
-            "edge_network": column(topo.edge_network), "edge_backoff": column(topo.edge_backoff),
+            "edge_network": column(topo.edge_network),
             "cb_ratio": column(topo.edge_cb_ratio), "cb_min_calls": column(topo.edge_cb_min_calls),
             "cb_open_for": column(topo.edge_cb_open_for), "endpoint_timeout": column(topo.endpoint_timeout),
             "endpoint_slo": column(np.minimum(topo.endpoint_slo_latency, topo.endpoint_timeout)),
-            "as_target": column(topo.as_target), "as_min": column(topo.as_min), "as_max": column(topo.as_max),
+            "as_target": column(topo.as_target),
             "as_down_delay": column(topo.as_down_delay), "autoscaled": topo.autoscaled[:, None],
             "required": column(topo.edge_required),
             "slo_availability": column(topo.endpoint_slo_availability),
@@ -218,9 +221,16 @@ class Engine:
         col = self._col
 
         # -- replicas and what reaches them
+        if self._knobs_changed:
+            self._flapping = bool(k.flap.any())
+            self._limited = bool(np.isfinite(k.rate_limit).any())
+            self._wrong = bool(k.wrong.any())
+            self._any_moved = self._any_moved or bool(k.node_down.any() or k.drained.any())
         reps = self.replicas.step(t0, dt, k, self._knobs_changed)
         self._knobs_changed = False
         in_rot, serving = reps.in_rotation, reps.serving
+        if self._flapping:   # health checks that wrongly fail take a share of the replicas out of rotation
+            in_rot, serving = in_rot * (1.0 - k.flap), serving * (1.0 - k.flap)
         hung = (in_rot - serving) / np.maximum(in_rot, 1.0)
         refused = (in_rot <= 0).astype(REAL)
         wall = topo.scenario.traffic.start + t0
@@ -247,7 +257,7 @@ class Engine:
         capacity = np.minimum(cores / np.maximum(work, TINY), slots / self.hold)   # 0 without serving replicas
 
         # -- edges: calls, retry amplification from last tick's failures, what is refused before it leaves
-        calls = np.where(col["is_miss"], 1.0 - k.hit_ratio[topo.edge_src], col["edge_calls"])
+        calls = np.where(col["is_miss"], 1.0 - self._hit_ratio(t0)[topo.edge_src], col["edge_calls"])
         tries = k.retries + 1.0
         most_tries = int(tries.max()) if tries.size else 1
         attempts = self.attempts                       # from last tick's failures: retries amplify load
@@ -267,6 +277,11 @@ class Engine:
         for level in self._levels:
             cs = level.components
             a_in = arrivals[cs] * (1.0 - refused[cs]) * (1.0 - hung[cs])
+            if self._limited:    # a rate limit refuses what passes it
+                limit = k.rate_limit[cs]
+                over_limit = np.where(a_in > limit, 1.0 - limit / np.maximum(a_in, TINY), 0.0)
+                refused[cs] = 1.0 - (1.0 - refused[cs]) * (1.0 - over_limit)
+                a_in = a_in * (1.0 - over_limit)
             cap = capacity[cs]
             srv = np.minimum(a_in + self.backlog[cs] / dt, cap)
             left = self.backlog[cs] + (a_in - srv) * dt
@@ -324,6 +339,7 @@ class Engine:
         h_var_all = np.zeros((R, B), REAL)
         answer_fail = np.zeros((R, B), REAL)          # P(a served request is answered with a failure)
         log_ok = np.zeros((R, B), REAL)
+        wrong = np.zeros((R, B), REAL) if self._wrong else None     # P(an answer is wrong but looks fine)
         call_fail = np.zeros_like(calls)
         q_now = np.zeros_like(calls)
         attempts_next = np.ones_like(calls)
@@ -365,7 +381,7 @@ class Engine:
                 final, expected_tries, doublings = _retries(q, tries[ce], most_tries)
                 failed_attempts = q * expected_tries
                 cost = (fast_e * net[ce] + q_timeout * tau_e + q_error * np.minimum(m, tau_e)) / np.maximum(q, TINY)
-                backoff = col["edge_backoff"][ce]
+                backoff = k.backoff[ce]
                 good = np.minimum(m_ok, tau_e)                            # latency of the attempt that succeeds
                 good_var = v_ok * (1.0 - p_late) ** 2
                 spread = (1.0 - q) * cost * cost
@@ -416,6 +432,10 @@ class Engine:
                     log_fail = np.log(np.maximum(1.0 - final, 1e-30))
                     log_ok_rows[seg.targets] = seg.sum(n * log_fail if level.whole_calls else
                                                        (n - f) * log_fail + np.log(np.maximum(1.0 - f * final, 1e-30)))
+                    if wrong is not None:   # one wrong answer from a required call spoils the request's answer
+                        log_right = np.zeros_like(h_mean)
+                        log_right[seg.targets] = seg.sum(n * np.log(np.maximum(1.0 - wrong[topo.edge_dst[es]], 1e-30)))
+                        wrong[rows] = 1.0 - np.exp(log_right)
                 for caller, pos in level.parallel:  # the request waits for the slowest parallel call
                     g_mean, g_var = e_mean[pos[0]], e_var[pos[0]]
                     o_mean, o_var, o_k3 = e_ok_mean[pos[0]], e_ok_var[pos[0]], e_ok_k3[pos[0]]
@@ -438,6 +458,8 @@ class Engine:
             h_var_all[rows] = h_var
             log_ok[rows] = log_ok_rows
             answer_fail[rows] = 1.0 - (1.0 - own_error[hosts]) * np.exp(log_ok_rows)
+            if wrong is not None:
+                wrong[rows] = 1.0 - (1.0 - np.clip(k.wrong[hosts], 0.0, 1.0)) * (1.0 - wrong[rows])
         dependency_fail = (1.0 - own_error[self._row_host]) * (1.0 - np.exp(log_ok))          # [R, B]
         hold, hold_var = h_mean_all[:S].copy(), h_var_all[:S].copy()
         fail_mix = dependency_fail[:S].copy()
@@ -495,6 +517,7 @@ class Engine:
             time=t1,
             requests=requests.T,
             failed=(requests * (1.0 - ok)).T,
+            wrong=(requests * ok * wrong[er]).T if wrong is not None else np.zeros((B, len(er)), REAL),
             slo_met=(requests * met).T,
             slo_breached=breached.T.astype(REAL),
             latency_mean=m.T,
@@ -502,6 +525,7 @@ class Engine:
             latency_third=k3.T,
             offered=(arrivals * dt).T,
             served=(served * dt).T,
+            wrong_answers=(served * dt * wrong[:S]).T if wrong is not None else np.zeros((B, S), REAL),
             failed_by_cause=failed_by_cause.transpose(2, 1, 0),
             response_mean=t_mean[:S].T,
             response_var=t_var[:S].T,
@@ -542,6 +566,20 @@ class Engine:
         requests = poisson(rate * dt, self.streams.normal(tick, 1, P).T, lambda: self.streams.uniform(tick, 0, P).T)
         return requests.astype(REAL)
 
+    def _hit_ratio(self, now: float) -> np.ndarray:
+        """[S, B] the share of lookups each cache answers: its configured ratio, times how full it is since its
+        replicas last started (a restarted cache is empty and sends every lookup to what it fronts)."""
+        k, rows = self.knobs, self._caches
+        if not len(rows):
+            return k.hit_ratio
+        reps = self.replicas
+        pick = np.isin(self.topology.replica_component, rows)
+        if not ((reps.running[pick] > 0) & (reps.started[pick] > now - 20.0 * CACHE_FILL_TIME)).any():
+            return k.hit_ratio          # every cache replica has been up long enough to be full
+        hit = k.hit_ratio.copy()
+        hit[rows] *= self.replicas.warmth(rows, now, CACHE_FILL_TIME)
+        return hit
+
     def _gpu_memory(self, served: np.ndarray, serving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """GPU memory in use / available [S, B], and the share of requests failing because the KV cache of the
         in-flight requests no longer fits beside the model weights."""
@@ -564,7 +602,7 @@ class Engine:
         k, topo = self.knobs, self.topology
         if not k.partition.any():
             return 0.0
-        running = self.replicas.running
+        running = self.replicas.running * ~self.replicas.moved     # rescheduled replicas sit in no zone's way
         Z = len(topo.zones)
         share = np.stack([self.replicas.per_component(running * (self._replica_zone == z)[:, None])
                           for z in range(Z)])                                   # [Z, S, B]
@@ -602,21 +640,22 @@ class Engine:
     def _nodes(self, cpu_per_replica: np.ndarray, steal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cores and bytes in use per node [N, B], and each component's mean CPU contention factor [S, B]."""
         topo, reps = self.topology, self.replicas
-        running = reps.running
+        # replicas rescheduled off their node run on spare capacity elsewhere: neither counted nor slowed here
+        running = reps.running * ~reps.moved if self._any_moved else reps.running
         by_node = self._replicas_by_node
         cpu = np.zeros((len(topo.nodes), self.worlds), REAL)
         cpu[by_node.targets] = by_node.sum(running * cpu_per_replica[topo.replica_component])
         if reps.memory_changed or self._node_memory is None:
             self._node_memory = np.zeros_like(cpu)
-            self._node_memory[by_node.targets] = by_node.sum(reps.memory)
+            self._node_memory[by_node.targets] = by_node.sum(reps.memory * (running > 0))
             reps.memory_changed = False
         memory = self._node_memory
         demand = (cpu + steal) / self._node_cores
         if not (demand > 1.0).any():   # no node is short of cores: nobody is slowed down
             return cpu, memory, self._no_slowdown
-        per_replica = np.maximum(demand, 1.0)[topo.replica_node] * running
+        per_replica = np.maximum(demand, 1.0)[topo.replica_node] * running + (reps.running - running)
         total = reps.per_component(per_replica)
-        count = reps.per_component(running)
+        count = reps.per_component(reps.running)
         return cpu, memory, np.where(count > 0, total / np.maximum(count, 1.0), 1.0)
 
     def _autoscale(self, cpu_util: np.ndarray, ready: np.ndarray, now: float) -> None:
@@ -628,7 +667,7 @@ class Engine:
         ready = ready[rows]
         current = k.replicas[rows]
         ratio = cpu_util[rows] / col["as_target"][rows]
-        want = np.clip(np.ceil(ready * ratio), col["as_min"][rows], col["as_max"][rows])
+        want = np.clip(np.ceil(ready * ratio), k.scale_min[rows], k.scale_max[rows])
         act = (ready > 0) & (np.abs(ratio - 1.0) > 0.1)
         up = act & (want > current)
         down = act & (want < current)

@@ -18,13 +18,16 @@ from opsworld.engine.topology import Topology
 Worlds = int | Sequence[int] | np.ndarray | None
 
 COMPONENT_KNOBS = ("capacity", "error_rate", "latency", "replicas", "memory_growth", "disk_growth", "hit_ratio",
-                   "crash_loop", "deploy", "config")
-EDGE_KNOBS = ("blocked", "network_latency", "pool_size", "retries", "timeout", "breaker_open")
-KNOB_NAMES = COMPONENT_KNOBS + EDGE_KNOBS + ("cert_not_after", "partition", "cpu_steal", "traffic", "hung")
+                   "crash_loop", "deploy", "config", "hang_after", "flap", "wrong", "rate_limit", "scale_min",
+                   "scale_max", "restart_at", "kill_at")
+EDGE_KNOBS = ("blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open")
+NODE_KNOBS = ("cpu_steal", "node_down", "drained")
+KNOB_NAMES = COMPONENT_KNOBS + EDGE_KNOBS + NODE_KNOBS + ("cert_not_after", "partition", "traffic", "hung")
 KnobName = Literal[
     "capacity", "error_rate", "latency", "replicas", "memory_growth", "disk_growth", "hit_ratio", "crash_loop",
-    "deploy", "config", "blocked", "network_latency", "pool_size", "retries", "timeout", "breaker_open",
-    "cert_not_after", "partition", "cpu_steal", "traffic", "hung",
+    "deploy", "config", "hang_after", "flap", "wrong", "rate_limit", "scale_min", "scale_max", "restart_at",
+    "kill_at", "blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open",
+    "cpu_steal", "node_down", "drained", "cert_not_after", "partition", "traffic", "hung",
 ]
 
 
@@ -44,15 +47,27 @@ class Knobs:
     crash_loop: np.ndarray      # [S, B] bool: replicas crash shortly after starting (a bad build)
     deploy: np.ndarray          # [S, B] int id of the running deploy version (Engine.versions names it)
     config: np.ndarray          # [S, B] int id of the running config version
+    hang_after: np.ndarray      # [S, B] seconds of uptime after which a replica deadlocks (inf: never)
+    flap: np.ndarray            # [S, B] fraction of running replicas the health checks wrongly take out of rotation
+    wrong: np.ndarray           # [S, B] fraction of answers that are wrong but reported as successes
+    rate_limit: np.ndarray      # [S, B] requests per second admitted; the rest are refused (inf: no limit)
+    scale_min: np.ndarray       # [S, B] autoscaler bounds
+    scale_max: np.ndarray       # [S, B]
+    restart_at: np.ndarray      # [S, B] when a rolling restart was ordered (replicas started before it are replaced
+    #                             one after another); a deploy version change orders one too
+    kill_at: np.ndarray         # [S, B] when every replica was killed at once (they restart after a short back-off)
     blocked: np.ndarray         # [E, B] fraction of call attempts refused (wrong address, partition)
     network_latency: np.ndarray # [E, B] seconds added to each attempt's round trip
     pool_size: np.ndarray       # [E, B] connections per caller replica on datastore edges
     retries: np.ndarray         # [E, B]
     timeout: np.ndarray         # [E, B] seconds
+    backoff: np.ndarray         # [E, B] seconds before the first retry (doubling after)
     breaker_open: np.ndarray    # [E, B] bool: circuit held open (calls fail fast, callee sees none)
     cert_not_after: np.ndarray  # [C, B] Unix seconds
     partition: np.ndarray       # [Z, Z, B] bool: traffic from zone a to zone b is dropped
     cpu_steal: np.ndarray       # [N, B] cores taken by processes outside the model (noisy neighbours)
+    node_down: np.ndarray       # [N, B] bool: the node is lost; its replicas are rescheduled elsewhere after a delay
+    drained: np.ndarray         # [N, B] bool: the node is cordoned and drained; its replicas restart elsewhere now
     traffic: np.ndarray         # [P, B] multiplier on each endpoint's offered rate
     hung: np.ndarray            # [R, B] bool: the replica is alive but serves nothing (a deadlock)
 
@@ -76,15 +91,26 @@ class Knobs:
             crash_loop=np.zeros((S, B), dtype=bool),
             deploy=rep(deploy_ids, np.int64),
             config=rep(config_ids, np.int64),
+            hang_after=np.full((S, B), np.inf, REAL),
+            flap=np.zeros((S, B), REAL),
+            wrong=np.zeros((S, B), REAL),
+            rate_limit=np.full((S, B), np.inf, REAL),
+            scale_min=rep(topo.as_min),
+            scale_max=rep(topo.as_max),
+            restart_at=np.full((S, B), -np.inf),
+            kill_at=np.full((S, B), -np.inf),
             blocked=np.zeros((E, B), REAL),
             network_latency=np.zeros((E, B), REAL),
             pool_size=rep(topo.edge_pool),
             retries=rep(topo.edge_retries),
             timeout=rep(topo.edge_timeout),
+            backoff=rep(topo.edge_backoff),
             breaker_open=np.zeros((E, B), dtype=bool),
             cert_not_after=rep(topo.cert_not_after, np.float64),   # seconds since 1970 need float64
             partition=np.zeros((Z, Z, B), dtype=bool),
             cpu_steal=np.zeros((len(topo.nodes), B), REAL),
+            node_down=np.zeros((len(topo.nodes), B), dtype=bool),
+            drained=np.zeros((len(topo.nodes), B), dtype=bool),
             traffic=np.ones((len(topo.endpoints), B), REAL),
             hung=np.zeros((len(topo.replica_component), B), dtype=bool),
         )
@@ -146,7 +172,7 @@ def _column(topo: Topology, knob: str, target: object) -> int | slice | tuple:
         if not 0 <= int(replica) < count:
             raise KnobError(f"'{name}' has replica slots 0..{count - 1}")
         return first + int(replica)
-    names = {"cert_not_after": topo.certificates, "cpu_steal": topo.nodes, "traffic": topo.endpoints}[knob]
+    names = topo.nodes if knob in NODE_KNOBS else {"cert_not_after": topo.certificates, "traffic": topo.endpoints}[knob]
     if target not in names:
         raise KnobError(f"no {knob} target named '{target}'; known: {', '.join(names)}")
     return names.index(str(target))

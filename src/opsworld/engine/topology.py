@@ -29,7 +29,7 @@ class Topology:
     level: np.ndarray              # [S] longest call path from a root
     level_slices: list[slice]      # components of each level, contiguous
     replicas: np.ndarray           # [S] replicas at start
-    max_replicas: np.ndarray       # [S] replica slots kept (autoscaler max or replicas)
+    max_replicas: np.ndarray       # [S] replica slots kept: room to double the replicas or reach the autoscaler max
     concurrency: np.ndarray        # [S]
     cpu: np.ndarray                # [S] cores per replica
     service_mean: np.ndarray       # [S] seconds of own work
@@ -189,7 +189,7 @@ def compile_topology(scenario: Scenario) -> Topology:
 
     replicas = arr((c.instances for c in cs), np.int64)
     as_max = arr(((c.autoscaler.max if c.autoscaler else c.instances) for c in cs), np.int64)
-    max_replicas = np.maximum(np.maximum(replicas, as_max), 1)
+    max_replicas = np.maximum(np.maximum(2 * replicas, as_max), 1)   # room for an operator to scale up
 
     node_names = [n.name for n in scenario.nodes]
     zones = sorted({n.zone for n in scenario.nodes})

@@ -77,6 +77,7 @@ class Truth(_Derived):
     # entry endpoints
     requests: np.ndarray          # [B, P] requests that arrived
     failed: np.ndarray            # [B, P] requests that failed or timed out
+    wrong: np.ndarray             # [B, P] requests answered as successes with wrong content (corrupt, stale)
     slo_met: np.ndarray           # [B, P] requests that succeeded within the SLO latency
     slo_breached: np.ndarray      # [B, P] 1 when the tick missed the SLO: availability or latency percentile
     latency_mean: np.ndarray      # [B, P] seconds, requests that succeed
@@ -85,6 +86,7 @@ class Truth(_Derived):
     # components
     offered: np.ndarray           # [B, S] requests (attempts, retries included) that reached the component
     served: np.ndarray            # [B, S] requests that got a slot and did their work
+    wrong_answers: np.ndarray     # [B, S] of those, answered with wrong content reported as success
     failed_by_cause: np.ndarray   # [B, S, 4] requests answered with failure, by CAUSES
     response_mean: np.ndarray     # [B, S] mean response time, queueing included
     response_var: np.ndarray      # [B, S]
