@@ -248,7 +248,8 @@ class Engine:
             arrivals[comp] += requests[p] / dt
 
         # -- speeds and capacities
-        cores = serving * col["cpu"]
+        hog = np.clip(k.cpu_hog, 0.0, 0.99)               # CPU burnt inside the containers by something else
+        cores = serving * col["cpu"] * (1.0 - hog)
         core_servers = np.maximum(np.rint(cores), 1.0)
         work = np.minimum((col["service_mean"] * self.node_slowdown + k.latency) / np.maximum(k.capacity, SLOWEST),
                           LONGEST)
@@ -493,8 +494,9 @@ class Engine:
         self.attempts = attempts_next
 
         # -- resources: CPU per replica, nodes, contention for the next tick
-        busy_cores = served * work
-        cpu_util = busy_cores / np.maximum(cores, TINY)
+        limit_cores = serving * col["cpu"]
+        busy_cores = served * work + hog * limit_cores
+        cpu_util = busy_cores / np.maximum(limit_cores, TINY)
         node_cpu, node_memory, slowdown = self._nodes(busy_cores / np.maximum(serving, 1.0), k.cpu_steal)
         self.node_slowdown = slowdown
         slot_util = served * self.hold / np.maximum(slots, TINY)
@@ -591,7 +593,7 @@ class Engine:
         in_flight = served[g] * self.hold[g] / np.maximum(serving[g], 1.0)      # per replica, by Little's law
         available = (topo.gpu_count * topo.gpu_memory)[g][:, None].astype(REAL)
         model = topo.gpu_model_memory[g][:, None].astype(REAL)
-        kv_need = in_flight * topo.gpu_kv_per_request[g][:, None].astype(REAL)
+        kv_need = in_flight * topo.gpu_kv_per_request[g][:, None].astype(REAL) * self.knobs.request_size[g]
         fraction[g] = (model + kv_need) / available
         kv_room = np.maximum(available - model, 0.0)
         error[g] = np.where(kv_need > kv_room, 1.0 - kv_room / np.maximum(kv_need, TINY), 0.0)

@@ -18,14 +18,14 @@ from opsworld.engine.topology import Topology
 Worlds = int | Sequence[int] | np.ndarray | None
 
 COMPONENT_KNOBS = ("capacity", "error_rate", "latency", "replicas", "memory_growth", "disk_growth", "hit_ratio",
-                   "crash_loop", "deploy", "config", "hang_after", "flap", "wrong", "rate_limit", "scale_min",
+                   "crash_loop", "deploy", "config", "cpu_hog", "request_size", "hang_after", "flap", "wrong", "rate_limit", "scale_min",
                    "scale_max", "restart_at", "kill_at")
 EDGE_KNOBS = ("blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open")
 NODE_KNOBS = ("cpu_steal", "node_down", "drained")
 KNOB_NAMES = COMPONENT_KNOBS + EDGE_KNOBS + NODE_KNOBS + ("cert_not_after", "partition", "traffic", "hung")
 KnobName = Literal[
     "capacity", "error_rate", "latency", "replicas", "memory_growth", "disk_growth", "hit_ratio", "crash_loop",
-    "deploy", "config", "hang_after", "flap", "wrong", "rate_limit", "scale_min", "scale_max", "restart_at",
+    "deploy", "config", "cpu_hog", "request_size", "hang_after", "flap", "wrong", "rate_limit", "scale_min", "scale_max", "restart_at",
     "kill_at", "blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open",
     "cpu_steal", "node_down", "drained", "cert_not_after", "partition", "traffic", "hung",
 ]
@@ -47,6 +47,8 @@ class Knobs:
     crash_loop: np.ndarray      # [S, B] bool: replicas crash shortly after starting (a bad build)
     deploy: np.ndarray          # [S, B] int id of the running deploy version (Engine.versions names it)
     config: np.ndarray          # [S, B] int id of the running config version
+    cpu_hog: np.ndarray         # [S, B] share of each replica's CPU limit burnt by a runaway process or thread
+    request_size: np.ndarray    # [S, B] multiplier on the memory a request in flight needs (GPU KV cache)
     hang_after: np.ndarray      # [S, B] seconds of uptime after which a replica deadlocks (inf: never)
     flap: np.ndarray            # [S, B] fraction of running replicas the health checks wrongly take out of rotation
     wrong: np.ndarray           # [S, B] fraction of answers that are wrong but reported as successes
@@ -91,6 +93,8 @@ class Knobs:
             crash_loop=np.zeros((S, B), dtype=bool),
             deploy=rep(deploy_ids, np.int64),
             config=rep(config_ids, np.int64),
+            cpu_hog=np.zeros((S, B), REAL),
+            request_size=np.ones((S, B), REAL),
             hang_after=np.full((S, B), np.inf, REAL),
             flap=np.zeros((S, B), REAL),
             wrong=np.zeros((S, B), REAL),

@@ -56,6 +56,8 @@ class Dependency(Spec):
     required: bool = Field(True, description="a failed required call fails the caller's request")
     network_latency: Duration = 0.0005
     circuit_breaker: CircuitBreaker | None = None
+    documented: bool = Field(True, description="false: a hidden coupling, real but missing from the service map "
+                                                "shown to agents")
 
 
 class HealthCheck(Spec):
