@@ -102,7 +102,7 @@ class Engine:
             raise ValueError("worlds must be at least 1")
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.topology = topo = compile_topology(self.scenario)
-        self.worlds, self.seed = worlds, seed
+        self.worlds, self.seed, self.first_world = worlds, seed, first_world
         self.dt = float(self.scenario.tick)
         self.ticks = int(math.ceil(self.scenario.duration / self.dt - 1e-9))
         self.versions: list[str] = []
@@ -144,12 +144,14 @@ class Engine:
         self._cert_columns = [(c, int(topo.cert_component[c])) for c in range(len(topo.certificates))]
         self._replica_zone = topo.node_zone[topo.replica_node]
         self._consume_edges = np.flatnonzero(topo.edge_kind == CONSUME)
+        self._consumers = np.unique(topo.edge_dst[self._consume_edges])
         self._gpu = np.flatnonzero(topo.gpu_count > 0)
         self._autoscaled = np.flatnonzero(topo.autoscaled)
         self._breakers = np.flatnonzero(topo.edge_cb_ratio <= 1.0)      # edges with a circuit breaker
         self._queues = np.flatnonzero(np.isfinite(topo.queue_capacity))
         self._queue_capacity = topo.queue_capacity[self._queues][:, None].astype(REAL)
         self.queue_depth = np.zeros((S, worlds), REAL)          # messages waiting, per queue component
+        self.offered = np.zeros((S, worlds), REAL)              # requests per second reaching each component
         self._replicas_by_node = Segments.of(np.arange(len(topo.replica_node)), topo.replica_node)
         column = lambda a: np.asarray(a, dtype=REAL)[:, None]  # noqa: E731  static per-row constants
         self._col = {
@@ -237,6 +239,9 @@ class Engine:
         for c, comp in self._cert_columns:  # an expired certificate fails every TLS handshake to its component
             refused[comp] = np.maximum(refused[comp], wall >= k.cert_not_after[c])
         disk_error = reps.disk_full / np.maximum(serving, 1.0)
+        if len(self._consumers):   # messages for consumers that cannot take them wait in their queue
+            refused[self._consumers] = 0.0
+            hung[self._consumers] = 0.0
         if len(self._queues):  # a full queue refuses publishes
             q = self._queues
             refused[q] = np.maximum(refused[q], self.queue_depth[q] >= self._queue_capacity)
@@ -287,7 +292,9 @@ class Engine:
             srv = np.minimum(a_in + self.backlog[cs] / dt, cap)
             left = self.backlog[cs] + (a_in - srv) * dt
             waits = self._patience(level, cap, inflow, entry, k.timeout)
-            over = np.maximum(left - waits * cap, 0.0)      # requests past their deadline are dropped
+            # requests past their deadline are dropped: the backlog holds what is served within it, or, with nothing
+            # served (a stalled consumer), what arrived within it
+            over = np.maximum(left - waits * np.where(cap > 0, cap, a_in), 0.0)
             self.backlog[cs] = np.maximum(left - over, 0.0)
             served[cs], dropped[cs], reached[cs] = srv, over / dt, a_in
             if level.down is not None:
@@ -515,6 +522,7 @@ class Engine:
             queue_depth[q_comp] = self.backlog[consumer] * np.clip(fraction, 0.0, 1.0)
 
         self.tick, self.time = tick + 1, t1
+        self.offered = arrivals          # [S, B] requests per second that reached each component this tick
         return Truth(
             time=t1,
             requests=requests.T,

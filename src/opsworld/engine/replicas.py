@@ -49,8 +49,9 @@ class Replicas:
         self.disk_size = col(topo.disk[comp])
         self.startup = col(topo.startup[comp])
         self.eject_after = col(topo.hc_eject_after[comp])
-        # a rolling restart replaces one replica after another, each once the previous is ready
-        self.roll_offset = col(topo.replica_index * topo.startup[comp])
+        # a rolling restart replaces one replica after another: each new one starts beside the old (a surge) and
+        # takes over when ready, so the count in rotation does not dip
+        self.roll_offset = col((topo.replica_index + 1) * topo.startup[comp])
         # replicas of one component leak (and deadlock) at slightly different speeds (different traffic mixes), so
         # they do not all run out of memory in the same tick
         self.leak_spread = col(1.0 + 0.1 * ((topo.replica_index * 7) % 5 - 2.0) / 2.0)
@@ -108,17 +109,19 @@ class Replicas:
         state = np.where(evicted, ABSENT, state)
         # a kill, and rolling restarts: each replica started before the order is replaced in its turn
         killed = (state != ABSENT) & (self.launched < knobs.kill_at[comp]) & (knobs.kill_at[comp] <= now)
-        rolling = (state != ABSENT) & (self.launched < self.rollout_at[comp]) & \
+        replaced = (state != ABSENT) & (self.launched < self.rollout_at[comp]) & \
             (now >= self.rollout_at[comp] + self.roll_offset)
-        state = np.where(rolling, ABSENT, state)
+        state = np.where(replaced, RUNNING, state)
         new = wanted & (state == ABSENT)
         restart = (state == CRASHED) & (now >= self.timer)
         begin = new | restart
         state = np.where(begin, STARTING, state)
         self.timer = np.where(begin, now + self.startup, self.timer)
-        self.launched = np.where(begin, now, self.launched)
+        self.launched = np.where(begin | replaced, now, self.launched)
         ready = (state == STARTING) & (now >= self.timer)
         state = np.where(ready, RUNNING, state)
+        ready |= replaced
+        begin |= replaced
         self.started = np.where(ready, now, self.started)
         running = state == RUNNING
         leak = knobs.memory_growth[comp] * self.leak_spread * dt
@@ -129,7 +132,9 @@ class Replicas:
         self.disk = np.where(wanted, np.minimum(disk + knobs.disk_growth[comp] * dt, self.disk_size), 0.0)
         # OOM kills and broken builds: a crash, then CrashLoopBackOff
         uptime = now - self.started
-        crash = running & ((self.memory > self.limit) | (knobs.crash_loop[comp] & (uptime >= CRASH_LOOP_AFTER)))
+        # a broken build crashes the replicas started since the last rollout (those still on the old build run on)
+        broken = knobs.crash_loop[comp] & (self.launched >= self.rollout_at[comp]) & (uptime >= CRASH_LOOP_AFTER)
+        crash = running & ((self.memory > self.limit) | broken)
         self.streak = np.where(crash, self.streak + 1.0, np.where(running & (uptime > BACKOFF_RESET), 0.0, self.streak))
         backoff = np.minimum(BACKOFF_BASE * np.exp2(np.maximum(self.streak - 1.0, 0.0)), BACKOFF_MAX)
         down = crash | (killed & ~begin)
