@@ -1,4 +1,4 @@
-"""The `opsworld` command line: templates, validate, simulate, bench.
+"""The `opsworld` command line: templates, validate, simulate, fidelity, bench, faults, inject, calibrate.
 
 Mistakes in what the user gives (a scenario file, an option) end with one clear line on stderr and exit code 2,
 never a stack trace.
@@ -239,6 +239,130 @@ def bench(
         value = result[key]
         table.add_row(key, f"{value:,.4g}" if value < 1000 else f"{value:,.0f}")
     out.print(table)
+
+
+@app.command("faults")
+def list_faults(json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """List the fault catalogue: each failure mode, its class, what it strikes, its parameters and its fixes."""
+    from opsworld.faults import CATALOGUE
+
+    rows = [entry.describe() for entry in CATALOGUE.values()]
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"fault catalogue: {len(rows)} failure modes")
+    for col in ("name", "class", "strikes", "via", "fixed by", "masked by", "models"):
+        table.add_column(col)
+    for r in rows:
+        fixes = ", ".join(r["fixes"]) or "-"
+        strikes = "/".join(r["component_kinds"]) if r["strikes"] == "component" else r["strikes"]
+        table.add_row(r["name"], r["class"], strikes, r["via"],
+                      fixes, ", ".join(r["masks"]) or "-", r["behaviour"])
+    out.print(table)
+    out.print("parameters of each: `opsworld faults --json`; try one: `opsworld inject NAME`")
+
+
+@app.command()
+def inject(
+    fault: str = typer.Argument(..., help="a catalogue entry (see `opsworld faults`)"),
+    target: Optional[str] = typer.Option(None, help="what it strikes (default: the entry's example target)"),
+    scenario: Optional[str] = typer.Option(None, help="template or scenario YAML (default: the entry's example)"),
+    onset: str = typer.Option("10m", help="when it starts: after the start (10m) or a time of day (02:00)"),
+    duration: str = typer.Option("1h", help="simulated time"),
+    fix: Optional[str] = typer.Option(None, help="a mitigation ordered during the episode: ACTION[:TARGET]@TIME, "
+                                                 "e.g. rollback_deploy@30m"),
+    seed: int = typer.Option(0, help="random seed"),
+    worlds: int = typer.Option(1, min=1, max=4096, help="worlds (each gets its own ground truth)"),
+    json_out: bool = typer.Option(False, "--json", help="print the ground truth of every world as JSON"),
+) -> None:
+    """Inject a fault from the catalogue, run it beside its counterfactual and print the ground truth."""
+    from opsworld.act import MITIGATIONS
+    from opsworld.faults import FaultError, Order, entry, run_episode
+
+    try:
+        chosen = entry(fault)
+        seconds = parse_duration(duration)
+        example = chosen.example
+        sc = _load(scenario or example.template, {"duration": duration} if scenario else
+                   {**example.overrides, "duration": duration})
+        params = dict(example.params) if target is None and scenario is None else {}
+        made = chosen.make(**{**params, "target": target or example.target, "onset": onset})
+        companions = ([entry(n).make(**p) for n, p in example.also] if target is None and scenario is None else [])
+        orders = [_order(fix, made, MITIGATIONS, Order)] if fix else []
+        ep = run_episode(sc, [made, *companions], worlds=worlds, seed=seed, ticks=int(seconds // sc.tick))
+    except (FaultError, UnitError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    if json_out:
+        print(json.dumps([t.model_dump() for t in ep.truth], indent=2))
+        return
+    _print_truth(ep.truth[0], sc.name)
+
+
+def _order(text: str, fault, mitigations: dict, order_type):
+    """ACTION[:TARGET]@TIME -> an order; the target defaults to where the fault's own fix acts."""
+    if "@" not in text:
+        raise ValueError(f"--fix {text!r}: write ACTION[:TARGET]@TIME, e.g. rollback_deploy@30m")
+    action, when = text.rsplit("@", 1)
+    action, _, target = action.partition(":")
+    if action not in mitigations:
+        raise ValueError(f"--fix: no mitigation {action!r}; known: {', '.join(mitigations)}")
+    if not target:
+        from opsworld.faults.ground_truth import _fix_target
+        target = _fix_target(fault, action, None) if action != "renew_certificate" else fault.target
+    return order_type(parse_duration(when), action, target or None)
+
+
+def _actions(fixes) -> str:
+    return ", ".join(f"{x.action} {x.target}" if x.target else x.action for x in fixes) or "-"
+
+
+def _print_truth(truth, name: str) -> None:
+    for f in truth.faults:
+        roots = ", ".join(f"{p.kind} {p.name}" for p in f.roots) or "-"
+        out.print(f"[bold]{f.kind}[/] ({f.fault_class}, via {f.via}) at {_span(f.onset)}: {f.mechanism}")
+        out.print(f"  root cause: {roots}")
+        fixes, masks = _actions(f.fixes), _actions(f.masks)
+        out.print(f"  fixed by: {fixes}; masked by: {masks}"
+                  + ("  [yellow](beyond the runbook: page a human)[/]" if f.beyond_runbook else ""))
+    table = Table(title=f"{name}: causal chain, read off the engine against its counterfactual")
+    for col in ("time", "place", "effect", "reached from"):
+        table.add_column(col)
+    for link in truth.chain:
+        table.add_row(_span(link.time), f"{link.place.kind} {link.place.name}", link.effect, link.via or "-")
+    out.print(table)
+    imp = truth.impact
+    total = sum(imp.requests)
+    if imp.start is None:
+        out.print("[bold]user impact[/]: none (no tick with more than 1% of requests failed, slow or wrong)")
+    else:
+        out.print(f"[bold]user impact[/]: from {_span(imp.start)} to {_span(imp.end)}, {imp.total:,.0f} requests "
+                  f"failed, slow or wrong ({imp.total / max(total, 1):.1%} of {total:,.0f})")
+
+
+@app.command()
+def calibrate(
+    nezha: Path = typer.Option(..., "--nezha", help="folder of the Nezha Online Boutique recordings"),
+    json_out: bool = typer.Option(False, "--json", help="print JSON"),
+    worlds: int = typer.Option(4, min=1, max=1024, help="simulated worlds per fault"),
+    seed: int = typer.Option(0, help="random seed"),
+) -> None:
+    """Compare the simulated signatures of the Nezha fault types with the real recordings; exit 1 if any fails."""
+    from opsworld.calibration import CalibrationError, calibrate as run_calibration
+
+    try:
+        result = run_calibration(nezha, worlds=worlds, seed=seed)
+    except CalibrationError as exc:
+        _fail(str(exc))
+        return
+    if json_out:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        out.print(result.table())
+        passed = sum(c.passed for c in result.checks)
+        out.print(f"[bold]{passed}/{len(result.checks)} signature checks pass[/]")
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry

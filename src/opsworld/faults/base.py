@@ -64,6 +64,7 @@ class Fault(BaseModel):
     restart_resets: ClassVar[bool] = False    # grows with process uptime: a restart starts the clock again
     sudden: ClassVar[bool] = False            # with restart_resets: nothing until the ramp is done, then all at once
     default_via: ClassVar[Via] = "none"
+    strikes: ClassVar[str] = "component"       # what `target` names: component, node, zone, endpoint, certificate
 
     target: str = Field(description="the component (or node, certificate, endpoint, zone) it strikes")
     onset: float | str = Field("10m", description="when it starts: after the episode start (`10m`) or at a "
@@ -148,11 +149,13 @@ class Fault(BaseModel):
         return self.severity * (1.0 if self.ramp <= 0 else min(max((t - onset) / self.ramp, 1e-3), 1.0))
 
     def describe(self) -> dict:
-        """The catalogue's view of this fault type."""
+        """The catalogue's view of this fault: type, what it strikes, its fixes, its parameters and their values."""
+        fields = type(self).model_fields
         return {"class": type(self).__name__, "kind": self.kind, "mechanism": self.mechanism,
-                "component_kinds": list(self.component_kinds), "via": self.change,
+                "strikes": self.strikes, "component_kinds": list(self.component_kinds), "via": self.change,
                 "fixes": list(self.mitigations), "masks": list(self.masks), "beyond_runbook": self.beyond_runbook,
-                "parameters": {k: v for k, v in self.model_dump().items() if k != "target"}}
+                "parameters": {k: {"value": v, "description": fields[k].description or ""}
+                               for k, v in self.model_dump().items()}}
 
 
 def one_line(exc: Exception) -> str:

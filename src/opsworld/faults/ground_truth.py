@@ -194,10 +194,9 @@ def _chain(topo: Topology, adj: list[set[int]], faults: list[FaultTruth], roots:
            signals: np.ndarray, names: list[str], times: np.ndarray) -> list[Link]:
     if not faults or not roots:
         return []
-    onset = min(t.onset for t in faults)
     links: list[Link] = []
     seeds: list[int] = []
-    for place in roots:
+    for onset, place in [(t.onset, p) for t in faults for p in t.roots]:
         touched = _root_components(topo, place)
         if place.kind == "component":
             s = touched[0]

@@ -38,6 +38,7 @@ def share_on(node: str, component: str) -> Callable[["Engine"], np.ndarray]:
 
 
 class _NodeFault(Fault):
+    strikes: ClassVar[str] = "node"
     component_kinds: ClassVar[tuple[str, ...]] = KINDS
     fixes: ClassVar[tuple[str, ...]] = ("drain_node",)
 
@@ -75,6 +76,8 @@ class NodeFailure(_NodeFault):
 
 class ZoneOutage(Fault):
     """A whole zone is lost: every node in it fails."""
+
+    strikes: ClassVar[str] = "zone"
 
     kind: ClassVar[str] = "zone_outage"
     mechanism: ClassVar[str] = "every node of a zone is lost; their replicas die until rescheduled elsewhere"
@@ -173,8 +176,8 @@ class KvCacheExhaustion(Fault):
     mechanism: ClassVar[str] = "longer prompts: each in-flight request needs more KV cache than the GPUs have"
     fixes: ClassVar[tuple[str, ...]] = ("scale_up",)
     masks: ClassVar[tuple[str, ...]] = ("shed_load",)
-    growth: float = Field(4.0, gt=1.0, le=100.0, description="multiplier on each request's KV-cache need")
-    prefill: Seconds = Field(0.5, ge=0.0, description="seconds of prefill added to each request")
+    growth: float = Field(20.0, gt=1.0, le=1000.0, description="multiplier on each request's KV-cache need (128k-token prompts)")
+    prefill: Seconds = Field(0.0, ge=0.0, description="seconds of prefill added to each request")
 
     def check(self, scenario: "Scenario") -> None:
         super().check(scenario)
@@ -182,5 +185,7 @@ class KvCacheExhaustion(Fault):
             raise FaultError(f"{self.kind}: '{self.target}' has no GPUs")
 
     def effects(self, engine: "Engine") -> list[Effect]:
-        return [Effect("request_size", self.target, lambda base, e: base * self.growth),
-                Effect("latency", self.target, lambda base, e: base + self.prefill)]
+        out = [Effect("request_size", self.target, lambda base, e: base * self.growth)]
+        if self.prefill:
+            out.append(Effect("latency", self.target, lambda base, e: base + self.prefill))
+        return out

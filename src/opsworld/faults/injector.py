@@ -31,6 +31,7 @@ class _Running:
     on: list[np.ndarray] = field(default_factory=list)     # each effect's strength last applied, [W]
     repaired_at: np.ndarray | None = None  # [W] when someone fixed it for good (inf: not yet)
     version: int | None = None           # the deploy or config version that carries it
+    begun: float = 0.0                   # when it took effect (its change was pushed)
 
 
 class Injector:
@@ -114,6 +115,7 @@ class Injector:
     def _begin(self, run: _Running) -> None:
         """At onset: roll out the carrying change, fix the effects and remember the knobs' values before them."""
         engine, fault = self.engine, run.fault
+        run.begun = engine.time
         if fault.change != "none":
             s = engine.topology.index(fault.change_target)
             current = getattr(engine.knobs, fault.change)[s, run.worlds[0]]
@@ -130,7 +132,8 @@ class Injector:
         s = engine.topology.index(run.fault.change_target)
         rows = engine.topology.replica_component == s
         running = engine.replicas.running[rows][:, run.worlds] > 0
-        new = engine.replicas.launched[rows][:, run.worlds] >= engine.replicas.rollout_at[s, run.worlds]
+        since = np.maximum(engine.replicas.rollout_at[s, run.worlds], run.begun)
+        new = engine.replicas.launched[rows][:, run.worlds] >= since
         return (running & new).sum(axis=0) / np.maximum(running.sum(axis=0), 1)
 
     def _uptime_level(self, run: _Running, level: np.ndarray, t: float) -> np.ndarray:

@@ -129,6 +129,8 @@ class PacketLoss(_PathFault):
 class ZonePartition(Fault):
     """Two zones cannot reach each other: calls between replicas on opposite sides fail."""
 
+    strikes: ClassVar[str] = "zone"
+
     kind: ClassVar[str] = "zone_partition"
     mechanism: ClassVar[str] = "traffic between two zones is dropped both ways"
     fixes: ClassVar[tuple[str, ...]] = ("drain_zone",)
@@ -151,6 +153,8 @@ class ZonePartition(Fault):
 class CertificateExpiry(Fault):
     """A TLS certificate reaches its not-after time unrenewed: every handshake with its component fails from then
     on. `target` names the certificate (or the component serving it); the onset is the not-after time."""
+
+    strikes: ClassVar[str] = "certificate"
 
     kind: ClassVar[str] = "certificate_expiry"
     mechanism: ClassVar[str] = "the certificate's not-after moves to the onset: handshakes fail from then on"
@@ -185,6 +189,8 @@ class CertificateExpiry(Fault):
 class ControlPlaneLoss(Fault):
     """Routes are withdrawn (a bad backbone command): names stop resolving everywhere, every call between
     components fails, and the responders' own tools go dark with it. `target` names the entry component."""
+
+    strikes: ClassVar[str] = "component"
 
     kind: ClassVar[str] = "control_plane_loss"
     mechanism: ClassVar[str] = "routes withdrawn: every call between components and every zone link fails"

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 class _EndpointFault(Fault):
+    strikes: ClassVar[str] = "endpoint"
     def check(self, scenario: "Scenario") -> None:
         names = [e.name for e in scenario.traffic.endpoints]
         if self.target not in names:

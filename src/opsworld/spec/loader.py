@@ -396,6 +396,16 @@ def call_edges(scenario: Scenario) -> list[tuple[str, str]]:
     return edges
 
 
+def service_map(scenario: Scenario) -> list[tuple[str, str]]:
+    """The documented (caller, callee) edges: the service map agents are shown. Dependencies marked
+    `documented: false` are real (the engine and the ground truth follow them) but missing here."""
+    hidden = {(name, d.target) for name, comp in scenario.components.items() for d in comp.dependencies
+              if not d.documented}
+    hidden |= {(ep.service, d.target) for ep in scenario.traffic.endpoints for d in ep.calls or []
+               if not d.documented}
+    return sorted({edge for edge in call_edges(scenario) if edge not in hidden})
+
+
 def find_call_cycle(scenario: Scenario) -> list[str]:
     """A cycle in the call graph as [a, b, ..., a], or [] when there is none."""
     graph: dict[str, list[str]] = {name: [] for name in scenario.components}
