@@ -130,8 +130,9 @@ class Engine:
         self.scale_down_since = np.full((S, worlds), np.inf)
         self.rates = tick_rates(topo, self.ticks)       # [ticks, endpoints] mean arrivals/s before noise and bursts
         self._knobs_changed = True
-        self._flapping = self._limited = self._wrong = self._any_moved = False
+        self._flapping = self._limited = self._wrong = self._any_moved = self._hogging = False
         self._caches = np.unique(topo.edge_src[topo.edge_kind == MISS])
+        self._cache_replicas = np.flatnonzero(np.isin(topo.replica_component, self._caches))
         # Operations: endpoints with calls of their own. Each gets a latency row after the S components, runs on
         # its service's replicas, and makes its own calls instead of the service's dependencies.
         self._ops = np.flatnonzero(topo.endpoint_own_calls)
@@ -227,6 +228,7 @@ class Engine:
             self._flapping = bool(k.flap.any())
             self._limited = bool(np.isfinite(k.rate_limit).any())
             self._wrong = bool(k.wrong.any())
+            self._hogging = bool(k.cpu_hog.any())
             self._any_moved = self._any_moved or bool(k.node_down.any() or k.drained.any())
         reps = self.replicas.step(t0, dt, k, self._knobs_changed)
         self._knobs_changed = False
@@ -253,8 +255,9 @@ class Engine:
             arrivals[comp] += requests[p] / dt
 
         # -- speeds and capacities
-        hog = np.clip(k.cpu_hog, 0.0, 0.99)               # CPU burnt inside the containers by something else
-        cores = serving * col["cpu"] * (1.0 - hog)
+        hog = np.clip(k.cpu_hog, 0.0, 0.99) if self._hogging else 0.0   # CPU burnt in the containers by others
+        limit_cores = serving * col["cpu"]
+        cores = limit_cores * (1.0 - hog) if self._hogging else limit_cores
         core_servers = np.maximum(np.rint(cores), 1.0)
         work = np.minimum((col["service_mean"] * self.node_slowdown + k.latency) / np.maximum(k.capacity, SLOWEST),
                           LONGEST)
@@ -501,8 +504,7 @@ class Engine:
         self.attempts = attempts_next
 
         # -- resources: CPU per replica, nodes, contention for the next tick
-        limit_cores = serving * col["cpu"]
-        busy_cores = served * work + hog * limit_cores
+        busy_cores = served * work + hog * limit_cores if self._hogging else served * work
         cpu_util = busy_cores / np.maximum(limit_cores, TINY)
         node_cpu, node_memory, slowdown = self._nodes(busy_cores / np.maximum(serving, 1.0), k.cpu_steal)
         self.node_slowdown = slowdown
@@ -582,8 +584,7 @@ class Engine:
         k, rows = self.knobs, self._caches
         if not len(rows):
             return k.hit_ratio
-        reps = self.replicas
-        pick = np.isin(self.topology.replica_component, rows)
+        reps, pick = self.replicas, self._cache_replicas
         if not ((reps.running[pick] > 0) & (reps.started[pick] > now - 20.0 * CACHE_FILL_TIME)).any():
             return k.hit_ratio          # every cache replica has been up long enough to be full
         hit = k.hit_ratio.copy()
