@@ -289,7 +289,12 @@ def inject(
         made = chosen.make(**{**params, "target": target or example.target, "onset": onset})
         companions = ([entry(n).make(**p) for n, p in example.also] if target is None and scenario is None else [])
         orders = [_order(fix, made, MITIGATIONS, Order)] if fix else []
-        ep = run_episode(sc, [made, *companions], worlds=worlds, seed=seed, ticks=int(seconds // sc.tick))
+        ticks = int(seconds // sc.tick)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} ticks"),
+                      TimeRemainingColumn(), console=err, transient=True, disable=json_out or ticks < 1000) as bar:
+            task = bar.add_task(f"{fault} beside its counterfactual", total=ticks)
+            ep = run_episode(sc, [made, *companions], worlds=worlds, seed=seed, ticks=ticks, orders=orders,
+                             progress=lambda n: bar.advance(task, n))
     except (FaultError, UnitError, ValueError) as exc:
         _fail(str(exc))
         return

@@ -66,6 +66,9 @@ KNOB_VALUES = {
     "capacity": [0.0, 0.01, 0.5, 3.0], "error_rate": [0.0, 0.3, 1.0], "latency": [0.0, 0.5, 5.0],
     "replicas": [0, 1, 3], "memory_growth": [0.0, 5e7], "disk_growth": [0.0, 1e9], "hit_ratio": [0.0, 1.0],
     "crash_loop": [True, False], "cpu_steal": [0.0, 50.0], "traffic": [0.0, 10.0],
+    "cpu_hog": [0.0, 0.5, 0.99], "flap": [0.0, 0.7, 1.0], "wrong": [0.0, 0.4, 1.0], "rate_limit": [0.0, 5.0, np.inf],
+    "hang_after": [0.0, 30.0, np.inf], "request_size": [1.0, 50.0], "node_down": [True, False],
+    "drained": [True, False], "restart_at": [0.0, 60.0], "kill_at": [0.0, 30.0], "scale_max": [0, 1, 4],
 }
 
 
@@ -77,7 +80,9 @@ def test_truth_stays_finite_and_consistent(spec: dict, knobs: list) -> None:
     names = engine.topology.components
     for knob, column, choice in knobs:
         values = KNOB_VALUES[knob]
-        target = {"cpu_steal": engine.topology.nodes[column % 2], "traffic": "GET /"}.get(knob, names[column % len(names)])
+        node = engine.topology.nodes[column % 2]
+        target = {"cpu_steal": node, "node_down": node, "drained": node, "traffic": "GET /"}.get(
+            knob, names[column % len(names)])
         engine.set(knob, values[choice % len(values)], target, worlds=[1])
     if engine.topology.n_edges:
         engine.set("partition", True, ("z1", "z2"), worlds=[2])
@@ -92,4 +97,5 @@ def test_truth_stays_finite_and_consistent(spec: dict, knobs: list) -> None:
     assert (truth.offered >= 0).all() and (truth.served >= 0).all() and (truth.backlog >= 0).all()
     assert (truth.failed_by_cause >= -1e-3).all()
     assert ((truth.edge_failure >= 0) & (truth.edge_failure <= 1 + 1e-6)).all()
+    assert (truth.wrong >= -tol).all() and (truth.wrong <= truth.requests - truth.failed + tol).all()
     assert (truth.latency_p50 <= truth.latency_p99 + 1e-6).all()

@@ -145,7 +145,9 @@ class Replicas:
         self.state = state
         running = state == RUNNING
         # health checks: a hung replica stays in rotation until it has failed enough probes
-        hung = running & (knobs.hung | (uptime >= knobs.hang_after[comp] * self.leak_spread))
+        # a build that deadlocks does so in the replicas started since the last rollout
+        deadlocked = (uptime >= knobs.hang_after[comp] * self.leak_spread) & (self.launched >= self.rollout_at[comp])
+        hung = running & (knobs.hung | deadlocked)
         self.hung_since = np.where(hung, np.minimum(self.hung_since, now), np.inf)
         in_rotation = running & (now + dt - self.hung_since < self.eject_after)
         serving = in_rotation & ~hung

@@ -61,6 +61,7 @@ class Fault(BaseModel):
     fixes: ClassVar[tuple[str, ...]] = ()     # runbook mitigations that neutralise it (besides undoing its change)
     masks: ClassVar[tuple[str, ...]] = ()     # mitigations that only hide it for a while
     restart_clears: ClassVar[bool] = False    # state inside the processes: gone once every replica restarted
+    #                                           (unless a deploy or config carries it)
     restart_resets: ClassVar[bool] = False    # grows with process uptime: a restart starts the clock again
     sudden: ClassVar[bool] = False            # with restart_resets: nothing until the ramp is done, then all at once
     default_via: ClassVar[Via] = "none"

@@ -91,7 +91,8 @@ class Injector:
             level[knob[run.worlds] != run.version] = 0.0
             if fault.change == "deploy":   # and only in the replicas the rollout has replaced so far
                 level = level * self._rolled_out(run)
-        if fault.restart_clears or fault.restart_resets:
+        # state held in the processes (not in a build or config, which outlive restarts)
+        if (fault.restart_clears and fault.change == "none") or fault.restart_resets:
             level = self._uptime_level(run, level, t)
         for i, (effect, base) in enumerate(zip(run.effects, run.base)):
             on = level if effect.scale is None else level * effect.scale(engine)[run.worlds]
