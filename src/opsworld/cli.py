@@ -313,8 +313,8 @@ def _order(text: str, fault, mitigations: dict, order_type):
     if action not in mitigations:
         raise ValueError(f"--fix: no mitigation {action!r}; known: {', '.join(mitigations)}")
     if not target:
-        from opsworld.faults.ground_truth import _fix_target
-        target = _fix_target(fault, action, None) if action != "renew_certificate" else fault.target
+        from opsworld.faults.ground_truth import fix_target
+        target = fix_target(fault, action, None) if action != "renew_certificate" else fault.target
     return order_type(parse_duration(when), action, target or None)
 
 

@@ -95,7 +95,7 @@ def test_hidden_coupling_is_missing_from_the_service_map_but_in_the_ground_truth
 
 def test_impact_persists_without_a_fix() -> None:
     """The fix tests are not trivial: left alone, these faults keep hurting users to the end."""
-    for name in ("bad_config_push", "bad_deploy_crashloop", "zone_partition", "cpu_contention", "quota_exhaustion"):
+    for name in ("bad_config_push", "bad_deploy_crashloop", "zone_partition", "regex_cpu_exhaustion", "quota_exhaustion"):
         entry = CATALOGUE[name]
         ep = run_episode(entry.example.scenario(), entry.example_faults(), seed=3, ticks=200)
         assert impaired_share(ep.trajectory, ep.baseline)[-30:, 0].mean() > 0.05, name

@@ -247,15 +247,16 @@ def _entries() -> list[Entry]:
         E("tokenizer_mismatch", WrongAnswers, "a tokenizer/config mismatch after a rollout: garbled output, some "
           "requests rejected", X(llm, "tokenizer", ("wrong", "POST /v1/chat/completions", "up")),
           {"via": "config", "share": 0.6, "errors": 0.05}),
-        # -- the real faults of the Nezha Online Boutique recordings (see `opsworld calibrate`)
+        # -- the real faults of the Nezha Online Boutique recordings, with the presets `opsworld calibrate` checks
+        #    against them (the reasons for each value are in `opsworld.calibration.nezha`)
         E("cpu_contention", CpuHog, "CPU contention inside a pod (stress-ng): the pod's CPU pinned near its limit",
-          X(shop, "currencyservice", ("cpu_utilisation", "currencyservice", "up")), {"share": 0.9}),
+          X(shop, "currencyservice", ("cpu_utilisation", "currencyservice", "up")), {"share": 0.85}),
         E("cpu_consumed", CpuHog, "a process consuming about half of a pod's CPU",
-          X(shop, "productcatalogservice", ("cpu_utilisation", "productcatalogservice", "up")), {"share": 0.5}),
+          X(shop, "productcatalogservice", ("cpu_utilisation", "productcatalogservice", "up")), {"share": 0.76}),
         E("code_exception", ErrorRate, "an injected exception in a service's handler",
-          X(shop, "cartservice", ("failed_total", "cartservice", "up")), {"rate": 0.05}),
+          X(shop, "cartservice", ("failed_total", "cartservice", "up")), {"rate": 0.7}),
         E("early_return", EarlyReturn, "a code path returns early with a bad value",
-          X(shop, "productcatalogservice", ("failed", "GET /product/{id}", "up"))),
+          X(shop, "productcatalogservice", ("failed", "GET /product/{id}", "up")), {"rate": 0.7}),
         # -- controls
         E("no_fault", NoFault, "no fault at all", X(shop, "", ("failed", "GET /", "flat"))),
         E("benign_deploy", BenignChange, "a deploy that is fine (a red herring)",

@@ -143,13 +143,13 @@ def fault_truths(injector: "Injector") -> list[tuple[np.ndarray, FaultTruth]]:
         out.append((run.worlds, FaultTruth(
             kind=fault.kind, fault_class=type(fault).__name__, mechanism=fault.mechanism, via=fault.change,
             roots=roots, onset=run.onset,
-            fixes=[Fix(action=a, target=_fix_target(fault, a, scenario)) for a in fault.mitigations],
-            masks=[Fix(action=a, target=_fix_target(fault, a, scenario)) for a in fault.masks],
+            fixes=[Fix(action=a, target=fix_target(fault, a, scenario)) for a in fault.mitigations],
+            masks=[Fix(action=a, target=fix_target(fault, a, scenario)) for a in fault.masks],
             beyond_runbook=fault.beyond_runbook)))
     return out
 
 
-def _fix_target(fault, action: str, scenario) -> str | None:
+def fix_target(fault, action: str, scenario) -> str | None:
     if action == "page_human" or (action == "scale_up" and fault.kind == "flash_crowd"):
         return None
     if action in ("rollback_deploy", "rollback_config"):

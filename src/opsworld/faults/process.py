@@ -32,9 +32,10 @@ class EarlyReturn(Fault):
     on what it answered."""
 
     kind: ClassVar[str] = "early_return"
-    mechanism: ClassVar[str] = "requests end early with a bad value: less work, and failures at the callers"
+    mechanism: ClassVar[str] = "requests end early with a bad value: the callers fail on it"
     rate: float = Field(0.1, gt=0.0, le=1.0, description="share of answers that are bad")
-    speedup: float = Field(2.0, ge=1.0, le=100.0, description="requests end this much sooner (less CPU work)")
+    speedup: float = Field(1.0, ge=1.0, le=100.0, description="requests end this much sooner (less CPU work; the "
+                                                               "recordings show none)")
 
     def effects(self, engine: "Engine") -> list[Effect]:
         return [Effect("error_rate", self.target, lambda base, e: 1.0 - (1.0 - base) * (1.0 - self.rate)),
