@@ -500,3 +500,11 @@ def test_scenario_error_fields():
     assert isinstance(error, ValueError)
     assert str(ScenarioError("shop.yaml", "", "is empty")) == "shop.yaml: is empty"
     assert "\n" not in str(ScenarioError("a\nb.yaml", "x\ny", "bad\nthing", "fix\r\nit"))
+
+
+def test_a_key_with_a_dot_is_shown_in_brackets(make_scenario) -> None:
+    scenario = make_scenario()
+    scenario["api.v1"] = 1
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(scenario)
+    assert info.value.path == "['api.v1']"

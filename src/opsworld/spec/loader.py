@@ -171,7 +171,8 @@ def _user_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def _key(part: Any) -> str:
     text = str(part)
-    if isinstance(part, str) and re.fullmatch(r"[\w.\-/ ]{1,80}", part) and part == part.strip():
+    # a key with a dot would read as two levels: such keys are shown in brackets, `['api.v1']`
+    if isinstance(part, str) and re.fullmatch(r"[\w\-/ ]{1,80}", part) and part == part.strip():
         return text
     if isinstance(part, (int, float)) and not isinstance(part, bool):
         return show(part)
