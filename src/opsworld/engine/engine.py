@@ -25,7 +25,7 @@ from opsworld.engine.random import Streams, poisson
 from opsworld.engine.segments import Segments
 from opsworld.engine.real import REAL
 from opsworld.engine.replicas import Replicas
-from opsworld.engine.topology import CONSUME, MISS, Topology, compile_topology
+from opsworld.engine.topology import CONSUME, MISS, compile_topology
 from opsworld.engine.traffic import tick_rates
 from opsworld.engine.truth import TRUTH_FIELDS, Trajectory, Truth
 from opsworld.spec import Scenario, load_scenario

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from opsworld.engine.topology import CONSUME
-from opsworld.faults.base import Seconds, Effect, Fault, FaultError
+from opsworld.faults.base import Effect, Fault, FaultError, Seconds
 from opsworld.faults.process import CrashLoop, Slowdown, Stall, WrongAnswers
 
 if TYPE_CHECKING:

@@ -15,7 +15,6 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from opsworld.engine import Topology, Trajectory
-from opsworld.engine.topology import CONSUME
 
 if TYPE_CHECKING:
     from opsworld.faults.injector import Injector

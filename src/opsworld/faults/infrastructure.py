@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from opsworld.engine.topology import CONSUME
-from opsworld.faults.base import Seconds, KINDS, Effect, Fault, FaultError
+from opsworld.faults.base import KINDS, Effect, Fault, FaultError, Seconds
 
 if TYPE_CHECKING:
     from opsworld.engine import Engine

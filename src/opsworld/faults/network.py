@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from opsworld.engine.topology import CONSUME
-from opsworld.faults.base import Seconds, KINDS, Effect, Fault, FaultError
+from opsworld.faults.base import KINDS, Effect, Fault, FaultError, Seconds
 
 if TYPE_CHECKING:
     from opsworld.engine import Engine
@@ -25,7 +25,7 @@ def callers(engine: "Engine", component: str) -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
-def _check_edge(fault: Fault, scenario: "Scenario", caller: str | None) -> None:
+def check_edge(fault: Fault, scenario: "Scenario", caller: str | None) -> None:
     if caller is None:
         return
     if caller not in scenario.components:
@@ -45,7 +45,7 @@ class _PathFault(Fault):
 
     def check(self, scenario: "Scenario") -> None:
         super().check(scenario)
-        _check_edge(self, scenario, self.caller)
+        check_edge(self, scenario, self.caller)
 
     def paths(self, engine: "Engine") -> list[tuple[str, str]]:
         return [(self.caller, self.target)] if self.caller else callers(engine, self.target)

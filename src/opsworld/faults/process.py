@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from pydantic import Field
 
-from opsworld.faults.base import Seconds, KINDS, Effect, Fault, FaultError
+from opsworld.faults.base import KINDS, Effect, Fault, FaultError, Seconds
 
 if TYPE_CHECKING:
     from opsworld.engine import Engine

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from pydantic import Field
 
-from opsworld.engine.topology import CONSUME
-from opsworld.faults.base import Seconds, KINDS, Effect, Fault, FaultError
-from opsworld.faults.network import _check_edge, callers
+from opsworld.faults.base import KINDS, Effect, Fault, FaultError, Seconds
+from opsworld.faults.network import check_edge, callers
 
 if TYPE_CHECKING:
     from opsworld.engine import Engine
@@ -103,7 +102,7 @@ class RetryPolicy(Fault):
 
     def check(self, scenario: "Scenario") -> None:
         super().check(scenario)
-        _check_edge(self, scenario, self.caller)
+        check_edge(self, scenario, self.caller)
 
     def roots(self, scenario: "Scenario") -> list[tuple[str, str]]:
         return [("component", self.caller)]
