@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from opsworld.faults.injector import Injector
 
 HUMAN_DELAY = 1800.0   # seconds for a paged human to find and fix the cause
+ONCALL = "oncall"        # who the change history says made the runbook's changes
 CERT_LIFETIME = 90 * 86400.0
 
 
@@ -46,11 +47,11 @@ def _component(engine: Engine, target: object) -> str:
 def _version(engine: Engine, knob: str, target: object, worlds: Worlds) -> None:
     name = _component(engine, target)
     spec = engine.scenario.components[name]
-    engine.set(knob, getattr(spec, knob), name, worlds)     # back to the last version known good: the scenario's
+    engine.set(knob, getattr(spec, knob), name, worlds, by=ONCALL)     # back to the last version known good: the scenario's
 
 
 def _restart(engine: Engine, injector, target: object, worlds: Worlds) -> None:
-    engine.set("restart_at", engine.time, _component(engine, target), worlds)
+    engine.set("restart_at", engine.time, _component(engine, target), worlds, by=ONCALL)
 
 
 def _scale_up(engine: Engine, injector, target: object, worlds: Worlds) -> None:
@@ -60,9 +61,9 @@ def _scale_up(engine: Engine, injector, target: object, worlds: Worlds) -> None:
     for name in names:
         s = topo.index(name)
         want = np.minimum(np.maximum(2 * k.replicas[s][rows], topo.replicas[s]), topo.max_replicas[s])
-        engine.set("replicas", want, name, worlds)
-        engine.set("scale_min", np.maximum(k.scale_min[s][rows], want), name, worlds)
-        engine.set("scale_max", np.maximum(k.scale_max[s][rows], want), name, worlds)
+        engine.set("replicas", want, name, worlds, by=ONCALL)
+        engine.set("scale_min", np.maximum(k.scale_min[s][rows], want), name, worlds, by=ONCALL)
+        engine.set("scale_max", np.maximum(k.scale_max[s][rows], want), name, worlds, by=ONCALL)
 
 
 def _renew(engine: Engine, injector, target: object, worlds: Worlds) -> None:
@@ -71,7 +72,7 @@ def _renew(engine: Engine, injector, target: object, worlds: Worlds) -> None:
     if not names:
         raise MitigationError(f"no certificate named or served by '{target}'; known: {', '.join(c.name for c in certs)}")
     for name in names:
-        engine.set("cert_not_after", engine.scenario.traffic.start + engine.time + CERT_LIFETIME, name, worlds)
+        engine.set("cert_not_after", engine.scenario.traffic.start + engine.time + CERT_LIFETIME, name, worlds, by=ONCALL)
 
 
 def _node(engine: Engine, target: object) -> str:
@@ -81,7 +82,7 @@ def _node(engine: Engine, target: object) -> str:
 
 
 def _drain_node(engine: Engine, injector, target: object, worlds: Worlds) -> None:
-    engine.set("drained", True, _node(engine, target), worlds)
+    engine.set("drained", True, _node(engine, target), worlds, by=ONCALL)
 
 
 def _drain_zone(engine: Engine, injector, target: object, worlds: Worlds) -> None:
@@ -89,7 +90,7 @@ def _drain_zone(engine: Engine, injector, target: object, worlds: Worlds) -> Non
     if not nodes:
         raise MitigationError(f"'{target}' is not a zone; known: {', '.join(engine.topology.zones)}")
     for node in nodes:
-        engine.set("drained", True, node, worlds)
+        engine.set("drained", True, node, worlds, by=ONCALL)
 
 
 def _shed_load(engine: Engine, injector, target: object, worlds: Worlds) -> None:
@@ -99,7 +100,7 @@ def _shed_load(engine: Engine, injector, target: object, worlds: Worlds) -> None
     s = topo.index(name)
     rows = resolve_worlds(worlds, engine.worlds)
     capacity = engine.knobs.replicas[s][rows] * topo.cpu[s] / max(topo.service_mean[s], 1e-6)
-    engine.set("rate_limit", 0.8 * capacity, name, worlds)
+    engine.set("rate_limit", 0.8 * capacity, name, worlds, by=ONCALL)
 
 
 def _block_client(engine: Engine, injector, target: object, worlds: Worlds) -> None:
@@ -107,7 +108,7 @@ def _block_client(engine: Engine, injector, target: object, worlds: Worlds) -> N
     if target not in engine.topology.endpoints:
         raise MitigationError(f"'{target}' is not an endpoint; known: {', '.join(engine.topology.endpoints)}")
     engine.set("traffic", np.minimum(engine.knobs.traffic[engine.topology.endpoints.index(target)]
-                                     [resolve_worlds(worlds, engine.worlds)], 1.0), target, worlds)
+                                     [resolve_worlds(worlds, engine.worlds)], 1.0), target, worlds, by=ONCALL)
 
 
 def _into(engine: Engine, name: str) -> list[tuple[str, str]]:
@@ -119,19 +120,19 @@ def _into(engine: Engine, name: str) -> list[tuple[str, str]]:
 
 def _disable_retries(engine: Engine, injector, target: object, worlds: Worlds) -> None:
     for pair in _into(engine, _component(engine, target)):
-        engine.set("retries", 0, pair, worlds)
+        engine.set("retries", 0, pair, worlds, by=ONCALL)
 
 
 def _raise_limit(engine: Engine, injector, target: object, worlds: Worlds) -> None:
     name = _component(engine, target)
-    engine.set("rate_limit", np.inf, name, worlds)
+    engine.set("rate_limit", np.inf, name, worlds, by=ONCALL)
     rows = resolve_worlds(worlds, engine.worlds)
     for pair in _into(engine, name):
         edges = np.flatnonzero((engine.topology.edge_src == engine.topology.index(pair[0]))
                                & (engine.topology.edge_dst == engine.topology.index(name)))
         spec = engine.topology.edge_pool[edges].max()
         if spec > 0:
-            engine.set("pool_size", np.maximum(engine.knobs.pool_size[edges[0]][rows], spec), pair, worlds)
+            engine.set("pool_size", np.maximum(engine.knobs.pool_size[edges[0]][rows], spec), pair, worlds, by=ONCALL)
 
 
 def _removes(*kinds: str, by: str = "component") -> Callable[[Engine, "Injector | None", object, Worlds], None]:

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from opsworld.engine import queueing as qt
+from opsworld.engine.changes import CHANGE_KINDS, ChangeLog
 from opsworld.engine.knobs import KNOB_NAMES, KnobError, KnobName, Knobs, Worlds, column, resolve_worlds
 from opsworld.engine.random import Streams, poisson
 from opsworld.engine.segments import Segments
@@ -112,6 +113,7 @@ class Engine:
         self.streams = Streams(seed, first_world + np.arange(worlds))
         self.replicas = Replicas(topo, worlds)
         self.tick, self.time = 0, 0.0
+        self.changes = ChangeLog()
         S, E = topo.n_components, topo.n_edges
         self.backlog = np.zeros((S, worlds), REAL)
         self.hold = np.repeat(self._idle_hold()[:, None], worlds, axis=1).astype(REAL)   # seconds a request holds a slot
@@ -177,12 +179,14 @@ class Engine:
         return self.versions.index(name)
 
     def set(self, knob: KnobName, value: float | str | np.ndarray,
-            target: str | tuple[str, str] | tuple[str, int] | int | None = None, worlds: Worlds = None) -> None:
+            target: str | tuple[str, str] | tuple[str, int] | int | None = None, worlds: Worlds = None,
+            by: str | None = None) -> None:
         """Set a knob for some worlds, e.g. `set("capacity", 0.5, "cartservice", worlds=[3])`.
 
         `target` picks the column (see `knobs.column`): a component, a (caller, callee) edge, a certificate, a node,
         an endpoint, a (zone, zone) pair, or a (component, replica) slot; None means every column. `worlds` is None
-        (all), an index, a list of indices or a boolean mask. Version knobs also take version names.
+        (all), an index, a list of indices or a boolean mask. Version knobs also take version names. `by` names
+        who made the change (a pipeline, a person): with it, a change knob's setting goes into `changes`.
         """
         if knob not in KNOB_NAMES:
             raise KnobError(f"unknown knob '{knob}'; known: {', '.join(KNOB_NAMES)}")
@@ -191,6 +195,8 @@ class Engine:
         index = column(self.topology, knob, target)
         rows = resolve_worlds(worlds, self.worlds)
         array = getattr(self.knobs, knob)
+        if by is not None and knob in CHANGE_KINDS:
+            self._record(knob, array, index, rows, target, value, by)
         self._knobs_changed = True
         if isinstance(index, np.ndarray) and isinstance(rows, np.ndarray):
             index, rows = np.ix_(index, rows)
@@ -198,6 +204,34 @@ class Engine:
             array[(*index, rows) if isinstance(index, tuple) else (index, rows)] = value
         except (ValueError, TypeError, IndexError) as exc:
             raise KnobError(f"cannot set '{knob}' to {value!r}: {exc}") from None
+
+    def _record(self, knob: str, array: np.ndarray, index: object, rows: object, target: object, value: object,
+                by: str) -> None:
+        """Add a change to `changes`: one target column (the first copy of an edge made for several endpoints)."""
+        worlds = np.arange(self.worlds)[rows]
+        column_ = int(index[0]) if isinstance(index, np.ndarray) else index
+        if not isinstance(column_, int):
+            raise KnobError(f"a change to '{knob}' needs one target")
+        before = array[column_, worlds]
+        value = np.asarray(value)
+        after = np.broadcast_to(value[0] if value.ndim == 2 else value, before.shape)
+        text = self._change_text(knob)
+        name = "->".join(target) if isinstance(target, tuple) else str(target)
+        self.changes.add(self.time, worlds, CHANGE_KINDS[knob], name, text(before), text(after), by)
+
+    def _change_text(self, knob: str) -> Callable[[np.ndarray], np.ndarray]:
+        """How a change knob's values read in the change history."""
+        if knob in ("deploy", "config"):
+            names = np.array(self.versions)
+            return lambda v: names[np.asarray(v, dtype=np.int64)]
+        if knob == "restart_at":
+            return lambda v: np.where(np.asarray(v) >= self.time, "rolling restart", "running")
+        if knob == "cert_not_after":
+            return lambda v: np.char.add("valid until ", np.datetime_as_string(
+                np.asarray(v).astype("datetime64[s]"), unit="m"))
+        if knob in ("replicas", "scale_min", "scale_max", "retries", "pool_size"):
+            return lambda v: np.asarray(v).astype(np.int64).astype(str)
+        return lambda v: np.asarray(v).astype(str)
 
     # ---- running ---------------------------------------------------------------------------------------------------
     def run(self, ticks: int | None = None, progress: Callable[[int], None] | None = None,
@@ -689,6 +723,11 @@ class Engine:
         if change.any():
             k.replicas[rows] = np.where(change, want, current).astype(np.int64)
             self._knobs_changed = True
+            for i, s in enumerate(rows):
+                hit = np.flatnonzero(change[i])
+                if hit.size:
+                    self.changes.add(now, hit, "scale", self.topology.components[s], current[i, hit].astype(str),
+                                     want[i, hit].astype(np.int64).astype(str), "horizontal-pod-autoscaler")
 
     def _idle_hold(self) -> np.ndarray:
         """[S] holding time of a request with no queueing anywhere: own work plus its calls, bottom up."""

@@ -19,16 +19,21 @@ Worlds = int | Sequence[int] | np.ndarray | None
 
 COMPONENT_KNOBS = ("capacity", "error_rate", "latency", "replicas", "memory_growth", "disk_growth", "hit_ratio",
                    "crash_loop", "deploy", "config", "cpu_hog", "request_size", "hang_after", "flap", "wrong", "rate_limit", "scale_min",
-                   "scale_max", "restart_at", "kill_at")
-EDGE_KNOBS = ("blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open")
+                   "scale_max", "restart_at", "kill_at", "error_kind", "replication_lag")
+EDGE_KNOBS = ("blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open", "refusal")
 NODE_KNOBS = ("cpu_steal", "node_down", "drained")
 KNOB_NAMES = COMPONENT_KNOBS + EDGE_KNOBS + NODE_KNOBS + ("cert_not_after", "partition", "traffic", "hung")
 KnobName = Literal[
     "capacity", "error_rate", "latency", "replicas", "memory_growth", "disk_growth", "hit_ratio", "crash_loop",
     "deploy", "config", "cpu_hog", "request_size", "hang_after", "flap", "wrong", "rate_limit", "scale_min", "scale_max", "restart_at",
-    "kill_at", "blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open",
-    "cpu_steal", "node_down", "drained", "cert_not_after", "partition", "traffic", "hung",
+    "kill_at", "error_kind", "replication_lag", "blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open",
+    "cpu_steal", "node_down", "drained", "cert_not_after", "partition", "traffic", "hung", "refusal",
 ]
+
+# What a process prints when its requests fail (`error_kind`) and how a refused call attempt fails (`refusal`):
+# physical facts of the world, like an exception class or an errno, read by the log and trace sensors.
+ERROR_KINDS = ("exception", "config", "fd_exhausted", "clock_skew", "id_overflow", "wraparound", "read_only")
+REFUSALS = ("refused", "no_such_host", "timeout", "unauthorized", "too_many_clients")
 
 
 @dataclass
@@ -58,6 +63,8 @@ class Knobs:
     restart_at: np.ndarray      # [S, B] when a rolling restart was ordered (replicas started before it are replaced
     #                             one after another); a deploy version change orders one too
     kill_at: np.ndarray         # [S, B] when every replica was killed at once (they restart after a short back-off)
+    error_kind: np.ndarray      # [S, B] index into ERROR_KINDS: what the component's failing requests say
+    replication_lag: np.ndarray # [S, B] datastores: seconds the read replicas are behind the primary
     blocked: np.ndarray         # [E, B] fraction of call attempts refused (wrong address, partition)
     network_latency: np.ndarray # [E, B] seconds added to each attempt's round trip
     pool_size: np.ndarray       # [E, B] connections per caller replica on datastore edges
@@ -65,6 +72,7 @@ class Knobs:
     timeout: np.ndarray         # [E, B] seconds
     backoff: np.ndarray         # [E, B] seconds before the first retry (doubling after)
     breaker_open: np.ndarray    # [E, B] bool: circuit held open (calls fail fast, callee sees none)
+    refusal: np.ndarray         # [E, B] index into REFUSALS: how the refused (`blocked`) attempts fail
     cert_not_after: np.ndarray  # [C, B] Unix seconds
     partition: np.ndarray       # [Z, Z, B] bool: traffic from zone a to zone b is dropped
     cpu_steal: np.ndarray       # [N, B] cores taken by processes outside the model (noisy neighbours)
@@ -103,6 +111,8 @@ class Knobs:
             scale_max=rep(topo.as_max),
             restart_at=np.full((S, B), -np.inf),
             kill_at=np.full((S, B), -np.inf),
+            error_kind=np.zeros((S, B), np.int8),
+            replication_lag=np.zeros((S, B), REAL),
             blocked=np.zeros((E, B), REAL),
             network_latency=np.zeros((E, B), REAL),
             pool_size=rep(topo.edge_pool),
@@ -110,6 +120,7 @@ class Knobs:
             timeout=rep(topo.edge_timeout),
             backoff=rep(topo.edge_backoff),
             breaker_open=np.zeros((E, B), dtype=bool),
+            refusal=np.zeros((E, B), np.int8),
             cert_not_after=rep(topo.cert_not_after, np.float64),   # seconds since 1970 need float64
             partition=np.zeros((Z, Z, B), dtype=bool),
             cpu_steal=np.zeros((len(topo.nodes), B), REAL),

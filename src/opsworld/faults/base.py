@@ -66,6 +66,7 @@ class Fault(BaseModel):
     sudden: ClassVar[bool] = False            # with restart_resets: nothing until the ramp is done, then all at once
     default_via: ClassVar[Via] = "none"
     strikes: ClassVar[str] = "component"       # what `target` names: component, node, zone, endpoint, certificate
+    made_by: ClassVar[str | None] = None      # a person whose command it is: its knob changes are in the history
 
     target: str = Field(description="the component (or node, certificate, endpoint, zone) it strikes")
     onset: float | str = Field("10m", description="when it starts: after the episode start (`10m`) or at a "
@@ -92,6 +93,16 @@ class Fault(BaseModel):
         return units.parse_duration(value)
 
     # ---- facts the ground truth reads ------------------------------------------------------------------------------
+    @property
+    def error_kind(self) -> str:
+        """What the requests this fault fails print (an `ERROR_KINDS` entry), a fact of the failing code."""
+        return "config" if self.change == "config" else "exception"
+
+    @property
+    def refusal(self) -> str:
+        """How the call attempts this fault refuses fail (a `REFUSALS` entry)."""
+        return "refused"
+
     @property
     def change(self) -> Via:
         """How the fault reaches the system: with a new deploy, a config push, or neither."""

@@ -3,7 +3,7 @@ locks, and queue consumers."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import Literal, TYPE_CHECKING, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -62,6 +62,10 @@ class ConnectionLimit(Fault):
     default_via: ClassVar[str] = "config"
     share: float = Field(0.5, gt=0.0, le=1.0, description="share of the callers' calls refused a connection")
 
+    @property
+    def refusal(self) -> str:
+        return "too_many_clients"
+
     def effects(self, engine: "Engine") -> list[Effect]:
         pairs = _pooled(engine, callee=self.target)
         if not pairs:
@@ -77,6 +81,11 @@ class HardLimit(Fault):
     mechanism: ClassVar[str] = "an id space runs out: every write the datastore takes fails"
     component_kinds: ClassVar[tuple[str, ...]] = ("datastore",)
     writes: float = Field(0.5, gt=0.0, le=1.0, description="share of the datastore's requests that write")
+    limit: Literal["id", "transaction_id"] = Field("id", description="the id space that ran out")
+
+    @property
+    def error_kind(self) -> str:
+        return "id_overflow" if self.limit == "id" else "wraparound"
 
     def effects(self, engine: "Engine") -> list[Effect]:
         return [Effect("error_rate", self.target, lambda base, e: 1.0 - (1.0 - base) * (1.0 - self.writes))]
@@ -107,6 +116,10 @@ class PrimaryFailure(Fault):
 
     kind: ClassVar[str] = "primary_failure"
     mechanism: ClassVar[str] = "the primary is lost: writes fail and one instance fewer serves until failover"
+
+    @property
+    def error_kind(self) -> str:
+        return "read_only"
     component_kinds: ClassVar[tuple[str, ...]] = ("datastore",)
     fixes: ClassVar[tuple[str, ...]] = ("failover",)
     writes: float = Field(0.5, gt=0.0, le=1.0, description="share of the datastore's requests that write")
@@ -126,9 +139,11 @@ class ReplicationLag(WrongAnswers):
     fixes: ClassVar[tuple[str, ...]] = ("failover",)
     default_via: ClassVar[str] = "none"
     delay: Seconds = Field(0.01, ge=0.0, description="seconds the lagging replicas add to reads")
+    lag: Seconds = Field(120.0, gt=0.0, description="seconds the read replicas are behind the primary")
 
     def effects(self, engine: "Engine") -> list[Effect]:
-        return super().effects(engine) + [Effect("latency", self.target, lambda base, e: base + self.delay)]
+        return super().effects(engine) + [Effect("latency", self.target, lambda base, e: base + self.delay),
+                                          Effect("replication_lag", self.target, lambda base, e: base + self.lag)]
 
 
 class LockContention(Slowdown):

@@ -106,6 +106,10 @@ class ClockSkew(_NodeFault):
     fixes: ClassVar[tuple[str, ...]] = ("drain_node", "sync_clock")
     rate: float = Field(1.0, gt=0.0, le=1.0, description="share of the requests served there that fail")
 
+    @property
+    def error_kind(self) -> str:
+        return "clock_skew"
+
     def effects(self, engine: "Engine") -> list[Effect]:
         return [Effect("error_rate", c, lambda base, e: 1.0 - (1.0 - base) * (1.0 - self.rate),
                        scale=share_on(self.target, c)) for c in placed(engine, self.target)]

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from opsworld.engine import Engine, Truth
-from opsworld.engine.knobs import Worlds, column, resolve_worlds
+from opsworld.engine.knobs import ERROR_KINDS, REFUSALS, Worlds, column, resolve_worlds
 from opsworld.engine.truth import Trajectory
 from opsworld.faults.base import Effect, Fault, next_version
 
@@ -111,7 +111,14 @@ class Injector:
             pick = np.flatnonzero(moved)
             dtype = getattr(engine.knobs, effect.knob).dtype
             value = np.rint(value) if dtype.kind == "i" else value
-            engine.set(effect.knob, value[..., pick].astype(dtype), effect.target, worlds=run.worlds[pick])
+            engine.set(effect.knob, value[..., pick].astype(dtype), effect.target, worlds=run.worlds[pick],
+                       by=fault.made_by)
+            said = _SAYS.get(effect.knob)
+            if said is not None:   # what the failures print is a fact of the same broken code or path
+                start = np.flatnonzero(on[pick] > 0)
+                if start.size:
+                    engine.set(said[0], said[1].index(getattr(fault, said[0])), effect.target,
+                               worlds=run.worlds[pick][start])
 
     def _begin(self, run: _Running) -> None:
         """At onset: roll out the carrying change, fix the effects and remember the knobs' values before them."""
@@ -122,7 +129,7 @@ class Injector:
             current = getattr(engine.knobs, fault.change)[s, run.worlds[0]]
             name = next_version(engine.versions[int(current)], sum(1 for r in self.running if r.version is not None))
             run.version = engine.version_id(name)
-            engine.set(fault.change, run.version, fault.change_target, worlds=run.worlds)
+            engine.set(fault.change, run.version, fault.change_target, worlds=run.worlds, by=PIPELINES[fault.change])
         run.effects = fault.effects(engine)
         run.base = [_read(engine, e.knob, e.target, run.worlds) for e in run.effects]
         run.on = [np.zeros(len(run.worlds)) for _ in run.effects]
@@ -152,6 +159,10 @@ class Injector:
         grown = (t - since) / max(fault.ramp, 1.0)
         grown = (grown >= 1.0).astype(float) if fault.sudden else np.clip(grown, 0.0, 1.0)
         return np.where(level > 0, fault.severity * grown, 0.0)
+
+
+PIPELINES = {"deploy": "deploy-pipeline", "config": "config-sync"}   # who pushes builds and config
+_SAYS = {"error_rate": ("error_kind", ERROR_KINDS), "blocked": ("refusal", REFUSALS)}
 
 
 def _read(engine: Engine, knob: str, target: object, worlds: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@ wrong addresses, rejected credentials, expired certificates, and the loss of the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import Literal, TYPE_CHECKING, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -61,6 +61,12 @@ class Unreachable(_PathFault):
     kind: ClassVar[str] = "unreachable"
     mechanism: ClassVar[str] = "a share of the call attempts into the target are refused before they reach it"
     share: float = Field(1.0, gt=0.0, le=1.0, description="share of attempts refused")
+    how: Literal["refused", "no_such_host", "timeout"] = Field(
+        "refused", description="how attempts fail: a closed port, a name that does not resolve, a dropped route")
+
+    @property
+    def refusal(self) -> str:
+        return self.how
 
     def roots(self, scenario: "Scenario") -> list[tuple[str, str]]:
         # a wrong address is the caller's; a name or partition problem sits on the path to the callee
@@ -88,6 +94,10 @@ class ExpiredCredentials(Unreachable):
     mechanism: ClassVar[str] = "the target rejects the caller's calls: its credentials are no longer valid"
     fixes: ClassVar[tuple[str, ...]] = ("rotate_credentials",)
 
+    @property
+    def refusal(self) -> str:
+        return "unauthorized"
+
     def roots(self, scenario: "Scenario") -> list[tuple[str, str]]:
         return [("component", self.caller or self.target)]
 
@@ -114,6 +124,10 @@ class PacketLoss(_PathFault):
     mechanism: ClassVar[str] = "a share of the call attempts is lost; the others wait for retransmission"
     loss: float = Field(0.3, gt=0.0, le=1.0, description="share of attempts lost")
     retransmit: Seconds = Field(0.2, ge=0.0, description="seconds a lossy exchange waits for retransmissions")
+
+    @property
+    def refusal(self) -> str:
+        return "timeout"
 
     def roots(self, scenario: "Scenario") -> list[tuple[str, str]]:
         return [("component", self.target)]
@@ -195,6 +209,10 @@ class ControlPlaneLoss(Fault):
     kind: ClassVar[str] = "control_plane_loss"
     mechanism: ClassVar[str] = "routes withdrawn: every call between components and every zone link fails"
     blinds_tools: ClassVar[bool] = True
+
+    @property
+    def refusal(self) -> str:
+        return "no_such_host"
 
     def roots(self, scenario: "Scenario") -> list[tuple[str, str]]:
         return [("network", "control-plane")]

@@ -189,6 +189,10 @@ class FdExhaustion(Fault):
     sudden: ClassVar[bool] = True
     rate: float = Field(0.9, gt=0.0, le=1.0, description="share of requests failing once the table is full")
 
+    @property
+    def error_kind(self) -> str:
+        return "fd_exhausted"
+
     def effects(self, engine: "Engine") -> list[Effect]:
         return [Effect("error_rate", self.target, lambda base, e: 1.0 - (1.0 - base) * (1.0 - self.rate))]
 
@@ -210,6 +214,7 @@ class HealthCheckFlap(Fault):
 class AutoscalerBounds(Fault):
     """The autoscaler's bounds set wrong: a maximum too low for the load, or scale-to-zero."""
 
+    made_by: ClassVar[str | None] = "m.chen"   # a person editing the autoscaler's settings
     kind: ClassVar[str] = "autoscaler_bounds"
     mechanism: ClassVar[str] = "the autoscaler's min/max replicas are set so it cannot keep enough replicas"
     default_via: ClassVar[str] = "config"

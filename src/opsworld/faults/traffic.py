@@ -71,6 +71,7 @@ class CapacityRemoval(Fault):
     """An operator's command removes far more capacity than meant (a mistyped argument): the service is left with
     `left` replicas."""
 
+    made_by: ClassVar[str | None] = "j.ortiz"   # an operator running a routine command
     kind: ClassVar[str] = "capacity_removal"
     mechanism: ClassVar[str] = "the desired replica count is cut to a few"
     component_kinds: ClassVar[tuple[str, ...]] = KINDS

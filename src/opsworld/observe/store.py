@@ -1,7 +1,8 @@
 """The metric store: a fixed catalogue of series shared by every world of a batch, and their samples over time.
 
-A batch of worlds runs one topology, so every world has the same series; only the values differ. Samples are kept as
-one array [T, B, M] (scrapes, worlds, series) and NaN marks "no sample" (a failed scrape, a pod that is not running,
+A batch of worlds runs one topology, so every world has the same series; only the values differ. Samples are read as
+one array [T, B, M] (scrapes, worlds, series; held world-last, [T, M, B], as the sensors write them) and NaN marks
+"no sample" (a failed scrape, a pod that is not running,
 a series that is missing), which PromQL reads as absent — the way Prometheus sees a target that did not answer.
 The PromQL evaluator works on all worlds at once over this layout.
 """
@@ -41,13 +42,21 @@ class MetricStore:
         self.retention = retention
         self._cap = 2 * retention if retention else 64
         self._times = np.zeros(self._cap)
-        self._values = np.full((self._cap, worlds, len(labels)), np.nan, dtype)
+        self._values = np.full((self._cap, len(labels), worlds), np.nan, dtype)     # [T, M, B]
         self._start = self._end = 0
         self._index: dict[str, dict[str, np.ndarray]] = {}
 
     # ---- writing -----------------------------------------------------------------------------------------------
     def append(self, time: float, values: np.ndarray) -> None:
         """Add one scrape: `values` [B, M], NaN where there is no sample."""
+        self.append_rows(time, values.T)
+
+    def append_rows(self, time: float, rows: np.ndarray) -> None:
+        """Add one scrape given world-last: `rows` [M, B]."""
+        self.next_rows(time)[...] = rows
+
+    def next_rows(self, time: float) -> np.ndarray:
+        """Add one scrape at `time` and return its samples [M, B] to be filled in place (saves a copy)."""
         if self._end == self._cap:
             keep = self._end - self._start
             if self.retention is None:            # grow
@@ -62,10 +71,10 @@ class MetricStore:
                 self._values[:keep] = self._values[self._end - keep:self._end]
             self._start, self._end = 0, keep
         self._times[self._end] = round(time * 1000.0) / 1000.0
-        self._values[self._end] = values
         self._end += 1
         if self.retention is not None and self._end - self._start > self.retention:
             self._start += 1
+        return self._values[self._end - 1]
 
     # ---- reading -----------------------------------------------------------------------------------------------
     @property
@@ -75,8 +84,8 @@ class MetricStore:
 
     @property
     def values(self) -> np.ndarray:
-        """[T, B, M] samples; NaN = no sample."""
-        return self._values[self._start:self._end]
+        """[T, B, M] samples; NaN = no sample (a view of the world-last storage)."""
+        return self._values[self._start:self._end].swapaxes(1, 2)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -85,7 +94,7 @@ class MetricStore:
         """One world's samples as a store of its own (B = 1); the arrays are views, not copies."""
         one = MetricStore.__new__(MetricStore)
         one.labels, one.families, one.worlds, one.retention = self.labels, self.families, 1, None
-        one._times, one._values = self.times, self.values[:, b:b + 1]
+        one._times, one._values = self.times, self._values[self._start:self._end, :, b:b + 1]
         one._start, one._end = 0, len(one._times)
         one._cap = one._end
         one._index = self._index

@@ -1,0 +1,58 @@
+"""The change history of a batch of worlds: deploys, config pushes, scaling, restarts and drains, with who made them.
+
+Real systems keep such an audit trail (a deploy pipeline's history, the Kubernetes event stream, the autoscaler's
+decisions). It records changes as they are made, good and bad alike; nothing in it says whether a change was at
+fault. Rows are kept in columnar chunks (one per `add`, over many worlds at once) so autoscaling thousands of worlds
+stays cheap; a world's events are read out only when asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# The knobs whose setting is a change someone or something made, and the kind of change it is.
+CHANGE_KINDS = {"deploy": "deploy", "config": "config", "replicas": "scale", "scale_min": "autoscaler",
+                "scale_max": "autoscaler", "restart_at": "restart", "drained": "drain", "cert_not_after": "certificate",
+                "rate_limit": "rate_limit", "retries": "retry_policy", "pool_size": "pool_size",
+                "breaker_open": "circuit_breaker", "traffic": "traffic_policy"}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to one world."""
+
+    time: float          # seconds since the episode started
+    kind: str            # deploy, config, scale, autoscaler, restart, drain, ...
+    target: str          # the component, node, edge (`caller->callee`), certificate or endpoint
+    before: str
+    after: str
+    by: str              # who made it: a pipeline, a person, the autoscaler, the on-call engineer
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.target}: {self.before} -> {self.after} by {self.by}"
+
+
+class ChangeLog:
+    """Every change made to a batch of worlds, in the order made."""
+
+    def __init__(self) -> None:
+        self._chunks: list[tuple[float, np.ndarray, str, str, np.ndarray, np.ndarray, str]] = []
+
+    def add(self, time: float, worlds: np.ndarray, kind: str, target: str, before: np.ndarray, after: np.ndarray,
+            by: str) -> None:
+        """Record one change made at `time` in `worlds` [W]; `before`/`after` [W] are the values (as text)."""
+        self._chunks.append((time, np.asarray(worlds), kind, target, np.asarray(before), np.asarray(after), by))
+
+    def events(self, world: int) -> list[Change]:
+        """One world's changes, oldest first (unchanged values left out)."""
+        out = []
+        for time, worlds, kind, target, before, after, by in self._chunks:
+            hit = np.flatnonzero(worlds == world)
+            if hit.size and str(before[hit[0]]) != str(after[hit[0]]):
+                out.append(Change(time, kind, target, str(before[hit[0]]), str(after[hit[0]]), by))
+        return out
+
+    def __len__(self) -> int:
+        return len(self._chunks)

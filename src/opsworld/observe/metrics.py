@@ -1,0 +1,630 @@
+"""The metric sensors: what Prometheus would scrape from a system's exporters, read off the truth state each tick.
+
+`MetricSensor(engine)` fixes the series catalogue of a topology (names, types and labels as the real exporters
+write them: the service's own RED metrics, cAdvisor, kube-state-metrics, node-exporter, postgres/redis/kafka
+exporters, blackbox probes, NVIDIA DCGM; `docs/telemetry.md` lists them) and `scrape(truth)` turns one tick of truth
+and replica state into one sample row [B, M] for every world at once. Counters accumulate between scrapes and start
+again from zero when their pod restarts; a pod that is gone, a target whose scrape failed or a missing series has no
+sample (NaN). Nothing here reads a fault: only the truth, the replicas and the knobs (the system's state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from opsworld.engine import queueing as qt
+from opsworld.engine.real import REAL
+from opsworld.engine.segments import Segments
+from opsworld.engine.replicas import ABSENT, CRASHED, RUNNING, STARTING
+from opsworld.engine.topology import CALL, CONSUME, KINDS, MISS, PUBLISH
+from opsworld.engine.truth import Truth
+from opsworld.observe.imperfection import Imperfections
+from opsworld.observe.names import Names
+from opsworld.observe.store import Family, MetricStore
+
+if TYPE_CHECKING:
+    from opsworld.engine import Engine
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)   # Prometheus' default histogram buckets
+CODES = ("200", "500", "502", "503", "504")   # success, then the truth's failure causes in CAUSES order
+SLOW_QUERY = 1.0                  # seconds: the datastores' slow-query log threshold
+REQUEST_BYTES, RESPONSE_BYTES = 2_000.0, 8_000.0
+MIB = 2.0 ** 20
+
+
+class Tick:
+    """What one tick's sensors read, world axis last (as the engine holds it): `tick.x` is the truth field `x` as
+    [S, B] (or [E, B], [N, B], [P, B]; [S, 4, B] for causes), plus the replicas' state [R, B]."""
+
+    def __init__(self, truth: Truth, engine: "Engine", now: float, share: np.ndarray) -> None:
+        self.truth, self.engine, self.dt, self.now = truth, engine, engine.dt, now
+        self.knobs = engine.knobs
+        self.state = engine.replicas.state          # [R, B]
+        self.memory = engine.replicas.memory        # [R, B] bytes
+        self.share = share                          # [R, B] each running replica's share of its component's requests
+        self.worlds = engine.worlds
+        self._cache: dict[str, object] = {}
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        value = getattr(self.truth, name)
+        return value.transpose(1, 2, 0) if value.ndim == 3 else value.T
+
+    def cached(self, key: str, make: Callable[[], object]) -> object:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+
+@dataclass
+class Block:
+    """Rows of one metric family that one formula fills: `value(tick)` -> [n, B] (for counters, the increase
+    over the tick), `present(tick)` -> [n, B] bool or None (always present), `pods` [n] the replica slot whose restart
+    resets a counter (-1: none), `target` [n] the scrape target each column comes from."""
+
+    family: str
+    series: str
+    labels: list[dict[str, str]]
+    value: Callable[[Tick], np.ndarray]
+    counter: bool = False
+    present: Callable[[Tick], np.ndarray] | None = None
+    pods: np.ndarray | None = None
+    target: np.ndarray | None = None
+
+
+class MetricSensor:
+    """The exporters of one topology and Prometheus' scrapes of them, for a batch of worlds."""
+
+    def __init__(self, engine: "Engine", imperfections: Imperfections | None = None,
+                 retention: int | None = None) -> None:
+        self.engine = engine
+        self.topology = topo = engine.topology
+        self.imperfections = imperfections or Imperfections()
+        self.names = Names(topo)
+        self.targets: list[dict[str, str]] = []       # scrape targets: job, instance
+        self._target_pod: list[int] = []             # the replica slot a target runs in (-1: none)
+        self._target_node: list[int] = []            # the node an exporter runs on (-1: none)
+        self.families: list[Family] = []
+        self.blocks: list[Block] = []
+        self._build()
+        # counters first, so that their running totals are one contiguous slice of every row
+        self.blocks.sort(key=lambda b: not b.counter)
+        self.labels = [lab for b in self.blocks for lab in b.labels]
+        self._slices, start = [], 0
+        for b in self.blocks:
+            self._slices.append(slice(start, start + len(b.labels)))
+            start += len(b.labels)
+        B, M = engine.worlds, len(self.labels)
+        self.store = MetricStore(self.labels, self.families, B, retention)
+        self._counters = slice(0, sum(len(b.labels) for b in self.blocks if b.counter))
+        self._pod = np.concatenate([b.pods if b.pods is not None else np.full(len(b.labels), -1)
+                                    for b in self.blocks])
+        self._target = np.concatenate([b.target if b.target is not None else np.full(len(b.labels), -1)
+                                       for b in self.blocks])
+        self.totals = np.zeros((self._counters.stop, B))   # counters' running totals
+        self._series_of = [np.flatnonzero(self._target == k) for k in range(len(self.targets))]   # each target's
+        self._up_rows = next(s for b, s in zip(self.blocks, self._slices) if b.series == "up")
+        self._target_pod, self._target_node = np.array(self._target_pod), np.array(self._target_node)
+        self._pod_targets = np.flatnonzero(self._target_pod >= 0)
+        self._node_targets = np.flatnonzero(self._target_node >= 0)
+        self._launched = engine.replicas.launched.copy()    # [R, B] to see pod restarts
+        self._imperfect = self.imperfections.for_catalogue(self.labels, len(self.targets), engine.seed,
+                                                           engine.first_world, B)
+
+    # ---- scraping ------------------------------------------------------------------------------------------------
+    def scrape(self, truth: Truth) -> np.ndarray:
+        """Account one tick of truth; store the scrape at its end and return it, world-last: [M, B], NaN = no
+        sample."""
+        engine, reps = self.engine, self.engine.replicas
+        per = reps.per_component(reps.running)                              # [S, B]
+        share = reps.running / np.maximum(per[self.topology.replica_component], 1.0)
+        tick = Tick(truth, engine, engine.scenario.traffic.start + truth.time, share)
+        row = self.store.next_rows(tick.now)
+        for block, rows in zip(self.blocks, self._slices):
+            row[rows] = block.value(tick)
+        # counters: add the tick's increase; a restarted pod's counters start again from zero
+        restarted = reps.launched != self._launched                          # [R, B]
+        if restarted.any():
+            self._launched = reps.launched.copy()
+            counted = self._pod[self._counters]
+            pods = counted >= 0
+            reset = np.zeros(self.totals.shape, dtype=bool)
+            reset[pods] = restarted[counted[pods]]
+            self.totals[reset] = 0.0
+        self.totals += row[self._counters]
+        row[self._counters] = self.totals
+        # what is not there: a pod that is not running, a target whose scrape failed or timed out (a hung process)
+        for block, rows in zip(self.blocks, self._slices):
+            if block.present is not None:
+                np.copyto(row[rows], np.nan, where=~block.present(tick))
+        up = self._up(tick)                                                  # [targets, B], NaN = no target
+        row[self._up_rows] = up
+        scraped = up > 0                                                     # NaN compares false: absent too
+        nowhere = ~scraped.any(axis=1)
+        partly = np.flatnonzero(~nowhere & ~scraped.all(axis=1))
+        if nowhere.any():
+            row[np.concatenate([self._series_of[k] for k in np.flatnonzero(nowhere)])] = np.nan
+        if partly.size:
+            rows = np.concatenate([self._series_of[k] for k in partly])
+            row[rows] += np.where(scraped, 0.0, np.nan)[self._target[rows]]
+        self._imperfect.apply(row)
+        return row
+
+    def _up(self, tick: Tick) -> np.ndarray:
+        """[targets, B]: 1 scraped, 0 failed (timed out), NaN no such target now."""
+        up = np.ones((len(self.targets), tick.worlds))
+        pods, nodes = self._pod_targets, self._node_targets
+        if pods.size:
+            p = self._target_pod[pods]
+            hung = self.engine.replicas.hung_since[p] <= self.engine.time - self.engine.dt
+            up[pods] = np.where(tick.state[p] == RUNNING, np.where(hung, 0.0, 1.0), np.nan)
+        if nodes.size:
+            up[nodes] = np.where(self.engine.knobs.node_down[self._target_node[nodes]], 0.0, 1.0)
+        return self._imperfect.fail_scrapes(up, self.engine.tick)
+
+    # ---- the catalogue ---------------------------------------------------------------------------------------------
+    def _family(self, name: str, kind: str, help: str) -> None:
+        self.families.append(Family(name, kind, help))  # type: ignore[arg-type]
+
+    def _target_for(self, job: str, instance: str, pod: int = -1, node: int = -1) -> int:
+        self.targets.append({"job": job, "instance": instance})
+        self._target_pod.append(pod)
+        self._target_node.append(node)
+        return len(self.targets) - 1
+
+    def _build(self) -> None:
+        topo, names = self.topology, self.names
+        S = topo.n_components
+        comp = topo.replica_component
+        pods = np.arange(len(comp))
+        pod_target = np.array([self._target_for(names.component(int(comp[r])), names.instance(r), pod=r)
+                               for r in pods], dtype=np.int64)
+        ksm = self._target_for("kube-state-metrics", "kube-state-metrics:8080")
+        kubelet = np.array([self._target_for("kubelet", names.node_instance(n, 10250), node=n)
+                            for n in range(len(topo.nodes))], dtype=np.int64)
+        node_exporter = np.array([self._target_for("node-exporter", names.node_instance(n, 9100), node=n)
+                                  for n in range(len(topo.nodes))], dtype=np.int64)
+        entry = np.unique(topo.endpoint_component)
+        kinds = np.array(KINDS)[topo.kind]
+        self._red(pods, pod_target, entry)
+        self._histograms(entry)
+        self._clients()
+        self._containers(pods, kubelet)
+        self._kube_state(pods, ksm)
+        self._runtime(pods, pod_target)
+        self._datastores([s for s in range(S) if kinds[s] == "datastore"])
+        self._caches([s for s in range(S) if kinds[s] == "cache"])
+        self._queues()
+        self._certificates()
+        self._nodes(node_exporter)
+        self._gpus()
+        self._up_block()
+
+    def _pod_labels(self, r: int, **extra: str) -> dict[str, str]:
+        names, topo = self.names, self.topology
+        c = int(topo.replica_component[r])
+        return {"namespace": names.namespace, "service": names.component(c), "pod": names.pod(r),
+                "node": names.node(int(topo.replica_node[r])),
+                "zone": topo.zones[int(topo.node_zone[topo.replica_node[r]])], **extra}
+
+    def _add(self, family: str, series: str, labels: list[dict[str, str]], value: Callable[[Tick], np.ndarray],
+             counter: bool = False, present: Callable[[Tick], np.ndarray] | None = None,
+             pods: np.ndarray | None = None, target: np.ndarray | None = None) -> None:
+        if labels:
+            full = [{"__name__": series, **lab} for lab in labels]
+            self.blocks.append(Block(family, series, full, value, counter, present,
+                                     None if pods is None else np.asarray(pods, dtype=np.int64),
+                                     None if target is None else np.asarray(target, dtype=np.int64)))
+
+    def _red(self, pods: np.ndarray, pod_target: np.ndarray, entry: np.ndarray) -> None:
+        topo, names = self.topology, self.names
+        self._family("http_server_requests", "counter", "Requests served, by response status code.")
+        comp = topo.replica_component
+        # internal services: per pod and code, from the component's outcome counts
+        rows, labels = [], []
+        for r in pods[~np.isin(comp[pods], entry)]:
+            job = {"job": names.component(int(comp[r])), "instance": names.instance(int(r))}
+            for k, code in enumerate(CODES):
+                labels.append({**self._pod_labels(int(r), code=code), **job})
+                rows.append((int(r), k))
+        if rows:
+            rr, kk = (np.array(x) for x in zip(*rows))
+            cc = comp[rr]
+            self._add("http_server_requests", "http_server_requests_total", labels,
+                      lambda t: _outcomes(t)[cc, kk] * t.share[rr], counter=True, pods=rr, target=pod_target[rr])
+        # entry services: per pod, endpoint and code; the endpoint's failures split like the service's causes
+        rows, labels = [], []
+        for r in pods[np.isin(comp[pods], entry)]:
+            job = {"job": names.component(int(comp[r])), "instance": names.instance(int(r))}
+            for p in np.flatnonzero(topo.endpoint_component == comp[r]):
+                for k, code in enumerate(CODES):
+                    labels.append({**self._pod_labels(int(r), endpoint=names.route(int(p)), code=code), **job})
+                    rows.append((int(r), int(p), k))
+        if rows:
+            er, pp, ek = (np.array(x) for x in zip(*rows))
+            hosts = topo.endpoint_component
+
+            def endpoint_outcomes(t: Tick) -> np.ndarray:
+                causes = t.failed_by_cause[hosts]                                    # [P, 4, B]
+                total = causes.sum(axis=1, keepdims=True)
+                mix = np.where(total > 0, causes / np.maximum(total, 1e-12), _FIRST_CAUSE)
+                failed = t.failed[:, None, :]
+                ok = np.maximum(t.requests[:, None, :] - failed, 0.0)
+                return np.concatenate([ok, failed * mix], axis=1)[pp, ek]          # [n, B]
+
+            self._add("http_server_requests", "http_server_requests_total", labels,
+                      lambda t: endpoint_outcomes(t) * t.share[er], counter=True, pods=er, target=pod_target[er])
+
+    def _histograms(self, entry: np.ndarray) -> None:
+        topo, names = self.topology, self.names
+        fam = "http_server_request_duration_seconds"
+        self._family(fam, "histogram", "Duration of the requests served successfully, seconds.")
+        les = np.array(BUCKETS, dtype=REAL)[None, :, None]     # the truth's precision: a histogram is coarse
+        inner = np.array([s for s in range(topo.n_components) if s not in set(entry.tolist())], dtype=np.int64)
+
+        def job(s: int) -> dict[str, str]:
+            return {"job": names.component(s), "namespace": names.namespace, "service": names.component(s)}
+
+        groups = (
+            ([job(int(s)) for s in inner],
+             lambda t: 1.0 - qt.gamma_sf(t.response_mean[inner][:, None], t.response_var[inner][:, None], les),
+             lambda t: _outcomes(t)[inner, 0],
+             lambda t: t.response_mean[inner]),
+            ([{**job(int(topo.endpoint_component[p])), "endpoint": names.route(p)} for p in range(len(topo.endpoints))],
+             lambda t: 1.0 - qt.skewed_sf(t.latency_mean[:, None], t.latency_var[:, None], t.latency_third[:, None],
+                                          les),
+             lambda t: np.maximum(t.requests - t.failed, 0.0),
+             lambda t: t.latency_mean))
+        for group, cdf, ok, mean in groups:
+            if not group:
+                continue
+            labels = [{**g, "le": _le(le)} for g in group for le in BUCKETS] + [{**g, "le": "+Inf"} for g in group]
+
+            def buckets(t: Tick, cdf=cdf, ok=ok) -> np.ndarray:
+                n = ok(t)
+                c = n[:, None, :] * cdf(t)                                           # [n, buckets, B]
+                return np.concatenate([c.reshape(-1, t.worlds), n], axis=0)
+
+            self._add(fam, fam + "_bucket", labels, buckets, counter=True)
+            self._add(fam, fam + "_sum", group, lambda t, ok=ok, mean=mean: ok(t) * mean(t), counter=True)
+            self._add(fam, fam + "_count", group, ok, counter=True)
+
+    def _clients(self) -> None:
+        topo, names = self.topology, self.names
+        calls = np.isin(topo.edge_kind, (CALL, PUBLISH))
+        pairs = sorted({(int(topo.edge_src[e]), int(topo.edge_dst[e])) for e in np.flatnonzero(calls)})
+        if not pairs:
+            return
+        of_pair = [np.flatnonzero((topo.edge_src == a) & (topo.edge_dst == b) & calls) for a, b in pairs]
+        first = np.array([e[0] for e in of_pair])
+        dst = np.array([b for _, b in pairs])
+        by_pair = Segments.of(np.concatenate(of_pair), np.concatenate([np.full(len(e), i)
+                                                                        for i, e in enumerate(of_pair)]))
+        self._family("http_client_requests", "counter", "Calls made to other services, by outcome.")
+        self._family("http_client_request_duration_seconds", "summary", "Duration of calls to other services, seconds.")
+        base = [{"namespace": names.namespace, "job": names.component(a), "service": names.component(a),
+                 "target": names.component(b)} for a, b in pairs]
+
+        def attempts(t: Tick) -> np.ndarray:
+            return t.cached("client_attempts", lambda: by_pair.sum(t.edge_attempts))
+
+        def duration(t: Tick) -> np.ndarray:
+            return t.response_mean[dst] + topo.edge_network[first][:, None] + t.knobs.network_latency[first]
+
+        outcome = [{**b, "outcome": "success"} for b in base] + [{**b, "outcome": "failure"} for b in base]
+        self._add("http_client_requests", "http_client_requests_total", outcome,
+                  lambda t: np.concatenate([attempts(t) * (1.0 - t.edge_failure[first]),
+                                            attempts(t) * t.edge_failure[first]]), counter=True)
+        self._add("http_client_request_duration_seconds", "http_client_request_duration_seconds_sum", base,
+                  lambda t: attempts(t) * duration(t), counter=True)
+        self._add("http_client_request_duration_seconds", "http_client_request_duration_seconds_count", base,
+                  attempts, counter=True)
+
+    def _containers(self, pods: np.ndarray, kubelet: np.ndarray) -> None:
+        topo, names = self.topology, self.names
+        comp, node = topo.replica_component, topo.replica_node
+        labels = [{"namespace": names.namespace, "pod": names.pod(int(r)), "container": names.component(int(comp[r])),
+                   "node": names.node(int(node[r])), "job": "kubelet"} for r in pods]
+        for name, kind, help in (
+                ("container_cpu_usage_seconds", "counter", "Cumulative CPU time consumed, seconds."),
+                ("container_memory_working_set_bytes", "gauge", "Current working set, bytes."),
+                ("container_spec_memory_limit_bytes", "gauge", "Memory limit, bytes."),
+                ("container_fs_usage_bytes", "gauge", "Bytes used on the container's filesystem."),
+                ("container_fs_limit_bytes", "gauge", "Size of the container's filesystem, bytes."),
+                ("container_network_receive_bytes", "counter", "Bytes received."),
+                ("container_network_transmit_bytes", "counter", "Bytes transmitted.")):
+            self._family(name, kind, help)
+
+        def alive(t: Tick) -> np.ndarray:
+            return (t.state == RUNNING) | (t.state == STARTING)
+
+        cores = topo.cpu[comp].astype(float)[:, None]
+        limit = topo.memory_limit[comp].astype(float)[:, None]
+        disk = topo.disk[comp].astype(float)[:, None]
+        kw = dict(present=alive, pods=pods, target=kubelet[node[pods]])
+        self._add("container_cpu_usage_seconds", "container_cpu_usage_seconds_total", labels,
+                  lambda t: t.cpu_utilisation[comp] * cores * t.dt * (t.state == RUNNING), counter=True, **kw)
+        self._add("container_memory_working_set_bytes", "container_memory_working_set_bytes", labels,
+                  lambda t: t.memory, **kw)
+        self._add("container_spec_memory_limit_bytes", "container_spec_memory_limit_bytes", labels,
+                  lambda t: limit, **kw)
+        self._add("container_fs_usage_bytes", "container_fs_usage_bytes", labels,
+                  lambda t: t.engine.replicas.disk, **kw)
+        self._add("container_fs_limit_bytes", "container_fs_limit_bytes", labels, lambda t: disk, **kw)
+        self._add("container_network_receive_bytes", "container_network_receive_bytes_total", labels,
+                  lambda t: t.offered[comp] * t.share * REQUEST_BYTES, counter=True, **kw)
+        self._add("container_network_transmit_bytes", "container_network_transmit_bytes_total", labels,
+                  lambda t: t.served[comp] * t.share * RESPONSE_BYTES, counter=True, **kw)
+
+    def _kube_state(self, pods: np.ndarray, ksm: int) -> None:
+        topo, names = self.topology, self.names
+        comp = topo.replica_component
+        ns = names.namespace
+        pod_labels = [{"namespace": ns, "pod": names.pod(int(r)), "container": names.component(int(comp[r])),
+                       "job": "kube-state-metrics"} for r in pods]
+        for name, kind, help in (
+                ("kube_pod_container_status_restarts", "counter", "Restarts of the container."),
+                ("kube_pod_status_ready", "gauge", "Whether the pod is ready to serve requests."),
+                ("kube_pod_container_status_waiting_reason", "gauge", "Why the container is waiting."),
+                ("kube_pod_container_status_last_terminated_reason", "gauge", "Why the container last terminated."),
+                ("kube_deployment_spec_replicas", "gauge", "Desired replicas."),
+                ("kube_deployment_status_replicas_available", "gauge", "Available replicas."),
+                ("kube_node_status_condition", "gauge", "The node's conditions."),
+                ("kube_node_spec_unschedulable", "gauge", "Whether the node is cordoned.")):
+            self._family(name, kind, help)
+
+        def exists(t: Tick) -> np.ndarray:
+            return t.state != ABSENT
+
+        kw = dict(present=exists, target=np.full(len(pods), ksm))
+        # kube-state-metrics outlives the pods: the restart count is the kubelet's, a gauge-like counter
+        self._add("kube_pod_container_status_restarts", "kube_pod_container_status_restarts_total", pod_labels,
+                  lambda t: t.engine.replicas.restarts, **kw)
+        self._add("kube_pod_status_ready", "kube_pod_status_ready",
+                  [{**lab, "condition": "true"} for lab in pod_labels], lambda t: t.state == RUNNING, **kw)
+        self._add("kube_pod_container_status_waiting_reason", "kube_pod_container_status_waiting_reason",
+                  [{**lab, "reason": "CrashLoopBackOff"} for lab in pod_labels], lambda t: t.state == CRASHED, **kw)
+        limit = topo.memory_limit[comp].astype(float)[:, None]
+        B = self.engine.worlds
+        seen = {"oom": np.zeros((len(pods), B)), "memory": self.engine.replicas.memory.copy(),
+                "restarts": self.engine.replicas.restarts.copy()}
+
+        def oom(t: Tick) -> np.ndarray:      # the last termination was for memory: it died at its limit
+            restarts = t.engine.replicas.restarts
+            died = restarts > seen["restarts"]
+            if died.any():
+                seen["oom"] = np.where(died, (seen["memory"] >= limit).astype(float), seen["oom"])
+                seen["restarts"] = restarts.copy()
+            seen["memory"] = t.memory.copy()
+            return seen["oom"]
+
+        self._add("kube_pod_container_status_last_terminated_reason",
+                  "kube_pod_container_status_last_terminated_reason",
+                  [{**lab, "reason": "OOMKilled"} for lab in pod_labels], oom, **kw)
+        deploys = [{"namespace": ns, "deployment": names.component(s), "job": "kube-state-metrics"}
+                   for s in range(topo.n_components)]
+        at_ksm = np.full(len(deploys), ksm)
+        self._add("kube_deployment_spec_replicas", "kube_deployment_spec_replicas", deploys,
+                  lambda t: t.knobs.replicas, target=at_ksm)
+        self._add("kube_deployment_status_replicas_available", "kube_deployment_status_replicas_available", deploys,
+                  lambda t: t.ready_replicas, target=at_ksm)
+        nodes = [{"node": names.node(n), "job": "kube-state-metrics"} for n in range(len(topo.nodes))]
+        at_ksm = np.full(len(nodes), ksm)
+        self._add("kube_node_status_condition", "kube_node_status_condition",
+                  [{**n, "condition": "Ready", "status": "true"} for n in nodes], lambda t: ~t.knobs.node_down,
+                  target=at_ksm)
+        self._add("kube_node_spec_unschedulable", "kube_node_spec_unschedulable", nodes, lambda t: t.knobs.drained,
+                  target=at_ksm)
+
+    def _runtime(self, pods: np.ndarray, pod_target: np.ndarray) -> None:
+        topo, names = self.topology, self.names
+        comp = topo.replica_component
+        labels = [{"namespace": names.namespace, "service": names.component(int(comp[r])), "pod": names.pod(int(r)),
+                   "job": names.component(int(comp[r])), "instance": names.instance(int(r))} for r in pods]
+        conc = topo.concurrency[comp].astype(float)[:, None]
+        limit = topo.memory_limit[comp].astype(float)[:, None]
+        self._family("process_threads", "gauge", "OS threads in the process.")
+        self._family("runtime_gc_pause_seconds", "counter", "Time spent in stop-the-world garbage collection.")
+        self._add("process_threads", "process_threads", labels,
+                  lambda t: 12.0 + np.round(t.slot_utilisation[comp] * conc), pods=pods, target=pod_target)
+        # collectors work harder as the heap fills: about 1% of the time at rest, up to a fifth near the limit
+        self._add("runtime_gc_pause_seconds", "runtime_gc_pause_seconds_total", labels,
+                  lambda t: t.dt * (0.01 + 0.2 * np.clip((t.memory / limit - 0.7) / 0.3, 0.0, 1.0)),
+                  counter=True, pods=pods, target=pod_target)
+        # connection pools on the callers' side, per (caller, datastore)
+        pooled = np.flatnonzero(topo.edge_pool > 0)
+        pairs = sorted({(int(topo.edge_src[e]), int(topo.edge_dst[e])) for e in pooled})
+        if not pairs:
+            return
+        first = np.array([pooled[(topo.edge_src[pooled] == a) & (topo.edge_dst[pooled] == b)][0] for a, b in pairs])
+        src, dst = np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+        base = [{"namespace": names.namespace, "service": names.component(a), "job": names.component(a),
+                 "pool_name": names.component(b)} for a, b in pairs]
+        for name, help in (("db_client_connections_usage", "Connections in the pool, by state."),
+                           ("db_client_connections_max", "The most connections the pool opens."),
+                           ("db_client_connections_pending_requests", "Requests waiting for a connection.")):
+            self._family(name, "gauge", help)
+
+        def pool(t: Tick) -> tuple[np.ndarray, np.ndarray]:
+            def make() -> tuple[np.ndarray, np.ndarray]:
+                size = t.knobs.pool_size[first] * t.ready_replicas[src]
+                busy = t.edge_attempts[first] / t.dt * t.response_mean[dst]       # Little's law
+                return size, busy
+            return t.cached("pool", make)  # type: ignore[return-value]
+
+        states = [{**b, "state": "used"} for b in base] + [{**b, "state": "idle"} for b in base]
+        self._add("db_client_connections_usage", "db_client_connections_usage", states,
+                  lambda t: np.concatenate([np.minimum(pool(t)[1], pool(t)[0]),
+                                            np.maximum(pool(t)[0] - pool(t)[1], 0.0)]))
+        self._add("db_client_connections_max", "db_client_connections_max", base, lambda t: pool(t)[0])
+        self._add("db_client_connections_pending_requests", "db_client_connections_pending_requests", base,
+                  lambda t: np.maximum(pool(t)[1] - pool(t)[0], 0.0))
+
+    def _datastores(self, stores: list[int]) -> None:
+        if not stores:
+            return
+        names = self.names
+        s = np.array(stores)
+        labels = [{"service": names.component(c), "job": "postgres-exporter",
+                   "instance": f"{names.component(c)}-exporter:9187"} for c in stores]
+        target = np.array([self._target_for("postgres-exporter", lab["instance"]) for lab in labels])
+        for name, kind, help in (("pg_stat_activity_count", "gauge", "Connections open on the server."),
+                                 ("pg_replication_lag_seconds", "gauge", "Replication lag behind the primary."),
+                                 ("pg_slow_queries", "counter", "Queries slower than the slow-query threshold.")):
+            self._family(name, kind, help)
+        self._add("pg_stat_activity_count", "pg_stat_activity_count", labels,
+                  lambda t: np.round(t.offered[s] / t.dt * t.response_mean[s]) + 1.0, target=target)
+        self._add("pg_replication_lag_seconds", "pg_replication_lag_seconds", labels,
+                  lambda t: t.knobs.replication_lag[s], target=target)
+        self._add("pg_slow_queries", "pg_slow_queries_total", labels,
+                  lambda t: t.served[s] * qt.gamma_sf(t.response_mean[s], t.response_var[s], np.array(SLOW_QUERY)),
+                  counter=True, target=target)
+
+    def _caches(self, caches: list[int]) -> None:
+        if not caches:
+            return
+        topo, names = self.topology, self.names
+        c = np.array(caches)
+        miss = [np.flatnonzero((topo.edge_src == x) & (topo.edge_kind == MISS)) for x in caches]
+        miss_edge = np.array([m[0] if m.size else -1 for m in miss])
+        labels = [{"service": names.component(x), "job": "redis-exporter",
+                   "instance": f"{names.component(x)}-exporter:9121"} for x in caches]
+        target = np.array([self._target_for("redis-exporter", lab["instance"]) for lab in labels])
+        clients = np.array([float(topo.replicas[np.unique(topo.edge_src[topo.edge_dst == x])].sum())
+                            for x in caches])[:, None]
+        for name, kind, help in (("redis_keyspace_hits", "counter", "Lookups answered from the cache."),
+                                 ("redis_keyspace_misses", "counter", "Lookups not found in the cache."),
+                                 ("redis_evicted_keys", "counter", "Keys evicted to make room."),
+                                 ("redis_connected_clients", "gauge", "Client connections.")):
+            self._family(name, kind, help)
+
+        def misses(t: Tick) -> np.ndarray:
+            m = np.where(miss_edge[:, None] >= 0, t.edge_attempts[np.maximum(miss_edge, 0)], 0.0)
+            return np.minimum(m, t.served[c])
+
+        self._add("redis_keyspace_hits", "redis_keyspace_hits_total", labels,
+                  lambda t: np.maximum(t.served[c] - misses(t), 0.0), counter=True, target=target)
+        self._add("redis_keyspace_misses", "redis_keyspace_misses_total", labels, misses, counter=True, target=target)
+        self._add("redis_evicted_keys", "redis_evicted_keys_total", labels, lambda t: 0.05 * misses(t), counter=True,
+                  target=target)
+        self._add("redis_connected_clients", "redis_connected_clients", labels,
+                  lambda t: clients * (t.ready_replicas[c] > 0), target=target)
+
+    def _queues(self) -> None:
+        topo, names = self.topology, self.names
+        consume = np.flatnonzero(topo.edge_kind == CONSUME)
+        if not consume.size:
+            return
+        pairs = sorted({(int(topo.edge_src[e]), int(topo.edge_dst[e])) for e in consume})
+        queue = np.array([a for a, _ in pairs])
+        self._family("kafka_consumergroup_lag", "gauge", "Messages the consumer group is behind.")
+        labels = [{"topic": names.component(a), "consumergroup": names.component(b), "job": "kafka-exporter",
+                   "instance": "kafka-exporter:9308"} for a, b in pairs]
+        target = self._target_for("kafka-exporter", "kafka-exporter:9308")
+        self._add("kafka_consumergroup_lag", "kafka_consumergroup_lag", labels,
+                  lambda t: np.round(t.queue_depth[queue]), target=np.full(len(pairs), target))
+
+    def _certificates(self) -> None:
+        topo, names = self.topology, self.names
+        if not topo.certificates:
+            return
+        target = self._target_for("blackbox", "blackbox-exporter:9115")
+        labels = [{"instance": f"https://{names.component(int(c))}:443", "service": names.component(int(c)),
+                   "job": "blackbox"} for c in topo.cert_component]
+        self._family("probe_ssl_earliest_cert_expiry", "gauge", "Earliest certificate expiry, Unix seconds.")
+        self._family("probe_success", "gauge", "Whether the probe succeeded.")
+        at = np.full(len(labels), target)
+        self._add("probe_ssl_earliest_cert_expiry", "probe_ssl_earliest_cert_expiry", labels,
+                  lambda t: t.knobs.cert_not_after, target=at)
+        self._add("probe_success", "probe_success", labels, lambda t: t.knobs.cert_not_after > t.now, target=at)
+
+    def _nodes(self, node_exporter: np.ndarray) -> None:
+        topo, names = self.topology, self.names
+        N = len(topo.nodes)
+        base = [{"node": names.node(n), "zone": topo.zones[int(topo.node_zone[n])], "job": "node-exporter",
+                 "instance": names.node_instance(n, 9100)} for n in range(N)]
+        cores = topo.node_cpu.astype(float)[:, None]
+        memory = topo.node_memory.astype(float)[:, None]
+        for name, kind, help in (("node_cpu_seconds", "counter", "Seconds the CPUs spent in each mode."),
+                                 ("node_memory_MemTotal_bytes", "gauge", "Memory, bytes."),
+                                 ("node_memory_MemAvailable_bytes", "gauge", "Memory available, bytes."),
+                                 ("node_load1", "gauge", "1-minute load average.")):
+            self._family(name, kind, help)
+
+        def modes(t: Tick) -> np.ndarray:
+            used = np.minimum(t.node_cpu, cores)
+            steal = np.minimum(t.knobs.cpu_steal, cores)
+            return np.concatenate([np.maximum(cores - used - steal, 0.0), used, steal]) * t.dt
+
+        self._add("node_cpu_seconds", "node_cpu_seconds_total",
+                  [{**b, "mode": m} for m in ("idle", "user", "steal") for b in base], modes, counter=True,
+                  target=np.tile(node_exporter, 3))
+        self._add("node_memory_MemTotal_bytes", "node_memory_MemTotal_bytes", base, lambda t: memory,
+                  target=node_exporter)
+        self._add("node_memory_MemAvailable_bytes", "node_memory_MemAvailable_bytes", base,
+                  lambda t: np.maximum(memory - t.node_memory, 0.0), target=node_exporter)
+        self._add("node_load1", "node_load1", base, lambda t: t.node_cpu + t.knobs.cpu_steal, target=node_exporter)
+
+    def _gpus(self) -> None:
+        topo, names = self.topology, self.names
+        comp = topo.replica_component
+        slots = [(int(r), g) for r in range(len(comp)) for g in range(int(topo.gpu_count[comp[r]]))]
+        if not slots:
+            return
+        rr = np.array([r for r, _ in slots])
+        cc = comp[rr]
+        labels = [{"gpu": str(g), "UUID": names.gpu_uuid(r, g), "Hostname": names.node(int(topo.replica_node[r])),
+                   "namespace": names.namespace, "pod": names.pod(r), "container": names.component(int(comp[r])),
+                   "job": "dcgm-exporter"} for r, g in slots]
+        on_node = {n: self._target_for("dcgm-exporter", names.node_instance(n, 9400), node=n)
+                   for n in sorted({int(topo.replica_node[r]) for r, _ in slots})}
+        target = np.array([on_node[int(topo.replica_node[r])] for r, _ in slots])
+        memory = (topo.gpu_memory[cc].astype(float) / MIB)[:, None]
+        for name, help in (("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %)."),
+                           ("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB)."),
+                           ("DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB)."),
+                           ("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C)."),
+                           ("DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz)."),
+                           ("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered.")):
+            self._family(name, "gauge", help)
+
+        def util(t: Tick) -> np.ndarray:
+            return np.round(100.0 * np.clip(t.cpu_utilisation[cc], 0.0, 1.0))
+
+        def used(t: Tick) -> np.ndarray:
+            return np.round(np.clip(t.gpu_memory_fraction[cc], 0.0, 1.0) * memory)
+
+        kw = dict(present=lambda t: t.state[rr] == RUNNING, pods=rr, target=target)
+        self._add("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_UTIL", labels, util, **kw)
+        self._add("DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_USED", labels, used, **kw)
+        self._add("DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_FREE", labels, lambda t: memory - used(t), **kw)
+        self._add("DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_GPU_TEMP", labels, lambda t: np.round(34.0 + 0.45 * util(t)),
+                  **kw)
+        self._add("DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_SM_CLOCK", labels, lambda t: 1980.0, **kw)
+        self._add("DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_XID_ERRORS", labels, lambda t: 0.0, **kw)
+
+    def _up_block(self) -> None:
+        self._family("up", "gauge", "1 if the target's last scrape succeeded, 0 if it failed.")
+        self.blocks.append(Block("up", "up", [{"__name__": "up", **t} for t in self.targets], lambda t: 0.0))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _outcomes(t: Tick) -> np.ndarray:
+    """[S, 5, B] requests answered per component in the tick, by CODES: successes, then failures by cause."""
+    def make() -> np.ndarray:
+        causes = t.failed_by_cause                                            # [S, 4, B]
+        ok = np.maximum(t.offered - causes.sum(axis=1), 0.0)
+        return np.concatenate([ok[:, None, :], causes], axis=1)
+    return t.cached("outcomes", make)  # type: ignore[return-value]
+
+
+_FIRST_CAUSE = np.array([1.0, 0.0, 0.0, 0.0])[None, :, None]   # an endpoint failing with no cause on record: errors
+
+
+def _le(value: float) -> str:
+    """A bucket bound as Prometheus' client libraries write it."""
+    return repr(float(value))
