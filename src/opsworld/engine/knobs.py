@@ -21,13 +21,13 @@ COMPONENT_KNOBS = ("capacity", "error_rate", "latency", "replicas", "memory_grow
                    "crash_loop", "deploy", "config", "cpu_hog", "request_size", "hang_after", "flap", "wrong", "rate_limit", "scale_min",
                    "scale_max", "restart_at", "kill_at", "error_kind", "replication_lag")
 EDGE_KNOBS = ("blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open", "refusal")
-NODE_KNOBS = ("cpu_steal", "node_down", "drained")
+NODE_KNOBS = ("cpu_steal", "node_down", "drained", "isolated")
 KNOB_NAMES = COMPONENT_KNOBS + EDGE_KNOBS + NODE_KNOBS + ("cert_not_after", "partition", "traffic", "hung")
 KnobName = Literal[
     "capacity", "error_rate", "latency", "replicas", "memory_growth", "disk_growth", "hit_ratio", "crash_loop",
     "deploy", "config", "cpu_hog", "request_size", "hang_after", "flap", "wrong", "rate_limit", "scale_min", "scale_max", "restart_at",
     "kill_at", "error_kind", "replication_lag", "blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open",
-    "cpu_steal", "node_down", "drained", "cert_not_after", "partition", "traffic", "hung", "refusal",
+    "cpu_steal", "node_down", "drained", "isolated", "cert_not_after", "partition", "traffic", "hung", "refusal",
 ]
 
 # What a process prints when its requests fail (`error_kind`) and how a refused call attempt fails (`refusal`):
@@ -78,6 +78,7 @@ class Knobs:
     cpu_steal: np.ndarray       # [N, B] cores taken by processes outside the model (noisy neighbours)
     node_down: np.ndarray       # [N, B] bool: the node is lost; its replicas are rescheduled elsewhere after a delay
     drained: np.ndarray         # [N, B] bool: the node is cordoned and drained; its replicas restart elsewhere now
+    isolated: np.ndarray        # [N, B] bool: no route reaches the node (monitoring and responders' tools included)
     traffic: np.ndarray         # [P, B] multiplier on each endpoint's offered rate
     hung: np.ndarray            # [R, B] bool: the replica is alive but serves nothing (a deadlock)
 
@@ -126,6 +127,7 @@ class Knobs:
             cpu_steal=np.zeros((len(topo.nodes), B), REAL),
             node_down=np.zeros((len(topo.nodes), B), dtype=bool),
             drained=np.zeros((len(topo.nodes), B), dtype=bool),
+            isolated=np.zeros((len(topo.nodes), B), dtype=bool),
             traffic=np.ones((len(topo.endpoints), B), REAL),
             hung=np.zeros((len(topo.replica_component), B), dtype=bool),
         )

@@ -208,7 +208,6 @@ class ControlPlaneLoss(Fault):
 
     kind: ClassVar[str] = "control_plane_loss"
     mechanism: ClassVar[str] = "routes withdrawn: every call between components and every zone link fails"
-    blinds_tools: ClassVar[bool] = True
 
     @property
     def refusal(self) -> str:
@@ -221,4 +220,6 @@ class ControlPlaneLoss(Fault):
         topo = engine.topology
         pairs = sorted({(topo.components[int(a)], topo.components[int(b)])
                         for a, b, k in zip(topo.edge_src, topo.edge_dst, topo.edge_kind) if k != CONSUME})
-        return [Effect("blocked", p, 1.0, switch=True) for p in pairs]
+        # with the routes gone, nothing reaches any node: neither the callers nor the monitoring and its users
+        return [Effect("blocked", p, 1.0, switch=True) for p in pairs] + \
+            [Effect("isolated", node, True, switch=True) for node in topo.nodes]

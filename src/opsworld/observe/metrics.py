@@ -108,6 +108,8 @@ class MetricSensor:
         self._up_rows = next(s for b, s in zip(self.blocks, self._slices) if b.series == "up")
         self._target_pod, self._target_node = np.array(self._target_pod), np.array(self._target_node)
         self._pod_targets = np.flatnonzero(self._target_pod >= 0)
+        self._target_place = np.where(self._target_pod >= 0, self.topology.replica_node[np.maximum(self._target_pod, 0)],
+                                      np.maximum(self._target_node, 0))  # the node a target runs on (exporters: any)
         self._node_targets = np.flatnonzero(self._target_node >= 0)
         self._launched = engine.replicas.launched.copy()    # [R, B] to see pod restarts
         self._imperfect = self.imperfections.for_catalogue(self.labels, len(self.targets), engine.seed,
@@ -160,8 +162,12 @@ class MetricSensor:
             p = self._target_pod[pods]
             hung = self.engine.replicas.hung_since[p] <= self.engine.time - self.engine.dt
             up[pods] = np.where(tick.state[p] == RUNNING, np.where(hung, 0.0, 1.0), np.nan)
+        knobs = self.engine.knobs
         if nodes.size:
-            up[nodes] = np.where(self.engine.knobs.node_down[self._target_node[nodes]], 0.0, 1.0)
+            up[nodes] = np.where(knobs.node_down[self._target_node[nodes]], 0.0, 1.0)
+        if knobs.isolated.any():     # no route to a node: nothing on it can be scraped (nor anything, if none is left)
+            cut = knobs.isolated[self._target_place]                          # [targets, B]
+            up = np.where(cut | knobs.isolated.all(axis=0), np.where(np.isnan(up), np.nan, 0.0), up)
         return self._imperfect.fail_scrapes(up, self.engine.tick)
 
     # ---- the catalogue ---------------------------------------------------------------------------------------------

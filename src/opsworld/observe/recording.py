@@ -15,6 +15,8 @@ import numpy as np
 from opsworld.engine import Engine, Trajectory, Truth
 from opsworld.engine.changes import ChangeLog
 from opsworld.engine.knobs import Knobs
+
+KNOB_FIELDS = tuple(Knobs.__dataclass_fields__)
 from opsworld.engine.topology import Topology
 from opsworld.observe.names import Names
 
@@ -61,9 +63,11 @@ class Recording:
         """The tick covering `time` (seconds since the start), clipped to the recorded ones."""
         return int(min(max(time // self.dt, 0), max(self.ticks - 1, 0)))
 
-    def record(self, engine: Engine, truth: Truth, knobs_changed: bool) -> None:
-        """Keep one tick. `knobs_changed`: whether any knob was set since the previous tick (a snapshot is due)."""
-        if knobs_changed or not self.knob_snapshots:
+    def record(self, engine: Engine, truth: Truth) -> None:
+        """Keep one tick (just stepped): its truth, the replicas' states, and the knobs when they changed."""
+        last = self.knob_snapshots[-1] if self.knob_snapshots else None
+        if last is None or any(not np.array_equal(getattr(last, f), getattr(engine.knobs, f))
+                               for f in KNOB_FIELDS):
             self.knob_times.append(engine.time - engine.dt)
             self.knob_snapshots.append(engine.knobs.copy())
         self.frames.append(truth)

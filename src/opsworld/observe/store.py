@@ -92,12 +92,20 @@ class MetricStore:
 
     def world(self, b: int) -> "MetricStore":
         """One world's samples as a store of its own (B = 1); the arrays are views, not copies."""
+        return self._view(self._values[self._start:self._end, :, b:b + 1], self.times, 1)
+
+    def until(self, time: float) -> "MetricStore":
+        """The samples scraped at or before `time` (what has been ingested by then); views, not copies."""
+        keep = int(np.searchsorted(self.times, time, side="right"))
+        return self._view(self._values[self._start:self._start + keep], self.times[:keep], self.worlds)
+
+    def _view(self, values: np.ndarray, times: np.ndarray, worlds: int) -> "MetricStore":
         one = MetricStore.__new__(MetricStore)
-        one.labels, one.families, one.worlds, one.retention = self.labels, self.families, 1, None
-        one._times, one._values = self.times, self._values[self._start:self._end, :, b:b + 1]
-        one._start, one._end = 0, len(one._times)
+        one.labels, one.families, one.worlds, one.retention = self.labels, self.families, worlds, None
+        one._times, one._values = times, values
+        one._start, one._end = 0, len(times)
         one._cap = one._end
-        one._index = self._index
+        one._index = self._index       # same catalogue, same postings
         return one
 
     def label_values(self, name: str) -> list[str]:
