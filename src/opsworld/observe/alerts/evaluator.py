@@ -64,6 +64,7 @@ class _Rule:
     label_templates: dict[str, Template]
     annotation_templates: dict[str, Template]
     ids: list[int] = field(default_factory=list)  # its instances, in discovery order
+    local: dict[int, int] = field(default_factory=dict)   # instance -> its position in `ids`
     by_key: dict[tuple[tuple[str, str], ...], int] = field(default_factory=dict)   # alert labels -> instance
     by_sample: dict[tuple[tuple[str, str], ...], int] = field(default_factory=dict)  # series labels -> instance
     health: str = "unknown"
@@ -233,6 +234,7 @@ class RuleEvaluator:
             idx = len(self.instances)
             self._grow(idx + 1)
             self.instances.append(Instance(r, labels, dict(sample), fingerprint(labels)))
+            rule.local[idx] = len(rule.ids)
             rule.ids.append(idx)
             rule.by_key[key] = idx
         rule.by_sample[skey] = idx
@@ -242,8 +244,7 @@ class RuleEvaluator:
                 present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The result as [B, len(rule.ids)] arrays in the rule's instance order."""
         B, n = self.worlds, len(rule.ids)
-        local_of = {g: i for i, g in enumerate(rule.ids)}
-        local = np.array([local_of[int(c)] for c in cols], dtype=np.int64)
+        local = np.array([rule.local[int(c)] for c in cols], dtype=np.int64)
         count = np.zeros((B, n), dtype=np.int64)
         if local.size:
             np.add.at(count.T, local, present.T.astype(np.int64))
@@ -299,6 +300,13 @@ class RuleEvaluator:
             return f"<error expanding template: {exc}>"
 
     # ---- views -----------------------------------------------------------------------------------------------------
+    def annotations(self, a: int, world: int) -> dict[str, str]:
+        """Instance `a`'s annotations templated with world `world`'s last value (whatever its state)."""
+        inst = self.instances[a]
+        value = float(self._value[world, a])
+        return {k: self._expand(t, inst.sample_labels, value)
+                for k, t in self.rules[inst.rule].annotation_templates.items()}
+
     def alert(self, a: int, world: int) -> Alert:
         """Instance `a` as world `world` sees it (any state but inactive), with its annotations templated."""
         inst = self.instances[a]
@@ -307,7 +315,7 @@ class RuleEvaluator:
         if code == INACTIVE:
             raise ValueError(f"alert {inst.labels['alertname']} {inst.fingerprint} is inactive in world {world}")
         value = float(self._value[world, a])
-        annotations = {k: self._expand(t, inst.sample_labels, value) for k, t in rule.annotation_templates.items()}
+        annotations = self.annotations(a, world)
         state: Literal["pending", "firing", "resolved"] = (
             "pending" if code == PENDING else "firing" if code == FIRING else "resolved")
         return Alert(rule.spec.alert, dict(inst.labels), annotations, state, float(self._active_at[world, a]), value,

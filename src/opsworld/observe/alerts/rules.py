@@ -85,6 +85,15 @@ def format_duration(seconds: float) -> str:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+def _compile(name: str, text: str) -> Template:
+    """A label or annotation template compiled; an error names the key (`@key: ...`, moved into the path)."""
+    try:
+        return compile_template(text)
+    except TemplateError as exc:
+        message = str(exc)
+        raise ValueError(f"@{name}: {message}" + ("" if "; " in message else "; fix the template")) from None
+
+
 def _check_label_names(names: Mapping[str, Any], what: str) -> None:
     for name in names:
         if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
@@ -134,14 +143,11 @@ class AlertingRule(BaseModel):
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
         _check_label_names(value, "label")
         for name, text in value.items():
-            try:
-                template = compile_template(text)
-            except TemplateError as exc:
-                raise ValueError(f"{name}: {exc}; fix the template") from None
+            template = _compile(name, text)
             if "value" in template.uses:
                 # an alert is identified by its labels; a label that follows the value would make a new alert
                 # at every evaluation
-                raise ValueError(f"{name}: labels cannot use $value (the alert's identity would change with "
+                raise ValueError(f"@{name}: labels cannot use $value (the alert's identity would change with "
                                  "every evaluation); move it to an annotation")
         return value
 
@@ -150,10 +156,7 @@ class AlertingRule(BaseModel):
     def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
         _check_label_names(value, "annotation")
         for name, text in value.items():
-            try:
-                compile_template(text)
-            except TemplateError as exc:
-                raise ValueError(f"{name}: {exc}; fix the template") from None
+            _compile(name, text)
         return value
 
     def label_templates(self) -> dict[str, Template]:
@@ -299,11 +302,16 @@ def _path(loc: tuple[Any, ...]) -> str:
 
 
 def _explain(label: str, exc: ValidationError) -> RuleError:
-    err = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # a misspelt field shows up twice, as unknown and as missing: the unknown one names the fix
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc, kind, msg, got = tuple(err["loc"]), err["type"], str(err["msg"]), err.get("input")
     path = _path(loc)
     if kind == "value_error":
         text = msg.removeprefix("Value error, ")
+        if text.startswith("@"):   # a problem in one key of a mapping (a label or an annotation)
+            key, _, text = text[1:].partition(": ")
+            path = f"{path}.{key}"
         problem, sep, fix = text.rpartition("; ")
         return RuleError(label, path, problem if sep else text, fix if sep else "see the Prometheus rule docs")
     if kind == "missing":

@@ -287,10 +287,10 @@ class _Parser:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
 
     def pipeline(self) -> Node:
-        commands = [self.command()]
+        commands = [self.command(piped=False)]
         while (tok := self.peek()) is not None and tok[0] == "pipe":
             self.pos += 1
-            commands.append(self.command())
+            commands.append(self.command(piped=True))
 
         def run(ctx: _Context, piped: Any) -> Any:
             value = commands[0](ctx, _NO_VALUE)
@@ -300,7 +300,7 @@ class _Parser:
 
         return run
 
-    def command(self) -> Node:
+    def command(self, piped: bool) -> Node:
         tok = self.peek()
         if tok is None or tok[0] in ("pipe", "close"):
             raise TemplateError(f"missing value in {self.where}")
@@ -320,38 +320,28 @@ class _Parser:
             args = []
             while (nxt := self.peek()) is not None and nxt[0] not in ("pipe", "close"):
                 args.append(self.operand())
-            fn, want = FUNCTIONS[name], _ARITY.get(name)
+            fn = FUNCTIONS[name]
 
-            def call(ctx: _Context, piped: Any) -> Any:
-                values = [a(ctx, _NO_VALUE) for a in args] + ([] if piped is _NO_VALUE else [piped])
-                if want is not None and len(values) != want:
-                    raise TemplateError(f"{name} takes {want} argument(s), got {len(values)} in {self.where}")
-                if name in ("printf", "index") and not values:
-                    raise TemplateError(f"{name} needs arguments in {self.where}")
-                return fn(*values)
+            def call(ctx: _Context, value: Any) -> Any:
+                return fn(*[a(ctx, _NO_VALUE) for a in args], *([] if value is _NO_VALUE else [value]))
 
-            # arity is checked when the template loads, with the piped value counting as one argument
-            self._check_arity(name, len(args))
+            # arity is checked when the template loads, the piped value counting as the last argument
+            self._check_arity(name, len(args) + piped)
             return call
+        if piped:
+            raise TemplateError(f"can't pipe into {tok[1]!r}, which is not a function, in {self.where}")
         node = self.operand()
         nxt = self.peek()
         if nxt is not None and nxt[0] not in ("pipe", "close"):
             raise TemplateError(f"unexpected {nxt[1]!r} after a value in {self.where}")
-
-        def value(ctx: _Context, piped: Any) -> Any:
-            if piped is not _NO_VALUE:
-                raise TemplateError(f"can't pipe into a value that is not a function in {self.where}")
-            return node(ctx, _NO_VALUE)
-
-        return value
+        return node
 
     def _check_arity(self, name: str, given: int) -> None:
         want = _ARITY.get(name)
-        if want is None:
-            return
-        # when piped into, one argument fewer is written; both forms are accepted at load time
-        if given not in (want, want - 1):
+        if want is not None and given != want:
             raise TemplateError(f"{name} takes {want} argument(s), got {given} in {self.where}")
+        if want is None and given == 0:
+            raise TemplateError(f"{name} needs arguments in {self.where}")
 
     def operand(self) -> Node:
         tok = self.peek()

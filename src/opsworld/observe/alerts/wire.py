@@ -20,7 +20,7 @@ ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, what Prometheus shows
 
 def _digits(value: float) -> tuple[str, int]:
     """The shortest decimal digits that round-trip `value` (abs) and the exponent of the first digit."""
-    sign, digits, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
+    _, digits, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
     text = "".join(map(str, digits)) or "0"
     return text, len(digits) + int(exponent) - 1
 
