@@ -1,6 +1,7 @@
 """`opsworld bench`: engine episodes per second, against the request-level reference on the same scenario.
 
-An episode is the scenario's hour at 10-second ticks (360 ticks), engine only (no telemetry), in this one process.
+An episode is the scenario's hour at 10-second ticks (360 ticks), in this one process: engine only, and again with
+the telemetry on (metrics and alerts each tick, in batches of fewer worlds since the store holds the rules' window).
 The SimPy reference is run over a shorter horizon and normalised per simulated hour. Every figure is the median of
 several timed runs; the individual runs are reported too, because these machines are noisy.
 """
@@ -8,6 +9,7 @@ several timed runs; the individual runs are reported too, because these machines
 from __future__ import annotations
 
 import os
+import re
 import platform
 import statistics
 import time
@@ -17,8 +19,11 @@ import numpy as np
 
 from opsworld.engine import Engine
 from opsworld.engine.queueing import ErlangTable
+from opsworld.observe.promql.selectors import LOOKBACK_MS
+from opsworld.observe.alerts.rules import RuleFile, rules_for
+from opsworld.observe.telemetry import Telemetry
 from opsworld.reference import ReferenceSimulator
-from opsworld.spec import load_scenario
+from opsworld.spec import load_scenario, units
 
 
 def _engine_episode_seconds(scenario: Any, worlds: int, seed: int) -> float:
@@ -29,8 +34,35 @@ def _engine_episode_seconds(scenario: Any, worlds: int, seed: int) -> float:
     return time.perf_counter() - start
 
 
+def longest_window(rules: RuleFile) -> float:
+    """Seconds of history the rules read at most: their longest range plus offset."""
+    longest = 0.0
+    for group in rules.groups:
+        for rule in group.rules:
+            ranges = [units.parse_duration(d) for d in re.findall(r"\[(\w+)(?::\w*)?\]", rule.expr)]
+            offsets = [units.parse_duration(d) for d in re.findall(r"offset\s+(\w+)", rule.expr)]
+            longest = max(longest, max(ranges, default=0.0) + max(offsets, default=0.0))
+    return longest
+
+
+def _telemetry_episode_seconds(scenario: Any, worlds: int, seed: int) -> float:
+    """An episode with the metric sensors scraping and every alert rule evaluated each tick (logs and traces are
+    lazy: produced only when queried, so none here). The store keeps what the longest rule window needs."""
+    engine = Engine(scenario, worlds=worlds, seed=seed)
+    rules = rules_for(scenario.name)
+    every_tick = rules.model_copy(update={"groups": [g.model_copy(update={"interval": engine.dt})
+                                                     for g in rules.groups]})
+    keep = int(np.ceil((longest_window(rules) + LOOKBACK_MS / 1000.0) / engine.dt)) + 1
+    telemetry = Telemetry(engine, rules=every_tick, text=False, retention=keep)
+    start = time.perf_counter()
+    for _ in range(engine.ticks):
+        telemetry.step()
+    return time.perf_counter() - start
+
+
 def run_bench(runs: int = 5, worlds: int = 8192, reference_horizon: float = 120.0,
-              scenario_name: str = "online-shop", progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              scenario_name: str = "online-shop", progress: Callable[[str], None] | None = None,
+              telemetry_worlds: int = 1024) -> dict[str, Any]:
     """Time the engine and the reference; return medians and every run."""
     scenario = load_scenario(scenario_name, {"duration": "1h", "tick": "10s"})
     ErlangTable.table()                                   # built once per process, not part of an episode
@@ -41,6 +73,14 @@ def run_bench(runs: int = 5, worlds: int = 8192, reference_horizon: float = 120.
         engine_eps.append(worlds / seconds)
         if progress:
             progress(f"engine run {run + 1}/{runs}: {engine_eps[-1]:,.0f} episodes/s")
+
+    _telemetry_episode_seconds(scenario, min(telemetry_worlds, 16), seed=0)
+    telemetry_eps = []
+    for run in range(runs):
+        seconds = _telemetry_episode_seconds(scenario, telemetry_worlds, seed=run + 1)
+        telemetry_eps.append(telemetry_worlds / seconds)
+        if progress:
+            progress(f"telemetry run {run + 1}/{runs}: {telemetry_eps[-1]:,.0f} episodes/s")
 
     reference = load_scenario(scenario_name, {"duration": f"{reference_horizon:g}s", "tick": "10s"})
     rates = Engine(reference, worlds=1).rates          # the engine's own traffic profile, so both see the same
@@ -63,12 +103,17 @@ def run_bench(runs: int = 5, worlds: int = 8192, reference_horizon: float = 120.
         "worlds_per_batch": worlds,
         "episodes_per_s": eps,
         "episodes_per_hour": eps * 3600.0,
+        "episodes_per_s_with_telemetry": statistics.median(telemetry_eps),
+        "telemetry_share": statistics.median(telemetry_eps) / eps,
+        "telemetry_worlds_per_batch": telemetry_worlds,
+        "telemetry": "metrics scraped and every alert rule evaluated each tick; logs and traces only on query",
         "world_ticks_per_s": eps * ticks_per_episode,
         "reference_episodes_per_s": ref,
         "reference_horizon_s": reference_horizon,
         "reference_component_requests_per_s": statistics.median(reference_rps),
         "speedup_vs_reference": eps / ref,
-        "runs": {"episodes_per_s": engine_eps, "reference_episodes_per_s": reference_eps},
+        "runs": {"episodes_per_s": engine_eps, "episodes_per_s_with_telemetry": telemetry_eps,
+                 "reference_episodes_per_s": reference_eps},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "numpy": np.__version__, "processor": platform.processor() or platform.machine()},
     }

@@ -21,19 +21,20 @@ COMPONENT_KNOBS = ("capacity", "error_rate", "latency", "replicas", "memory_grow
                    "crash_loop", "deploy", "config", "cpu_hog", "request_size", "hang_after", "flap", "wrong", "rate_limit", "scale_min",
                    "scale_max", "restart_at", "kill_at", "error_kind", "replication_lag")
 EDGE_KNOBS = ("blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open", "refusal")
-NODE_KNOBS = ("cpu_steal", "node_down", "drained", "isolated")
+NODE_KNOBS = ("cpu_steal", "node_down", "drained", "isolated", "gpu_health")
 KNOB_NAMES = COMPONENT_KNOBS + EDGE_KNOBS + NODE_KNOBS + ("cert_not_after", "partition", "traffic", "hung")
 KnobName = Literal[
     "capacity", "error_rate", "latency", "replicas", "memory_growth", "disk_growth", "hit_ratio", "crash_loop",
     "deploy", "config", "cpu_hog", "request_size", "hang_after", "flap", "wrong", "rate_limit", "scale_min", "scale_max", "restart_at",
     "kill_at", "error_kind", "replication_lag", "blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open",
-    "cpu_steal", "node_down", "drained", "isolated", "cert_not_after", "partition", "traffic", "hung", "refusal",
+    "cpu_steal", "node_down", "drained", "isolated", "gpu_health", "cert_not_after", "partition", "traffic", "hung", "refusal",
 ]
 
 # What a process prints when its requests fail (`error_kind`) and how a refused call attempt fails (`refusal`):
 # physical facts of the world, like an exception class or an errno, read by the log and trace sensors.
 ERROR_KINDS = ("exception", "config", "fd_exhausted", "clock_skew", "id_overflow", "wraparound", "read_only")
 REFUSALS = ("refused", "no_such_host", "timeout", "unauthorized", "too_many_clients")
+GPU_HEALTH = ("ok", "ecc", "thermal", "interconnect", "lost")   # what ails a node's GPUs, as their driver sees it
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Knobs:
     node_down: np.ndarray       # [N, B] bool: the node is lost; its replicas are rescheduled elsewhere after a delay
     drained: np.ndarray         # [N, B] bool: the node is cordoned and drained; its replicas restart elsewhere now
     isolated: np.ndarray        # [N, B] bool: no route reaches the node (monitoring and responders' tools included)
+    gpu_health: np.ndarray      # [N, B] index into GPU_HEALTH: the state of the node's GPUs
     traffic: np.ndarray         # [P, B] multiplier on each endpoint's offered rate
     hung: np.ndarray            # [R, B] bool: the replica is alive but serves nothing (a deadlock)
 
@@ -128,6 +130,7 @@ class Knobs:
             node_down=np.zeros((len(topo.nodes), B), dtype=bool),
             drained=np.zeros((len(topo.nodes), B), dtype=bool),
             isolated=np.zeros((len(topo.nodes), B), dtype=bool),
+            gpu_health=np.zeros((len(topo.nodes), B), np.int8),
             traffic=np.ones((len(topo.endpoints), B), REAL),
             hung=np.zeros((len(topo.replica_component), B), dtype=bool),
         )

@@ -4,11 +4,12 @@ drained node's replicas run elsewhere and are spared)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
+from opsworld.engine.knobs import GPU_HEALTH
 from opsworld.engine.topology import CONSUME
 from opsworld.faults.base import KINDS, Effect, Fault, FaultError, Seconds
 
@@ -142,6 +143,8 @@ class GpuDegraded(_NodeFault):
     mechanism: ClassVar[str] = "the node's GPUs run slower: model servers there need more time per request"
     work: float = Field(2.0, ge=1.0, le=100.0, description="multiplier on the work per request")
     delay: Seconds = Field(0.0, ge=0.0, description="seconds added to each request (synchronisation waits)")
+    symptom: Literal["ecc", "thermal", "interconnect"] = Field(
+        "ecc", description="what ails the GPUs: memory errors, heat, or the links between them")
 
     def check(self, scenario: "Scenario") -> None:
         super().check(scenario)
@@ -153,7 +156,8 @@ class GpuDegraded(_NodeFault):
             raise FaultError(f"{self.kind}: no GPU workload runs on '{self.target}'")
 
     def effects(self, engine: "Engine") -> list[Effect]:
-        topo, out = engine.topology, []
+        topo = engine.topology
+        out = [Effect("gpu_health", self.target, GPU_HEALTH.index(self.symptom), switch=True)]
         for c in placed(engine, self.target):
             if topo.gpu_count[topo.index(c)] > 0:
                 out.append(Effect("capacity", c, lambda base, e: base / self.work, scale=share_on(self.target, c)))
@@ -169,7 +173,8 @@ class GpuLost(GpuDegraded):
     mechanism: ClassVar[str] = "a GPU drops off the bus: the node can no longer run its GPU replicas"
 
     def effects(self, engine: "Engine") -> list[Effect]:
-        return [Effect("node_down", self.target, True, switch=True)]
+        return [Effect("node_down", self.target, True, switch=True),
+                Effect("gpu_health", self.target, GPU_HEALTH.index("lost"), switch=True)]
 
 
 class KvCacheExhaustion(Fault):

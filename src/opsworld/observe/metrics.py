@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from opsworld.engine import queueing as qt
+from opsworld.engine.knobs import GPU_HEALTH
 from opsworld.engine.real import REAL
 from opsworld.engine.segments import Segments
 from opsworld.engine.replicas import ABSENT, CRASHED, RUNNING, STARTING
@@ -378,8 +379,11 @@ class MetricSensor:
                 ("kube_deployment_spec_replicas", "gauge", "Desired replicas."),
                 ("kube_deployment_status_replicas_available", "gauge", "Available replicas."),
                 ("kube_node_status_condition", "gauge", "The node's conditions."),
-                ("kube_node_spec_unschedulable", "gauge", "Whether the node is cordoned.")):
+                ("kube_node_spec_unschedulable", "gauge", "Whether the node is cordoned."),
+                ("kube_pod_container_resource_limits", "gauge", "The container's resource limits.")):
             self._family(name, kind, help)
+        cpu = topo.cpu[comp].astype(float)[:, None]
+        memory = topo.memory_limit[comp].astype(float)[:, None]
 
         def exists(t: Tick) -> np.ndarray:
             return t.state != ABSENT
@@ -392,6 +396,11 @@ class MetricSensor:
                   [{**lab, "condition": "true"} for lab in pod_labels], lambda t: t.state == RUNNING, **kw)
         self._add("kube_pod_container_status_waiting_reason", "kube_pod_container_status_waiting_reason",
                   [{**lab, "reason": "CrashLoopBackOff"} for lab in pod_labels], lambda t: t.state == CRASHED, **kw)
+        self._add("kube_pod_container_resource_limits", "kube_pod_container_resource_limits",
+                  [{**lab, "resource": r, "unit": u} for r, u in (("cpu", "core"), ("memory", "byte"))
+                   for lab in pod_labels],
+                  lambda t: np.concatenate([np.broadcast_to(cpu, t.state.shape), np.broadcast_to(memory, t.state.shape)]),
+                  present=lambda t: np.concatenate([t.state != ABSENT] * 2), target=np.full(2 * len(pods), ksm))
         limit = topo.memory_limit[comp].astype(float)[:, None]
         B = self.engine.worlds
         seen = {"oom": np.zeros((len(pods), B)), "memory": self.engine.replicas.memory.copy(),
@@ -471,17 +480,34 @@ class MetricSensor:
     def _datastores(self, stores: list[int]) -> None:
         if not stores:
             return
-        names = self.names
+        topo, names = self.topology, self.names
         s = np.array(stores)
         labels = [{"service": names.component(c), "job": "postgres-exporter",
                    "instance": f"{names.component(c)}-exporter:9187"} for c in stores]
         target = np.array([self._target_for("postgres-exporter", lab["instance"]) for lab in labels])
         for name, kind, help in (("pg_stat_activity_count", "gauge", "Connections open on the server."),
                                  ("pg_replication_lag_seconds", "gauge", "Replication lag behind the primary."),
-                                 ("pg_slow_queries", "counter", "Queries slower than the slow-query threshold.")):
+                                 ("pg_slow_queries", "counter", "Queries slower than the slow-query threshold."),
+                                 ("pg_settings_max_connections", "gauge", "The server's connection limit.")):
             self._family(name, kind, help)
-        self._add("pg_stat_activity_count", "pg_stat_activity_count", labels,
-                  lambda t: np.round(t.offered[s] / t.dt * t.response_mean[s]) + 1.0, target=target)
+        self._add("pg_settings_max_connections", "pg_settings_max_connections", labels, lambda t: connections(t)[1],
+                  target=target)
+        pools = [np.flatnonzero((topo.edge_dst == c) & (topo.edge_pool > 0)) for c in stores]
+
+        def connections(t: Tick) -> tuple[np.ndarray, np.ndarray]:
+            """[stores, B] the connections the callers' pools hold open (at most the limit), and the limit: sized
+            with headroom over the pools, unless lowered below them (then the refused share of calls shows it)."""
+            def make() -> tuple[np.ndarray, np.ndarray]:
+                demand = np.stack([(t.knobs.pool_size[e] * t.ready_replicas[topo.edge_src[e]]).sum(axis=0)
+                                   if e.size else np.zeros(t.worlds) for e in pools])
+                refused = np.stack([t.knobs.blocked[e].max(axis=0) if e.size else np.zeros(t.worlds) for e in pools])
+                limit = np.where(refused > 0, np.round(demand * (1.0 - refused)), np.round(1.25 * demand) + 10.0)
+                busy = np.round(t.offered[s] / t.dt * t.response_mean[s])          # queries in flight
+                return np.minimum(np.maximum(demand, busy), limit) + 1.0, np.maximum(limit, 1.0)
+            return t.cached("connections", make)  # type: ignore[return-value]
+
+        self._add("pg_stat_activity_count", "pg_stat_activity_count", labels, lambda t: connections(t)[0],
+                  target=target)
         self._add("pg_replication_lag_seconds", "pg_replication_lag_seconds", labels,
                   lambda t: t.knobs.replication_lag[s], target=target)
         self._add("pg_slow_queries", "pg_slow_queries_total", labels,
@@ -588,13 +614,17 @@ class MetricSensor:
                    for n in sorted({int(topo.replica_node[r]) for r, _ in slots})}
         target = np.array([on_node[int(topo.replica_node[r])] for r, _ in slots])
         memory = (topo.gpu_memory[cc].astype(float) / MIB)[:, None]
-        for name, help in (("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %)."),
-                           ("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB)."),
-                           ("DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB)."),
-                           ("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C)."),
-                           ("DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz)."),
-                           ("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered.")):
-            self._family(name, "gauge", help)
+        for name, kind, help in (("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %)."),
+                                 ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB)."),
+                                 ("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB)."),
+                                 ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C)."),
+                                 ("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz)."),
+                                 ("DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered."),
+                                 ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "counter", "Double-bit ECC errors, volatile."),
+                                 ("DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "counter", "NVLink bandwidth, all lanes.")):
+            self._family(name, kind, help)
+        host = topo.replica_node[rr]
+        health = lambda t: t.knobs.gpu_health[host]   # noqa: E731  [n, B] what ails each GPU's node
 
         def util(t: Tick) -> np.ndarray:
             return np.round(100.0 * np.clip(t.cpu_utilisation[cc], 0.0, 1.0))
@@ -606,10 +636,19 @@ class MetricSensor:
         self._add("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_UTIL", labels, util, **kw)
         self._add("DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_USED", labels, used, **kw)
         self._add("DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_FREE", labels, lambda t: memory - used(t), **kw)
-        self._add("DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_GPU_TEMP", labels, lambda t: np.round(34.0 + 0.45 * util(t)),
-                  **kw)
-        self._add("DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_SM_CLOCK", labels, lambda t: 1980.0, **kw)
-        self._add("DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_XID_ERRORS", labels, lambda t: 0.0, **kw)
+        # a throttling GPU runs hot at half its clock; ECC double-bit errors raise XID 48, a lost GPU XID 79;
+        # a degraded NVLink carries a fraction of its usual traffic
+        thermal, ecc, link, lost = (GPU_HEALTH.index(h) for h in ("thermal", "ecc", "interconnect", "lost"))
+        self._add("DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_GPU_TEMP", labels,
+                  lambda t: np.where(health(t) == thermal, 91.0, np.round(34.0 + 0.45 * util(t))), **kw)
+        self._add("DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_SM_CLOCK", labels,
+                  lambda t: np.where(health(t) == thermal, 990.0, 1980.0), **kw)
+        self._add("DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_XID_ERRORS", labels,
+                  lambda t: np.select([health(t) == ecc, health(t) == lost], [48.0, 79.0], 0.0), **kw)
+        self._add("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", labels,
+                  lambda t: (health(t) == ecc) * 0.2 * t.dt, counter=True, **kw)
+        self._add("DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", labels,
+                  lambda t: util(t) * 2.5e8 * t.dt * np.where(health(t) == link, 0.2, 1.0), counter=True, **kw)
 
     def _up_block(self) -> None:
         self._family("up", "gauge", "1 if the target's last scrape succeeded, 0 if it failed.")
