@@ -103,9 +103,8 @@ def _quantile(g: Groups, values: np.ndarray, present: np.ndarray, q: np.ndarray)
     order = _sorted_within_groups(g, values, present, descending=False, nan_first=True)
     ordered = np.take_along_axis(values, order, axis=-1)
     start_of = np.r_[0, np.cumsum(g.sizes)[:-1]]
-    # quantile_over works along axis 0 over the leading `count` values; lay each group out that way.
+    # lay each group's sorted samples out along a last axis, padded by repeating its last column
     width = int(g.sizes.max())
-    pos = np.minimum(np.arange(width)[:, None], g.sizes[None, :] - 1) + start_of[None, :]   # [width, G]
-    stacked = np.moveaxis(ordered[:, pos], 1, 0)                                            # [width, B, G]
-    value = quantile_over(stacked, counts, q[:, None])
+    pos = np.minimum(np.arange(width)[None, :], g.sizes[:, None] - 1) + start_of[:, None]   # [G, width]
+    value = quantile_over(ordered[:, pos], counts, q[:, None])          # ordered[:, pos] is [B, G, width]
     return np.where(has, value, np.nan), has

@@ -55,12 +55,15 @@ FUNCTIONS: dict[str, tuple[tuple[str, ...], int, str]] = {
     "scalar": ((VECTOR,), 0, SCALAR),
     "vector": ((SCALAR,), 0, VECTOR),
     "time": ((), 0, SCALAR),
+    "sort": ((VECTOR,), 0, VECTOR),
+    "sort_desc": ((VECTOR,), 0, VECTOR),
 }
 AGGREGATIONS = ("sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "topk", "bottomk", "quantile")
 ARITHMETIC = ("+", "-", "*", "/", "%", "^", "atan2")
 COMPARISONS = ("==", "!=", ">", "<", ">=", "<=")
 SET_OPS = ("and", "or", "unless")
-_MATCH_OPS = {pp.MatchOp.Equal: "=", pp.MatchOp.NotEqual: "!=", pp.MatchOp.Re: "=~", pp.MatchOp.NotRe: "!~"}
+# the parser's enums are not hashable: key them by their text
+_MATCH_OPS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}
 
 
 @dataclass(eq=False)
@@ -163,7 +166,7 @@ def _selector(vs: Any) -> Selector:
     if vs.matchers.or_matchers:
         raise PromQLError("unsupported: 'or' inside label matchers")
     matchers = [("__name__", "=", vs.name)] if vs.name is not None else []
-    matchers += [(m.name, _MATCH_OPS[m.op], m.value) for m in vs.matchers.matchers]
+    matchers += [(m.name, _MATCH_OPS[str(m.op)], m.value) for m in vs.matchers.matchers]
     return Selector(VECTOR, tuple(matchers), _ms(vs.offset))
 
 
@@ -192,13 +195,13 @@ def _aggregate(agg: Any) -> Aggregate:
     if op in ("topk", "bottomk", "quantile") and (param is None or param.kind != SCALAR):
         raise PromQLError(f"'{op}' needs a scalar parameter")
     mod = agg.modifier
-    without = mod is not None and mod.type == pp.AggModifierType.Without
+    without = mod is not None and str(mod.type) == "AggModifierType.Without"
     grouping = tuple(mod.labels) if mod is not None else ()
     return Aggregate(VECTOR, op, expr, param, grouping, without)
 
 
-_CARD = {pp.VectorMatchCardinality.OneToOne: "one-to-one", pp.VectorMatchCardinality.ManyToOne: "many-to-one",
-         pp.VectorMatchCardinality.OneToMany: "one-to-many", pp.VectorMatchCardinality.ManyToMany: "many-to-many"}
+_CARD = {"VectorMatchCardinality.OneToOne": "one-to-one", "VectorMatchCardinality.ManyToOne": "many-to-one",
+         "VectorMatchCardinality.OneToMany": "one-to-many", "VectorMatchCardinality.ManyToMany": "many-to-many"}
 
 
 def _binary(bin_: Any) -> Binary:
@@ -213,13 +216,13 @@ def _binary(bin_: Any) -> Binary:
     fill = getattr(mod, "fill_values", None)
     if fill is not None and (fill.lhs is not None or fill.rhs is not None):
         raise PromQLError("unsupported: 'fill' modifiers of vector matching")
-    card = _CARD[mod.card] if mod is not None else "one-to-one"
+    card = _CARD[str(mod.card)] if mod is not None else "one-to-one"
     if op in SET_OPS:
         card = "many-to-many"
     elif card == "many-to-many":
         raise PromQLError(f"many-to-many matching is only allowed for set operators, not '{op}'")
     matching = mod.matching if mod is not None else None
-    on = matching is not None and matching.type == pp.LabelModifierType.Include
+    on = matching is not None and str(matching.type) == "LabelModifierType.Include"
     labels = tuple(matching.labels) if matching is not None else ()
     include = tuple(mod.group_labels or ()) if mod is not None else ()
     return_bool = bool(mod.return_bool) if mod is not None else False

@@ -15,9 +15,10 @@ import numpy as np
 from ..store import MetricStore
 
 LOOKBACK_MS = 300_000
-# A range window is gathered in blocks of at most this many samples (32 MiB of float64), so a long range over
-# thousands of worlds never materialises [w, B, n] at once.
-BLOCK_ELEMENTS = 1 << 22
+# A range window is gathered in blocks of at most this many samples (2 MiB of float64): a long range over thousands
+# of worlds never materialises [w, B, n] at once, and the few passes each function makes over a block stay in cache
+# (measured on 8192 worlds: 2^18 beats 2^16 and 2^22 by 20-40 %).
+BLOCK_ELEMENTS = 1 << 18
 
 
 def index_range(store: MetricStore, lo_ms: int, hi_ms: int) -> tuple[int, int]:
@@ -55,10 +56,18 @@ def times_ms(store: MetricStore, i0: int, i1: int) -> np.ndarray:
     return np.rint(store.times[i0:i1] * 1000.0).astype(np.int64)
 
 
+def _columns(raw: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """raw[..., cols] as float64; a run of adjacent columns is a view, not a copy."""
+    if cols[-1] - cols[0] == len(cols) - 1:
+        return raw[..., cols[0]:cols[-1] + 1].astype(np.float64, copy=False)
+    return raw[..., cols].astype(np.float64, copy=False)
+
+
 def blocks(store: MetricStore, i0: int, i1: int, cols: np.ndarray
            ) -> Iterator[tuple[slice, slice, np.ndarray]]:
-    """The window [i0, i1) of the columns `cols` as float64 blocks [w, b, c], with the world and column slices they
-    cover: columns first, worlds too when one column over every world is already too large."""
+    """The window [i0, i1) of the columns `cols` as float64 blocks [w, b, c] (views where possible; never write to
+    them), with the world and column slices they cover: columns first, worlds too when one column over every world
+    is already too large."""
     w, worlds, n = i1 - i0, store.worlds, len(cols)
     raw = store.values[i0:i1]
     per_col = w * worlds
@@ -66,10 +75,10 @@ def blocks(store: MetricStore, i0: int, i1: int, cols: np.ndarray
         step = max(1, BLOCK_ELEMENTS // max(per_col, 1))
         for c0 in range(0, n, step):
             cs = slice(c0, min(n, c0 + step))
-            yield slice(0, worlds), cs, raw[:, :, cols[cs]].astype(np.float64, copy=False)
+            yield slice(0, worlds), cs, _columns(raw, cols[cs])
         return
     wstep = max(1, BLOCK_ELEMENTS // max(w, 1))
     for c in range(n):
         for b0 in range(0, worlds, wstep):
             bs = slice(b0, min(worlds, b0 + wstep))
-            yield bs, slice(c, c + 1), raw[:, bs, cols[c:c + 1]].astype(np.float64, copy=False)
+            yield bs, slice(c, c + 1), _columns(raw[:, bs], cols[c:c + 1])
