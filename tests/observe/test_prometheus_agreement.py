@@ -1,4 +1,5 @@
-"""Our PromQL engine against a real Prometheus 2.42 on the same samples.
+"""Our PromQL engine against a real Prometheus 2.42 on the same samples: a synthetic store built for the edge
+cases, and a simulated incident episode with the sensors' own metric names.
 
 One world of a store is exported as OpenMetrics, turned into TSDB blocks by `promtool tsdb create-blocks-from
 openmetrics`, served by `prometheus`, and every query of QUERIES is run as instant queries at a few times and as a
@@ -23,7 +24,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from opsworld.engine import Engine
+from opsworld.faults.catalogue import entry
+from opsworld.faults.injector import Injector
 from opsworld.observe.export.openmetrics import write_openmetrics
+from opsworld.observe.telemetry import Telemetry
+from opsworld.spec import load_scenario
 from opsworld.observe.promql import Matrix, Scalar, Vector, instant_query, range_query
 from opsworld.observe.store import Family, MetricStore
 
@@ -270,6 +276,18 @@ def agreement_store() -> MetricStore:
     return _store()
 
 
+@pytest.fixture(scope="session")
+def incident_store() -> MetricStore:
+    """A simulated incident: an hour of the online shop, two worlds, whose cart service's memory creeps until it is
+    OOM-killed and crash-loops (counter resets, pods that come and go) while a bad currency deploy fails requests."""
+    scenario = load_scenario("online-shop", {"duration": "1h"})
+    faults = [entry("memory_creep").make(target="cartservice", page_after="15m", onset="5m"),
+              entry("bad_deploy_errors").make(target="currencyservice", onset="20m")]
+    telemetry = Telemetry(Injector(Engine(scenario, worlds=2, seed=11), faults), rules=False, text=False)
+    telemetry.run()
+    return telemetry.store
+
+
 # ------------------------------------------------------------------------------------------ the real server
 def _free_port() -> int:
     with socket.socket() as s:
@@ -282,12 +300,10 @@ def _get(url: str, timeout: float = 10.0) -> dict:
         return json.load(resp)
 
 
-@pytest.fixture(scope="module")
-def prometheus(agreement_store: MetricStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _serve(store: MetricStore, root) -> Iterator[str]:
     """Base URL of a Prometheus serving world WORLD of the store from promtool-built blocks."""
-    root = tmp_path_factory.mktemp("prometheus")
     om = root / "world.om"
-    write_openmetrics(agreement_store, WORLD, om)
+    write_openmetrics(store, WORLD, om)
     data = root / "data"
     built = subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(om), str(data)],
                            capture_output=True, text=True, timeout=120)
@@ -308,7 +324,7 @@ def prometheus(agreement_store: MetricStore, tmp_path_factory: pytest.TempPathFa
             try:
                 with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as resp:
                     probe = 'count({__name__=~".+"})'
-                    if resp.status == 200 and _prom_instant(base, probe, _times(agreement_store)[1])["result"]:
+                    if resp.status == 200 and _prom_instant(base, probe, _times(store)[1])["result"]:
                         break
             except OSError:
                 pass
@@ -323,6 +339,16 @@ def prometheus(agreement_store: MetricStore, tmp_path_factory: pytest.TempPathFa
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def prometheus(agreement_store: MetricStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _serve(agreement_store, tmp_path_factory.mktemp("prometheus"))
+
+
+@pytest.fixture(scope="module")
+def incident_prometheus(incident_store: MetricStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _serve(incident_store, tmp_path_factory.mktemp("prometheus-incident"))
 
 
 def _prom_instant(base: str, query: str, at: float) -> dict:
@@ -453,3 +479,75 @@ def test_batch_equals_single_world(agreement_store: MetricStore) -> None:
                   else {_key(ls): float(alone.values[0, i]) for i, ls in enumerate(alone.labels)
                         if alone.present is not None and alone.present[0, i]})
         _assert_same(batch, single, query)
+
+
+# ------------------------------------------------------------------------------------ a simulated incident
+R, L, M, C = ("http_server_requests_total", "http_server_request_duration_seconds",
+              "container_memory_working_set_bytes", "container_cpu_usage_seconds_total")
+INCIDENT_QUERIES: list[str] = [
+    # selectors, matchers, offset
+    "up == 0", f'{R}{{service="cartservice", code="200"}}', f'{R}{{service="frontend", code!="200"}}',
+    f'{R}{{service=~"cart.*|currency.*", code=~"5.."}}', f'{M}{{container!~"front.*"}}', f"{M} offset 10m",
+    'kube_pod_container_status_restarts_total{container="cartservice"}',
+    # rates
+    f"rate({R}[5m])", f'irate({R}{{service="cartservice"}}[1m])', f"increase({R}[15m])", f"delta({M}[10m])",
+    f"idelta({M}[2m])", f"rate({C}[5m] offset 5m)", f'resets({R}{{service="cartservice"}}[1h])',
+    'changes(kube_pod_status_ready[30m])', "increase(kube_pod_container_status_restarts_total[1h])",
+    # *_over_time
+    f"avg_over_time({M}[10m])", f"min_over_time({M}[10m])", f"max_over_time({M}[30m])",
+    "sum_over_time(up[5m])", f'count_over_time({R}{{code="200"}}[5m])', f"last_over_time({M}[5m])",
+    f"stddev_over_time({M}[15m])", f"stdvar_over_time({M}[15m])", f"quantile_over_time(0.95, {M}[20m])",
+    "present_over_time(kube_pod_container_status_waiting_reason[10m])",
+    'absent_over_time(up{job="cartservice", instance="10.9.9.9:8080"}[5m])',
+    # histograms
+    f"histogram_quantile(0.99, sum by (service, le) (rate({L}_bucket[5m])))",
+    f'histogram_quantile(0.9, sum by (endpoint, le) (rate({L}_bucket{{service="frontend"}}[10m])))',
+    f"histogram_quantile(0.5, rate({L}_bucket[5m]))",
+    f"sum by (service) (rate({L}_sum[5m])) / sum by (service) (rate({L}_count[5m]))",
+    # functions
+    f"abs(delta({M}[5m]))", f"clamp(rate({R}[5m]), 1, 50)", f"clamp_min(rate({R}[5m]), 5)",
+    f"clamp_max(rate({R}[5m]), 5)", f"ceil(rate({C}[5m]) * 100)", f"floor({M} / 1e6)", f"round({M} / 1e6, 0.5)",
+    f"sqrt(rate({C}[5m]))", f"exp(-rate({C}[5m]))", f"ln({M})", 'absent(up{job="nope"})', "absent(up)",
+    "scalar(sum(up == 1))", "vector(3)", "time() - max(probe_ssl_earliest_cert_expiry) * 0",
+    # aggregations
+    f"sum(rate({R}[5m]))", f"sum by (service, code) (rate({R}[5m]))", f"sum without (pod, instance, node, zone) (rate({R}[5m]))",
+    f"avg by (container) ({M})", f"min by (service) (rate({R}[5m]))", f"max without (pod, node) ({M})",
+    f"count by (code) ({R})", f"topk(3, rate({C}[5m]))", f"bottomk(2, {M})",
+    f"topk(1, rate({R}[5m])) by (service)", f"quantile(0.9, {M})", f"quantile by (container) (0.5, {M})",
+    f"stddev by (container) ({M})", f"stdvar({M})", "group by (job) (up)", "count(up == 1)",
+    # binary operators and matching
+    f'sum by (service) (rate({R}{{code=~"5.."}}[5m])) / sum by (service) (rate({R}[5m])) > 0.01',
+    f"{M} / container_spec_memory_limit_bytes > 0.5",
+    f"{M} / on(pod, container) container_spec_memory_limit_bytes",
+    f"{M} > bool 2e8", f"rate({R}[5m]) >= 10", f"rate({R}[5m]) != bool 0",
+    f'rate({R}{{code="500"}}[5m]) / ignoring(code) group_left rate({R}{{code="200"}}[5m])',
+    f"sum by (pod) (rate({R}[5m])) * on(pod) group_left(node) max by (pod, node) ({M} * 0 + 1)",
+    f"max by (pod, node) ({M} * 0 + 1) * on(pod) group_right(node) sum by (pod) (rate({R}[5m]))",
+    f'{R}{{code="200"}} - ignoring(code) {R}{{code="500"}}',
+    f"{C} and on(pod) ({M} > 1e8)", f'{R}{{code="500"}} or {R}{{code="502"}}',
+    f"kube_pod_status_ready unless on(pod) kube_pod_container_status_waiting_reason == 1",
+    f"-{M}", f"{M} % 1000", f"rate({C}[5m]) ^ 2", f"2 * {M} + 1", f"{M} atan2 1e8",
+    f"rate({R}[5m]) / rate({R}[5m])",
+]
+
+
+@pytest.mark.parametrize("query", INCIDENT_QUERIES, ids=INCIDENT_QUERIES)
+def test_incident_instant_query_agrees(query: str, incident_prometheus: str, incident_store: MetricStore) -> None:
+    for at in _times(incident_store):
+        _assert_same(_ours_instant(instant_query(query, incident_store, at)),
+                     _theirs_instant(_prom_instant(incident_prometheus, query, at)), f"{query} @ {at:.3f}")
+
+
+@pytest.mark.parametrize("query", INCIDENT_QUERIES, ids=INCIDENT_QUERIES)
+def test_incident_range_query_agrees(query: str, incident_prometheus: str, incident_store: MetricStore) -> None:
+    for start, end, step in _ranges(incident_store):
+        _assert_same(_ours_range(range_query(query, incident_store, start, end, step)),
+                     _theirs_range(_prom_range(incident_prometheus, query, start, end, step)),
+                     f"{query} over [{start:.3f}, {end:.3f}] step {step:.0f}s")
+
+
+def test_enough_incident_queries(incident_store: MetricStore) -> None:
+    assert len(INCIDENT_QUERIES) >= 60 and len(set(INCIDENT_QUERIES)) == len(INCIDENT_QUERIES)
+    restarts = instant_query("max(kube_pod_container_status_restarts_total)", incident_store,
+                             float(incident_store.times[-1]))
+    assert restarts.values[WORLD].max() >= 1, "the incident should OOM-kill the cart service at least once"

@@ -24,6 +24,7 @@ from opsworld.engine.topology import CALL, CONSUME, KINDS, MISS, PUBLISH
 from opsworld.engine.truth import Truth
 from opsworld.observe.imperfection import Imperfections
 from opsworld.observe.names import Names
+from opsworld.observe.noise import uniform
 from opsworld.observe.store import Family, MetricStore
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ CODES = ("200", "500", "502", "503", "504")   # success, then the truth's failur
 SLOW_QUERY = 1.0                  # seconds: the datastores' slow-query log threshold
 REQUEST_BYTES, RESPONSE_BYTES = 2_000.0, 8_000.0
 MIB = 2.0 ** 20
+BALANCE = 0.2          # replicas' shares of their component's requests vary by up to +-10% around an even split
+LOAD, WORKING_SET = 3, 4   # what the sensors' coin flips are about (see observe.noise)
 
 
 class Tick:
@@ -113,6 +116,8 @@ class MetricSensor:
                                       np.maximum(self._target_node, 0))  # the node a target runs on (exporters: any)
         self._node_targets = np.flatnonzero(self._target_node >= 0)
         self._launched = engine.replicas.launched.copy()    # [R, B] to see pod restarts
+        self._world = (engine.first_world + np.arange(B))[None, :]
+        self._slot = np.arange(len(topo.replica_component))[:, None]
         self._imperfect = self.imperfections.for_catalogue(self.labels, len(self.targets), engine.seed,
                                                            engine.first_world, B)
 
@@ -121,8 +126,11 @@ class MetricSensor:
         """Account one tick of truth; store the scrape at its end and return it, world-last: [M, B], NaN = no
         sample."""
         engine, reps = self.engine, self.engine.replicas
-        per = reps.per_component(reps.running)                              # [S, B]
-        share = reps.running / np.maximum(per[self.topology.replica_component], 1.0)
+        # a load balancer never splits exactly evenly: each running replica takes a share that wanders a little
+        comp = self.topology.replica_component
+        weight = reps.running * (1.0 + BALANCE * (uniform(engine.seed, LOAD, self._world, engine.tick,
+                                                          self._slot) - 0.5))
+        share = weight / np.maximum(reps.per_component(weight)[comp], 1e-12)           # [R, B], 1 per component
         tick = Tick(truth, engine, engine.scenario.traffic.start + truth.time, share)
         row = self.store.next_rows(tick.now)
         for block, rows in zip(self.blocks, self._slices):
@@ -352,9 +360,11 @@ class MetricSensor:
         disk = topo.disk[comp].astype(float)[:, None]
         kw = dict(present=alive, pods=pods, target=kubelet[node[pods]])
         self._add("container_cpu_usage_seconds", "container_cpu_usage_seconds_total", labels,
-                  lambda t: t.cpu_utilisation[comp] * cores * t.dt * (t.state == RUNNING), counter=True, **kw)
+                  lambda t: np.minimum(t.cpu_utilisation[comp] * _load(t), 1.0) * cores * t.dt, counter=True, **kw)
+        # the working set a kubelet reads wanders by a percent or so around the process's footprint (caches, GC)
         self._add("container_memory_working_set_bytes", "container_memory_working_set_bytes", labels,
-                  lambda t: t.memory, **kw)
+                  lambda t: 4096.0 * np.round(t.memory * (1.0 + 0.02 * (uniform(
+                      t.engine.seed, WORKING_SET, self._world, t.engine.tick, self._slot) - 0.5)) / 4096.0), **kw)
         self._add("container_spec_memory_limit_bytes", "container_spec_memory_limit_bytes", labels,
                   lambda t: limit, **kw)
         self._add("container_fs_usage_bytes", "container_fs_usage_bytes", labels,
@@ -443,7 +453,8 @@ class MetricSensor:
         self._family("process_threads", "gauge", "OS threads in the process.")
         self._family("runtime_gc_pause_seconds", "counter", "Time spent in stop-the-world garbage collection.")
         self._add("process_threads", "process_threads", labels,
-                  lambda t: 12.0 + np.round(t.slot_utilisation[comp] * conc), pods=pods, target=pod_target)
+                  lambda t: 12.0 + np.round(np.minimum(t.slot_utilisation[comp] * _load(t), 1.0) * conc), pods=pods,
+                  target=pod_target)
         # collectors work harder as the heap fills: about 1% of the time at rest, up to a fifth near the limit
         self._add("runtime_gc_pause_seconds", "runtime_gc_pause_seconds_total", labels,
                   lambda t: t.dt * (0.01 + 0.2 * np.clip((t.memory / limit - 0.7) / 0.3, 0.0, 1.0)),
@@ -656,6 +667,15 @@ class MetricSensor:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+
+def _load(t: Tick) -> np.ndarray:
+    """[R, B] each replica's load relative to its component's mean (1 for an even split; 0 when not running)."""
+    def make() -> np.ndarray:
+        comp = t.engine.topology.replica_component
+        running = t.engine.replicas.running
+        return t.share * t.engine.replicas.per_component(running)[comp]
+    return t.cached("load", make)  # type: ignore[return-value]
 
 
 def _outcomes(t: Tick) -> np.ndarray:
