@@ -107,7 +107,10 @@ COLUMNS = {"cpu": "CpuUsageRate(%)", "server_p90": "PodServerLatencyP90(s)", "cl
            "frontend_p90": "LatencyP90(s)", "success": "SuccessRate(%)"}
 SIGNALS = tuple(COLUMNS)
 LABELS = {"cpu": "target CPU", "server_p90": "target server P90", "client_p90": "callers' client P90",
-          "frontend_p90": "frontend P90", "success": "frontend success"}
+          "frontend_p90": "frontend P90", "success": "frontend success",
+          "located": "origin in traces and logs"}
+ROOT_CAUSES = "root_cause_hipster.json"   # per service and code-level fault: the log pattern that locates it
+CODE_LEVEL = ("exception", "return")
 
 
 class CalibrationError(ValueError):
@@ -118,6 +121,7 @@ class CalibrationError(ValueError):
 RISE_MIN, RISE_FACTOR = 1.2, 3.0
 FLAT_SIM, FLAT_REAL = 0.1, 0.2          # how far from 1 a ratio that does not move may be: simulated, real
 LEVEL_POINTS, SUCCESS_OK, SUCCESS_POINTS = 15.0, 99.0, 5.0
+LOCATED = 0.8          # share of a code-level fault's injections whose origin the traces and logs point at
 
 
 def _rises(real: float, sim: float) -> bool:
@@ -148,6 +152,8 @@ RULES: dict[str, Rule] = {
     "drops": Rule(f"both < {SUCCESS_OK:g}%, within {SUCCESS_POINTS:g} points",
                   lambda r, s: r < SUCCESS_OK and s < SUCCESS_OK and abs(s - r) <= SUCCESS_POINTS,
                   lambda x, r: x < SUCCESS_OK, True),
+    "found at the target": Rule(f"both >= {LOCATED:.0%} of injections", lambda r, s: r >= LOCATED and s >= LOCATED,
+                                lambda x, r: x >= 1.0, True),
 }
 CHECKS: tuple[tuple[str, str, str], ...] = (          # (Nezha fault type, signal, rule)
     ("cpu_contention", "cpu", "level"), ("cpu_contention", "cpu", "rises"),
@@ -160,7 +166,9 @@ CHECKS: tuple[tuple[str, str, str], ...] = (          # (Nezha fault type, signa
     ("network_delay", "client_p90", "rises"), ("network_delay", "frontend_p90", "rises"),
     ("network_delay", "success", "stays at 100%"),
     ("exception", "cpu", "stays flat"), ("exception", "success", "drops"),
+    ("exception", "located", "found at the target"),
     ("return", "cpu", "stays flat"), ("return", "success", "drops"),
+    ("return", "located", "found at the target"),
 )
 
 
@@ -213,6 +221,8 @@ class Check:
 
     @property
     def unit(self) -> str:
+        if self.signal == "located":
+            return "share"
         return "%" if RULES[self.rule].on_level else "x"
 
     def as_dict(self) -> dict[str, Any]:
@@ -262,7 +272,7 @@ class Calibration:
             table.add_column(name, justify="right" if name in ("real", "simulated") else "left")
         last = None
         for c in self.checks:
-            show = (lambda v: f"{v:.1f}%") if c.unit == "%" else (lambda v: f"{v:.3g}x")
+            show = {"%": lambda v: f"{v:.1f}%", "share": lambda v: f"{v:.0%}"}.get(c.unit, lambda v: f"{v:.3g}x")
             agree = f"{c.real_agree[0]}/{c.real_agree[1]} / {c.sim_agree[0]}/{c.sim_agree[1]}"
             table.add_row(c.fault if c.fault != last else "", LABELS[c.signal], f"{c.rule}: {RULES[c.rule].text}",
                           show(c.real), show(c.simulated), agree, "[green]pass[/]" if c.passed else "[red]FAIL[/]")
@@ -367,6 +377,19 @@ class RealData:
                  if (f := self.pods[c].window(COLUMNS["client_p90"], inj.time)) is not None]
         out["client_p90"] = _pair(_geomean([f.before for f in sides]), _geomean([f.after for f in sides])) \
             if sides else None
+        return out
+
+    def located(self, root: Path) -> dict[str, list[Figure]]:
+        """Per code-level fault type, one figure per injection: 1 when the recordings' root-cause list names a log
+        pattern of the target service that locates it (Nezha finds these faults in logs and traces, not metrics)."""
+        with _need(root / ROOT_CAUSES).open() as f:
+            causes = json.load(f)
+        out: dict[str, list[Figure]] = {}
+        for inj in self.injections:
+            if inj.kind in CODE_LEVEL:
+                pattern = causes.get(inj.service, {}).get(inj.kind, "")
+                found = float(bool(pattern) and pattern not in COLUMNS.values())
+                out.setdefault(inj.kind, []).append(Figure(0.0, found, found))
         return out
 
     def figures(self) -> tuple[dict[str, dict[str, list[Figure]]], list[dict[str, Any]]]:
@@ -486,6 +509,37 @@ def simulate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str
     return out
 
 
+def locate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str, Any]], seed: int = 0
+           ) -> dict[str, dict[str, Figure]]:
+    """Inject each code-level fault into each of its services with the telemetry on, and read where an engineer would
+    find it: 1 when most error traces after onset originate at the target (its span carries the exception) and the
+    target's own error lines rise, else 0. Per type and service."""
+    from opsworld.engine import Engine
+    from opsworld.faults.injector import Injector
+    from opsworld.observe.imperfection import Imperfections
+    from opsworld.observe.telemetry import Telemetry
+
+    scenario = load_scenario(TEMPLATE)
+    ticks = int(round((ONSET + 60.0 * AFTER_MINUTES) / float(scenario.tick)))
+    out: dict[str, dict[str, Figure]] = {}
+    for kind in CODE_LEVEL:
+        for name in services.get(kind, []):
+            fault = CATALOGUE[CATALOGUE_ENTRY[kind]].make(target=name, onset=ONSET, **params.get(kind, {}))
+            telemetry = Telemetry(Injector(Engine(scenario, worlds=1, seed=seed), [fault]), rules=False,
+                                  imperfections=Imperfections(trace_sample=0.2))
+            telemetry.run(ticks)
+            t0 = telemetry.engine.scenario.traffic.start
+            onset, end = t0 + ONSET, telemetry.now
+            origins = [s.service for trace in telemetry.traces(error=True, start=onset, end=end, limit=200)
+                       for s in trace.spans if any(e.get("name") == "exception" for e in s.events)]
+            at_target = sum(o == name for o in origins) / max(len(origins), 1)
+            errors = [len(telemetry.logs(service=name, level="ERROR", start=a, end=b, limit=100_000))
+                      for a, b in ((t0 + ONSET - 60.0 * BEFORE_MINUTES, onset), (onset, end))]
+            found = float(bool(origins) and at_target >= 0.5 and errors[1] > 3 * errors[0] + 5)
+            out.setdefault(kind, {})[name] = Figure(0.0, found, found)
+    return out
+
+
 # -- the calibration ------------------------------------------------------------------------------------------------
 def calibrate(path: str | Path, worlds: int = 4, seed: int = 0,
               params: Mapping[str, Mapping[str, Any]] | None = None) -> Calibration:
@@ -501,17 +555,22 @@ def calibrate(path: str | Path, worlds: int = 4, seed: int = 0,
     services = {k: sorted({i.service for i in data.injections if i.kind == k}) for k in CATALOGUE_ENTRY}
     sim = simulate({k: v for k, v in services.items() if v}, used, worlds=worlds, seed=seed)
 
+    for kind, figures in data.located(Path(path)).items():        # code-level faults: found in traces and logs
+        real_items.setdefault(kind, {})["located"] = figures
+    for kind, by_service in locate(services, used, seed=seed).items():
+        for name, figure in by_service.items():
+            sim.setdefault(kind, {}).setdefault(name, {})["located"] = [figure]
     real = {k: {s: Figure.median(items) for s, items in by_signal.items()} for k, by_signal in real_items.items()}
     per_service = {k: {svc: {s: Figure.median(f) for s, f in sig.items()} for svc, sig in by_service.items()}
                    for k, by_service in sim.items()}
-    simulated = {k: {s: Figure.median([f[s] for f in by_service.values() if f[s].n]) for s in SIGNALS}
-                 for k, by_service in per_service.items()}
+    simulated = {k: {s: Figure.median([f[s] for f in by_service.values() if s in f and f[s].n])
+                     for s in (*SIGNALS, "located")} for k, by_service in per_service.items()}
     checks = []
     for kind, signal, rule in CHECKS:
         if kind not in real or kind not in simulated:
             continue
         r, s = real[kind][signal].value(rule), simulated[kind][signal].value(rule)
-        ours = [f[signal].value(rule) for f in per_service[kind].values() if f[signal].n]
+        ours = [f[signal].value(rule) for f in per_service[kind].values() if signal in f and f[signal].n]
         theirs = [f.value(rule) for f in real_items[kind][signal]]
         agree = [(sum(RULES[rule].one(x, r) for x in xs), len(xs)) for xs in (theirs, ours)]
         ok = bool(np.isfinite(r) and np.isfinite(s) and RULES[rule].holds(r, s))
