@@ -52,7 +52,7 @@ def _telemetry_episode_seconds(scenario: Any, worlds: int, seed: int) -> float:
     rules = rules_for(scenario.name)
     every_tick = rules.model_copy(update={"groups": [g.model_copy(update={"interval": engine.dt})
                                                      for g in rules.groups]})
-    keep = int(np.ceil((longest_window(rules) + LOOKBACK_MS / 1000.0) / engine.dt)) + 1
+    keep = min(int(np.ceil((longest_window(rules) + LOOKBACK_MS / 1000.0) / engine.dt)) + 1, engine.ticks)
     telemetry = Telemetry(engine, rules=every_tick, text=False, retention=keep)
     start = time.perf_counter()
     for _ in range(engine.ticks):
@@ -74,7 +74,7 @@ def run_bench(runs: int = 5, worlds: int = 8192, reference_horizon: float = 120.
         if progress:
             progress(f"engine run {run + 1}/{runs}: {engine_eps[-1]:,.0f} episodes/s")
 
-    _telemetry_episode_seconds(scenario, min(telemetry_worlds, 16), seed=0)
+    _telemetry_episode_seconds(scenario, min(telemetry_worlds, 2), seed=0)     # warm the parser and caches
     telemetry_eps = []
     for run in range(runs):
         seconds = _telemetry_episode_seconds(scenario, telemetry_worlds, seed=run + 1)

@@ -1,4 +1,5 @@
-"""The `opsworld` command line: templates, validate, simulate, fidelity, bench, faults, inject, calibrate.
+"""The `opsworld` command line: templates, validate, simulate, fidelity, bench, faults, inject, calibrate; and over
+one simulated episode's observability stack: query, logs, traces, alerts, export, serve.
 
 Mistakes in what the user gives (a scenario file, an option) end with one clear line on stderr and exit code 2,
 never a stack trace.
@@ -7,19 +8,27 @@ never a stack trace.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from opsworld.spec import ScenarioError, load_scenario, templates
 from opsworld.spec.loader import template_path
 from opsworld.spec.units import UnitError, parse_duration
+
+if TYPE_CHECKING:
+    from opsworld.observe.telemetry import Telemetry
+
+T = TypeVar("T")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="opsworld: an executable world model of production operations.")
@@ -215,8 +224,11 @@ def bench(
     runs: int = typer.Option(5, min=1, max=50, help="timed runs; medians are reported"),
     worlds: int = typer.Option(8192, min=1, max=1_000_000, help="worlds per engine batch"),
     reference_horizon: str = typer.Option("2m", help="simulated time for the SimPy reference run"),
+    telemetry_worlds: int = typer.Option(1024, min=1, max=100_000,
+                                         help="worlds per batch with the telemetry on (the store holds the rules' "
+                                              "window of every series)"),
 ) -> None:
-    """Measure engine episodes per second against the request-level reference simulator."""
+    """Measure engine episodes per second, with and without the telemetry, against the request-level reference."""
     from opsworld.bench import run_bench
 
     try:
@@ -224,18 +236,19 @@ def bench(
     except UnitError as exc:
         _fail(f"--reference-horizon: {exc}")
     if json_out:
-        result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon)
+        result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon, telemetry_worlds=telemetry_worlds)
     else:
         with err.status("benchmarking...") as status:
             result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon,
-                               progress=lambda msg: status.update(msg))
+                               progress=lambda msg: status.update(msg), telemetry_worlds=telemetry_worlds)
     if json_out:
         print(json.dumps(result, indent=2))
         return
     table = Table(title=f"opsworld bench ({result['scenario']}, {result['episode']})")
     table.add_column("figure")
     table.add_column("median", justify="right")
-    for key in ("episodes_per_s", "reference_episodes_per_s", "speedup_vs_reference", "world_ticks_per_s"):
+    for key in ("episodes_per_s", "episodes_per_s_with_telemetry", "telemetry_share", "reference_episodes_per_s",
+                "speedup_vs_reference", "world_ticks_per_s"):
         value = result[key]
         table.add_row(key, f"{value:,.4g}" if value < 1000 else f"{value:,.0f}")
     out.print(table)
@@ -368,6 +381,400 @@ def calibrate(
         out.print(f"[bold]{passed}/{len(result.checks)} signature checks pass[/]")
     if not result.passed:
         raise typer.Exit(1)
+
+
+# ---- the observability stack of one episode: query, logs, traces, alerts, export, serve ---------------------------
+_EPISODE_HELP = "an episode YAML, a scenario YAML or a template name"
+
+
+def _error(message: str) -> NoReturn:
+    """`_fail` for messages that quote what the user typed or a query: printed as is (no markup, no emoji codes)."""
+    err.print("[bold red]error:[/] ", end="")
+    err.print(message, markup=False, emoji=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _seed_option() -> Any:
+    return typer.Option(None, help="random seed (default: the episode's, else 0)")
+
+
+def _duration_option() -> Any:
+    return typer.Option(None, help="simulated time, e.g. 1h (default: the episode's, else the scenario's)")
+
+
+def _fault_option() -> Any:
+    return typer.Option(None, "--fault", help="add a catalogue fault, NAME[:TARGET] (repeatable; the target defaults "
+                                              "to the entry's example target)")
+
+
+def _world_option() -> Any:
+    return typer.Option(0, min=0, max=4095, help="which world of the batch to look at")
+
+
+def _fault_spec(text: str) -> dict[str, Any]:
+    """NAME[:TARGET] -> an episode's fault mapping; without a target, the entry's worked example (target and
+    parameters), as `opsworld inject` uses it."""
+    from opsworld.faults import FaultError, entry
+
+    name, _, target = text.partition(":")
+    try:
+        chosen = entry(name)
+    except FaultError as exc:
+        _error(f"--fault {text}: {exc}")
+    if target:
+        return {"fault": name, "target": target}
+    return {"fault": name, **chosen.example.params, "target": chosen.example.target}
+
+
+def _telemetry(source: str, seed: Optional[int], duration: Optional[str], faults: Optional[list[str]], world: int,
+               text: bool = True) -> Telemetry:
+    """Run an episode (with a progress bar on stderr) with enough worlds to hold `world`; one-line errors."""
+    from opsworld.observe.episode import EpisodeError, load_episode
+
+    extra = [_fault_spec(f) for f in faults or []]
+    try:
+        episode = load_episode(source, seed=seed, duration=duration)
+        if extra:
+            episode = load_episode(source, seed=seed, duration=duration, faults=[*episode.faults, *extra])
+        scenario, _ = episode.load()
+    except EpisodeError as exc:
+        _error(str(exc))
+    ticks = int(math.ceil(scenario.duration / scenario.tick - 1e-9))
+    with Progress(TextColumn("simulating {task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} ticks"), TimeRemainingColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task(scenario.name, total=ticks)
+        return episode.run(worlds=world + 1, text=text, progress=lambda n: bar.advance(task, n))
+
+
+def _when(text: str, telemetry: Telemetry, what: str) -> float:
+    """A time option: after the start (`45m`, `1h30m`) or absolute (Unix seconds, RFC 3339) -> Unix seconds."""
+    from opsworld.observe.serve import parse_time
+
+    if text and (text[0].isdigit() and text.replace(".", "", 1).isdigit() or re.match(r"\d{4}-\d\d-\d\dT", text)):
+        try:
+            return parse_time(text)
+        except ValueError as exc:
+            _error(f"{what}: {exc}")
+    try:
+        return telemetry.engine.scenario.traffic.start + parse_duration(text)
+    except UnitError as exc:
+        _error(f"{what}: {text!r} is neither a time after the start (45m) nor Unix seconds nor RFC 3339 ({exc})")
+
+
+def _tools(call: Callable[[], T], world: int) -> T:
+    """Run a query of the tools; their failures as one line."""
+    from opsworld.observe.promql import PromQLError
+    from opsworld.observe.telemetry import ToolsUnavailable
+
+    try:
+        return call()
+    except PromQLError as exc:
+        _error(str(exc))
+    except ToolsUnavailable as exc:
+        _error(f"world {world}: the monitoring cannot be reached at the end of the episode ({exc})")
+
+
+def _series_name(labels: dict) -> str:
+    """`name{a="1", b="2"}` as Prometheus prints a series."""
+    rest = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+    name = labels.get("__name__", "")
+    return f"{name}{{{rest}}}" if rest or not name else name
+
+
+def _clock(telemetry: Telemetry, at: float) -> str:
+    """A time as `+45m (08:45:00)`: after the start, and the wall clock in UTC."""
+    from datetime import datetime, timezone
+
+    since = at - telemetry.engine.scenario.traffic.start
+    wall = datetime.fromtimestamp(at, tz=timezone.utc).strftime("%H:%M:%S")
+    h, rest = divmod(round(abs(since)), 3600)
+    m, sec = divmod(rest, 60)
+    offset = (f"{h}h{m:02d}m" if h else f"{m}m" if m else "") + (f"{sec:02d}s" if sec or not (h or m) else "")
+    return f"{'+' if since >= 0 else '-'}{offset} ({wall})"
+
+
+@app.command()
+def query(
+    promql: str = typer.Argument(..., metavar="PROMQL", help="a PromQL expression"),
+    episode: str = typer.Argument(..., metavar="EPISODE_OR_SCENARIO", help=_EPISODE_HELP),
+    at: Optional[str] = typer.Option(None, help="when: after the start (45m) or Unix / RFC 3339 (default: the end)"),
+    range_: Optional[str] = typer.Option(None, "--range", help="a range query: START, END and STEP joined by colons, "
+                                                               "e.g. 30m:1h:1m or ::1m (START and END as for --at; "
+                                                               "empty: the episode's)"),
+    json_out: bool = typer.Option(False, "--json", help="print the result as Prometheus' API `data` JSON"),
+    seed: Optional[int] = _seed_option(), duration: Optional[str] = _duration_option(),
+    fault: Optional[list[str]] = _fault_option(), world: int = _world_option(),
+) -> None:
+    """Run an episode and evaluate a PromQL query on its metrics, as Prometheus would answer it."""
+    from opsworld.observe.promql import PromQLError, parse
+    from opsworld.observe.serve import matrix_json, vector_json
+
+    try:
+        parse(promql)                     # a typo is reported before the episode is simulated
+    except PromQLError as exc:
+        _error(str(exc))
+    if at is not None and range_ is not None:
+        _error("--at and --range exclude each other: --at is an instant query, --range a range query")
+    telemetry = _telemetry(episode, seed, duration, fault, world, text=False)
+    if range_ is None:
+        when = telemetry.now if at is None else _when(at, telemetry, "--at")
+        data = vector_json(_tools(lambda: telemetry.query(promql, world, when), world), when)
+    else:
+        start, end, step = _range(range_, telemetry)
+        data = matrix_json(_tools(lambda: telemetry.query_range(promql, start, end, step, world), world))
+    if json_out:
+        print(json.dumps(data, indent=2))
+        return
+    _print_result(promql, data, telemetry, world)
+
+
+_RFC3339 = r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)"
+
+
+def _range(text: str, telemetry: Telemetry) -> tuple[float, float, float]:
+    """START:END:STEP -> Unix seconds and step seconds (RFC 3339 times keep their own colons)."""
+    from opsworld.observe.serve import parse_duration as step_seconds
+
+    match = re.fullmatch(rf"({_RFC3339}|[^:]*):({_RFC3339}|[^:]*):([^:]+)", text)
+    if match is None:
+        _error(f"--range {text!r}: write START:END:STEP, e.g. 30m:1h:1m or ::30s for the whole episode")
+    store = telemetry.store
+    start = _when(match[1], telemetry, "--range START") if match[1] else float(store.times[0])
+    end = _when(match[2], telemetry, "--range END") if match[2] else telemetry.now
+    try:
+        step = step_seconds(match[3])
+    except ValueError as exc:
+        _error(f"--range STEP: {exc}")
+    if step <= 0:
+        _error(f"--range STEP: must be above 0, got {match[3]!r}")
+    if end < start:
+        _error("--range: END is before START")
+    if (end - start) / step > 11_000:
+        _error(f"--range: {(end - start) / step:,.0f} steps is over Prometheus' 11,000; use a longer STEP")
+    return start, end, step
+
+
+def _print_result(promql: str, data: dict, telemetry: Telemetry, world: int) -> None:
+    kind, result = data["resultType"], data["result"]
+    if kind == "scalar":
+        out.print(f"scalar at {_clock(telemetry, result[0])}: {result[1]}", highlight=False)
+        return
+    if not result:
+        out.print(f"no series for {promql} in world {world}", highlight=False, markup=False, emoji=False)
+        return
+    if kind == "vector":
+        out.print(f"{promql} at {_clock(telemetry, result[0]['value'][0])}", highlight=False, markup=False,
+                  emoji=False)
+        table = Table()
+        table.add_column("series", overflow="fold")
+        table.add_column("value", justify="right")
+        for r in result:
+            table.add_row(Text(_series_name(r["metric"])), r["value"][1])
+        out.print(table)
+        return
+    first, last = result[0]["values"][0][0], result[0]["values"][-1][0]
+    out.print(f"{promql} from {_clock(telemetry, first)} to {_clock(telemetry, last)}", highlight=False, markup=False,
+              emoji=False)
+    table = Table()
+    table.add_column("series", overflow="fold")
+    for col in ("points", "min", "mean", "max", "last"):
+        table.add_column(col, justify="right")
+    for r in result:
+        values = [float(v) for _, v in r["values"]]
+        finite = [v for v in values if math.isfinite(v)] or [math.nan]
+        table.add_row(Text(_series_name(r["metric"])), str(len(values)), f"{min(finite):.6g}",
+                      f"{sum(finite) / len(finite):.6g}", f"{max(finite):.6g}", r["values"][-1][1])
+    out.print(table)
+    out.print("every point: --json", highlight=False)
+
+
+@app.command()
+def logs(
+    episode: str = typer.Argument(..., metavar="EPISODE_OR_SCENARIO", help=_EPISODE_HELP),
+    query_: Optional[str] = typer.Option(None, "--query", help='a LogQL-style query, e.g. {service="cartservice"} '
+                                                               '|= "error"'),
+    service: Optional[str] = typer.Option(None, help="only this service's lines"),
+    level: Optional[str] = typer.Option(None, help="only lines of this level (e.g. error)"),
+    since: Optional[str] = typer.Option(None, help="only the last part of the episode, e.g. 10m"),
+    limit: int = typer.Option(100, min=1, max=1_000_000, help="the last this many lines"),
+    json_out: bool = typer.Option(False, "--json", help="print the lines as a JSON list, newest first"),
+    seed: Optional[int] = _seed_option(), duration: Optional[str] = _duration_option(),
+    fault: Optional[list[str]] = _fault_option(), world: int = _world_option(),
+) -> None:
+    """Run an episode and print its log lines, as a log search would show them."""
+    from opsworld.observe.logs import LogQueryError, parse_logql
+
+    if query_ is not None and query_.strip():
+        try:
+            parse_logql(query_)           # a typo is reported before the episode is simulated
+        except LogQueryError as exc:
+            _error(f"--query: {exc}")
+    window = _seconds(since, "--since")
+    telemetry = _telemetry(episode, seed, duration, fault, world)
+    filters = _filters(query=query_, service=service, level=level, limit=limit,
+                       start=None if window is None else telemetry.now - window)
+    try:
+        lines = _tools(lambda: telemetry.logs(world, **filters), world)
+    except (LogQueryError, ValueError) as exc:
+        _error(str(exc))
+    if json_out:
+        from opsworld.observe.serve import log_json
+
+        print(json.dumps([log_json(line) for line in lines], indent=2))
+        return
+    for line in reversed(lines):          # the newest `limit` lines, printed oldest first as `tail` does
+        out.print(str(line), highlight=False, markup=False, emoji=False, soft_wrap=True)
+    if not lines:
+        err.print("[yellow]no log lines match[/]")
+
+
+@app.command()
+def traces(
+    episode: str = typer.Argument(..., metavar="EPISODE_OR_SCENARIO", help=_EPISODE_HELP),
+    service: Optional[str] = typer.Option(None, help="traces through this service"),
+    operation: Optional[str] = typer.Option(None, help="traces with this operation (span name)"),
+    min_duration: Optional[str] = typer.Option(None, help="traces at least this long, e.g. 500ms"),
+    error: bool = typer.Option(False, "--error", help="only traces with a failed span"),
+    limit: int = typer.Option(10, min=1, max=10_000, help="at most this many traces"),
+    json_out: bool = typer.Option(False, "--json", help="print the traces (every span) as a JSON list"),
+    seed: Optional[int] = _seed_option(), duration: Optional[str] = _duration_option(),
+    fault: Optional[list[str]] = _fault_option(), world: int = _world_option(),
+) -> None:
+    """Run an episode and print sampled traces as span trees."""
+    shortest = _seconds(min_duration, "--min-duration")
+    telemetry = _telemetry(episode, seed, duration, fault, world)
+    filters = _filters(service=service, operation=operation, min_duration=shortest, error=error or None,
+                       limit=limit)
+    try:
+        found = _tools(lambda: telemetry.traces(world, **filters), world)
+    except ValueError as exc:
+        _error(str(exc))
+    if json_out:
+        from opsworld.observe.serve import trace_json
+
+        print(json.dumps([trace_json(t) for t in found], indent=2))
+        return
+    for trace in found:
+        out.print(trace.render(), highlight=False, markup=False, emoji=False, soft_wrap=True)
+        out.print()
+    if not found:
+        err.print("[yellow]no traces match[/]")
+
+
+def _seconds(text: Optional[str], what: str) -> Optional[float]:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except UnitError as exc:
+        _error(f"{what}: {exc}")
+
+
+def _filters(**given: Any) -> dict[str, Any]:
+    """Only the filters given, so that the query functions keep their own defaults."""
+    return {k: v for k, v in given.items() if v is not None}
+
+
+@app.command()
+def alerts(
+    episode: str = typer.Argument(..., metavar="EPISODE_OR_SCENARIO", help=_EPISODE_HELP),
+    json_out: bool = typer.Option(False, "--json", help="print `/api/v1/alerts` data and the pages as JSON"),
+    seed: Optional[int] = _seed_option(), duration: Optional[str] = _duration_option(),
+    fault: Optional[list[str]] = _fault_option(), world: int = _world_option(),
+) -> None:
+    """Run an episode and print the alerts pending or firing at its end, and the pages sent during it."""
+    from opsworld.observe.serve import jsonable
+
+    telemetry = _telemetry(episode, seed, duration, fault, world, text=False)
+    active = _tools(lambda: telemetry.alerts(world), world)
+    pages = telemetry.pages(world)
+    if json_out:
+        data = telemetry.evaluator.alerts_json(world)["data"]["alerts"] if telemetry.evaluator is not None else []
+        print(json.dumps({"alerts": data, "pages": [jsonable(p) for p in pages]}, indent=2))
+        return
+    if telemetry.evaluator is None:
+        out.print(f"[yellow]no alerting rules[/] for {telemetry.engine.scenario.name}: only built-in templates "
+                  f"bring rules")
+    table = Table(title=f"alerts at the end ({_clock(telemetry, telemetry.now)}), world {world}",
+                  title_justify="left")
+    for col in ("state", "alert", "labels", "since", "value", "summary"):
+        table.add_column(col, overflow="fold")
+    for a in active:
+        labels = ", ".join(f"{k}={v}" for k, v in a.labels.items() if k != "alertname")
+        table.add_row(Text(a.state, style="red" if a.state == "firing" else "yellow"), Text(a.name), Text(labels),
+                      _clock(telemetry, a.active_at), f"{a.value:.4g}", Text(a.annotations.get("summary", "")))
+    out.print(table if active else "[green]no alert pending or firing at the end[/]")
+    sent = Table(title="pages sent", title_justify="left")
+    for col in ("time", "receiver", "status", "group", "alerts"):
+        sent.add_column(col, overflow="fold")
+    for p in pages:
+        sent.add_row(_clock(telemetry, p.time), Text(p.receiver), p.status,
+                     Text(", ".join(f"{k}={v}" for k, v in p.group_labels.items())),
+                     Text(", ".join(sorted({a.labels.get("alertname", "?") for a in p.alerts}))
+                          + f" ({len(p.alerts)})"))
+    out.print(sent if pages else "no pages sent")
+
+
+@app.command("export")
+def export_episode(
+    episode: str = typer.Argument(..., metavar="EPISODE_OR_SCENARIO", help=_EPISODE_HELP),
+    format_: list[str] = typer.Option(..., "--format", help="openmetrics, otlp or parquet (repeatable)"),
+    out_dir: Path = typer.Option(..., "--out", help="folder to write into (created)"),
+    seed: Optional[int] = _seed_option(), duration: Optional[str] = _duration_option(),
+    fault: Optional[list[str]] = _fault_option(), world: int = _world_option(),
+) -> None:
+    """Run an episode and write its telemetry as files other tools read (promtool, OTLP collectors, DuckDB)."""
+    from opsworld.observe.export.files import FORMATS, export
+
+    formats = [f.strip() for text in format_ for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        _error(f"--format {', '.join(unknown) or '(none)'}: use {', '.join(FORMATS)}")
+    telemetry = _telemetry(episode, seed, duration, fault, world)
+    try:
+        written = _tools(lambda: export(telemetry, world, out_dir, formats), world)
+    except OSError as exc:
+        _error(f"--out {out_dir}: {exc.strerror or exc}")
+    for path in written:
+        out.print(f"wrote {path} ({path.stat().st_size:,} bytes)", highlight=False, markup=False)
+
+
+@app.command()
+def serve(
+    episode: str = typer.Argument(..., metavar="EPISODE_OR_SCENARIO", help=_EPISODE_HELP),
+    port: int = typer.Option(9090, min=0, max=65535, help="TCP port (0: any free one)"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0 to reach it from a container)"),
+    seed: Optional[int] = _seed_option(), duration: Optional[str] = _duration_option(),
+    fault: Optional[list[str]] = _fault_option(), world: int = _world_option(),
+) -> None:
+    """Run an episode, then serve it as a Prometheus HTTP API (plus logs, traces, changes) until Ctrl-C."""
+    from opsworld.observe.alerts.wire import rfc3339
+    from opsworld.observe.serve import make_server
+
+    telemetry = _telemetry(episode, seed, duration, fault, world)
+    try:
+        server = make_server(telemetry, world, host, port)
+    except OSError as exc:
+        _error(f"cannot listen on {host}:{port}: {exc.strerror or exc}; try another --port")
+    url = server.url
+    first, last = rfc3339(float(telemetry.store.times[0])), rfc3339(telemetry.now)
+    out.print(f"[bold]serving[/] {telemetry.engine.scenario.name} (world {world}) as Prometheus at {url}",
+              highlight=False)
+    out.print(f"  episode: {first} to {last} (set this absolute time range in Grafana)", highlight=False)
+    out.print(f"  Grafana: add a Prometheus data source with URL {url} (from a container: run with --host 0.0.0.0 "
+              f"and use http://host.docker.internal:{server.server_address[1]})", highlight=False, soft_wrap=True)
+    out.print(f"  promtool query instant {url} 'sum by (service) (rate(http_server_requests_total[5m]))' "
+              f"--time={last}", highlight=False, markup=False, soft_wrap=True)
+    out.print(f"  curl '{url}/api/v1/alerts'   logs: {url}/api/v1/logs   traces: {url}/api/v1/traces   "
+              f"changes: {url}/api/v1/changes", highlight=False, markup=False, soft_wrap=True)
+    out.print("  Ctrl-C stops it", highlight=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        out.print("stopped")
+    finally:
+        server.server_close()
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -75,7 +75,8 @@ class Telemetry:
         """Whether the monitoring can be reached in a world now (not when every node has lost its routes)."""
         return not bool(self.engine.knobs.isolated[:, world].all())
 
-    def _check(self, world: int) -> None:
+    def check(self, world: int) -> None:
+        """Raise ValueError for a world outside the batch, ToolsUnavailable when the monitoring cannot be reached."""
         if not 0 <= world < self.engine.worlds:
             raise ValueError(f"world must be in 0..{self.engine.worlds - 1}, got {world}")
         if not self.reachable(world):
@@ -89,17 +90,17 @@ class Telemetry:
 
     def query(self, promql: str, world: int = 0, at: float | None = None) -> Vector | Scalar:
         """An instant PromQL query in one world at `at` (Unix seconds; default now)."""
-        self._check(world)
+        self.check(world)
         return instant_query(promql, self.visible(world), self.now if at is None else at)
 
     def query_range(self, promql: str, start: float, end: float, step: float, world: int = 0) -> Matrix:
         """A range PromQL query in one world."""
-        self._check(world)
+        self.check(world)
         return range_query(promql, self.visible(world), start, end, step)
 
     def alerts(self, world: int = 0) -> list[Alert]:
         """The pending and firing alerts in one world."""
-        self._check(world)
+        self.check(world)
         return self.evaluator.alerts(world) if self.evaluator is not None else []
 
     def pages(self, world: int = 0) -> list[Notification]:
@@ -108,7 +109,7 @@ class Telemetry:
 
     def changes(self, world: int = 0, start: float | None = None, end: float | None = None) -> list[Change]:
         """The change history of one world, between `start` and `end` (Unix seconds)."""
-        self._check(world)
+        self.check(world)
         t0 = self.engine.scenario.traffic.start
         return [c for c in self.engine.changes.events(world)
                 if (start is None or t0 + c.time >= start) and (end is None or t0 + c.time <= end)]
@@ -116,13 +117,13 @@ class Telemetry:
     def logs(self, world: int = 0, **query: Any) -> list:
         """Log lines of one world (see `observe.logs.query_logs` for the filters)."""
         from opsworld.observe.logs import query_logs
-        self._check(world)
+        self.check(world)
         return query_logs(self._recording(), world, imperfections=self.imperfections, **query)
 
     def traces(self, world: int = 0, **query: Any) -> list:
         """Sampled traces of one world (see `observe.traces.query_traces` for the filters)."""
         from opsworld.observe.traces import query_traces
-        self._check(world)
+        self.check(world)
         return query_traces(self._recording(), world, imperfections=self.imperfections, **query)
 
     def _recording(self) -> Recording:
