@@ -15,6 +15,7 @@ from ..store import MetricStore
 from . import selectors
 from .aggregate import AggregatePlan, aggregate
 from .binary import SetPlan, VectorMatchPlan, VectorScalarPlan, scalar_scalar
+from .ends import window_function
 from .errors import PromQLError
 from .functions import MATH, HistogramPlan, absent_labels, clamp, round_to, to_scalar
 from .labels import Merge, drop_name
@@ -99,7 +100,8 @@ def _vector(node: Node, ctx: Context) -> Vector:
 
 
 def _range_call(node: Call, ctx: Context) -> Vector:
-    """A function of a range vector: gather the window block by block and reduce it."""
+    """A function of a range vector: from the window's ends where the store keeps running counts (`ends`), else
+    by gathering the window block by block and reducing it."""
     q = _scalar(node.args[0], ctx) if node.name == "quantile_over_time" else None
     rs = node.args[-1]
     assert isinstance(rs, RangeSelector)
@@ -107,14 +109,18 @@ def _range_call(node: Call, ctx: Context) -> Vector:
     end = ctx.t_ms - rs.selector.offset_ms
     start = end - rs.range_ms
     i0, i1 = selectors.index_range(ctx.store, start, end)
-    values = np.full((ctx.worlds, len(cols)), np.nan)
-    present = np.zeros(values.shape, dtype=bool)
-    if i1 > i0:
+    name = "count_over_time" if node.name == "absent_over_time" else node.name
+    if i1 > i0 and len(cols) and ctx.store.cumulative and i1 - i0 < selectors.SPAN:
         tms = selectors.times_ms(ctx.store, i0, i1)
-        name = "count_over_time" if node.name == "absent_over_time" else node.name
-        for bs, cs, block in selectors.blocks(ctx.store, i0, i1, cols):
-            qb = q[bs, None] if q is not None else None
-            values[bs, cs], present[bs, cs] = over_time(name, block, tms, start, end, rs.range_ms, qb)
+        values, present = window_function(name, ctx.store, cols, i0, i1, tms, start, end, rs.range_ms, q)
+    else:
+        values = np.full((ctx.worlds, len(cols)), np.nan)
+        present = np.zeros(values.shape, dtype=bool)
+        if i1 > i0:
+            tms = selectors.times_ms(ctx.store, i0, i1)
+            for bs, cs, block in selectors.blocks(ctx.store, i0, i1, cols):
+                qb = q[bs, None] if q is not None else None
+                values[bs, cs], present[bs, cs] = over_time(name, block, tms, start, end, rs.range_ms, qb)
     if node.name == "absent_over_time":
         absent = ~present.any(axis=1, keepdims=True)
         return Vector([absent_labels(rs.selector.matchers)], np.where(absent, 1.0, np.nan), absent)

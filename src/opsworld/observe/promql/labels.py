@@ -70,15 +70,17 @@ class Groups:
         self.sizes = np.diff(np.r_[self.starts, len(ids)])
         self.trivial = count == len(ids) and bool(np.all(ids == np.arange(len(ids))))
 
-    def reduce(self, ufunc: np.ufunc, x: np.ndarray) -> np.ndarray:
+    def reduce(self, ufunc: np.ufunc, x: np.ndarray, dtype: type | None = None) -> np.ndarray:
+        """ufunc over each group's columns (in `dtype`, default x's)."""
         if self.trivial:
-            return x
+            return x if dtype is None else x.astype(dtype)
         if self.count == 0:
-            return np.empty((*x.shape[:-1], 0), dtype=x.dtype)
-        return ufunc.reduceat(x[..., self.order], self.starts, axis=-1)
+            return np.empty((*x.shape[:-1], 0), dtype=dtype or x.dtype)
+        return ufunc.reduceat(x[..., self.order], self.starts, axis=-1, dtype=dtype)
 
     def count_true(self, mask: np.ndarray) -> np.ndarray:
-        return self.reduce(np.add, mask.astype(np.int64))
+        # counting the booleans in int64 inside reduceat is several times faster than converting them first
+        return self.reduce(np.add, mask, dtype=np.int64)
 
     def any(self, mask: np.ndarray) -> np.ndarray:
         return self.reduce(np.logical_or, mask)

@@ -7,6 +7,8 @@ Prometheus, a series with no sample in the window gives no output, and rate-like
 Speed: most series have every scrape of a window, so each function has a fast path for a gap-free window (first
 and last sample at the window's first and last scrape, count = w). `over_time` runs it on the whole block and then
 recomputes only the series with a gap in their window, gathered into a small [w, k] array, on the general path.
+On a store with running counts most functions do not gather the window at all (`ends`); they share the formulas
+here (`extrapolate`, `last_two`) so that both paths give the same bits.
 """
 
 from __future__ import annotations
@@ -63,7 +65,6 @@ def extrapolated_rate(win: Window, range_ms: int, is_counter: bool, is_rate: boo
     """Prometheus 2.42 extrapolatedRate: last - first (plus the value before each counter reset), extrapolated
     to the window edges when the first/last sample is within 1.1 average intervals of them (else by half an
     interval), never extrapolating a counter below zero."""
-    ok = win.count >= 2
     if win.full:
         first, last = win.values[0], win.values[-1]
         t_first, t_last = win.times_ms[0], win.times_ms[-1]
@@ -77,21 +78,66 @@ def extrapolated_rate(win: Window, range_ms: int, is_counter: bool, is_rate: boo
         dropped = win.values[1:] < before
         if dropped.any():
             result = result + np.where(dropped, before, 0.0).sum(axis=0)
-    to_start = (t_first - win.start_ms) / 1000.0
-    to_end = (win.end_ms - t_last) / 1000.0
+    return extrapolate(result, first, t_first, t_last, win.count, win.start_ms, win.end_ms, range_ms, is_counter,
+                       is_rate)
+
+
+def extrapolate(result: np.ndarray, first: np.ndarray, t_first: np.ndarray | int, t_last: np.ndarray | int,
+                count: np.ndarray | int, start_ms: int, end_ms: int, range_ms: int, is_counter: bool, is_rate: bool,
+                ok: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The rest of extrapolatedRate once the increase `result` (reset-corrected for counters), the first sample and
+    the times [ms] of the first and last sample, and the number of samples of each series are known (the times and
+    count may be scalars shared by all, and then `ok` says which series have count >= 2 samples); shared by every
+    path so that they agree to the bit."""
+    if ok is None:
+        ok = count >= 2
+    to_start = (t_first - start_ms) / 1000.0
+    to_end = (end_ms - t_last) / 1000.0
     sampled = (t_last - t_first) / 1000.0
-    avg = sampled / np.maximum(win.count - 1, 1)
-    if is_counter:
-        rising = (result > 0) & (first >= 0)
-        to_zero = sampled * (first / np.where(rising, result, 1.0))
-        to_start = np.where(rising & (to_zero < to_start), to_zero, to_start)
+    avg = sampled / np.maximum(count - 1, 1)
+    if not is_counter:
+        return np.where(ok, result * _factor(to_start, to_end, sampled, avg, ok, range_ms, is_rate), np.nan), ok
+    if np.ndim(to_start) or np.ndim(sampled) or not sampled > 0:
+        value = result * _factor(_zero_clamp(result, first, sampled, to_start), to_end, sampled, avg, ok, range_ms,
+                                 is_rate)
+        return np.where(ok, value, np.nan), ok
+    # Times shared by every series: one factor, except where the zero clamp moves to_start, which needs
+    # sampled * first / result < to_start. Those are picked with a margin (a superset) and run element by element.
+    value = result * _factor(to_start, to_end, sampled, avg, ok, range_ms, is_rate)
+    near = (result > 0) & (first >= 0) & (first < result * (to_start / sampled * (1.0 + 1e-9)))
+    if near.any():
+        sub_ok, sub_avg = (x[near] if np.ndim(x) else x for x in (ok, avg))
+        sub = result[near]
+        value[near] = sub * _factor(_zero_clamp(sub, first[near], sampled, to_start), to_end, sampled, sub_avg,
+                                    sub_ok, range_ms, is_rate)
+    return np.where(ok, value, np.nan), ok
+
+
+def _zero_clamp(result: np.ndarray, first: np.ndarray, sampled: np.ndarray | float, to_start: np.ndarray | float
+                ) -> np.ndarray:
+    """A counter is not extrapolated below zero: to_start shrinks to where the line through the samples hits 0."""
+    rising = (result > 0) & (first >= 0)
+    to_zero = np.where(rising, result, 1.0)
+    np.divide(first, to_zero, out=to_zero)
+    np.multiply(sampled, to_zero, out=to_zero)
+    rising &= to_zero < to_start
+    return np.where(rising, to_zero, to_start)
+
+
+def _factor(to_start: np.ndarray | float, to_end: np.ndarray | float, sampled: np.ndarray | float,
+            avg: np.ndarray | float, ok: np.ndarray | bool, range_ms: int, is_rate: bool) -> np.ndarray:
+    """(sampled + the extrapolation at both ends) / sampled, per second of range for rate: extrapolate to an edge
+    within 1.1 average intervals of it, else by half an interval."""
     threshold = avg * 1.1
-    interval = (sampled + np.where(to_start < threshold, to_start, avg / 2)
-                + np.where(to_end < threshold, to_end, avg / 2))
-    factor = interval / np.where(ok, sampled, 1.0)
+    interval = sampled + np.where(to_start < threshold, to_start, avg / 2)
+    interval = interval + np.where(to_end < threshold, to_end, avg / 2)
+    if np.ndim(sampled) == 0 and sampled > 0:
+        factor = interval / sampled                       # ok or not, no division by zero to step around
+    else:
+        factor = interval / np.where(ok, sampled, 1.0)
     if is_rate:
         factor = factor / (range_ms / 1000.0)
-    return np.where(ok, result * factor, np.nan), ok
+    return factor
 
 
 def instant_rate(win: Window, is_rate: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +154,12 @@ def instant_rate(win: Window, is_rate: bool) -> tuple[np.ndarray, np.ndarray]:
         prev_i = win.last_index(win.present & (ar < last_i[None]))
         last, prev = win.at(last_i), win.at(prev_i)
         dt = (win.times_ms[last_i] - win.times_ms[prev_i]) / 1000.0
+    return last_two(last, prev, dt, ok, is_rate)
+
+
+def last_two(last: np.ndarray, prev: np.ndarray, dt: np.ndarray, ok: np.ndarray, is_rate: bool
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """irate/idelta from the last two samples and the seconds between them (`ok`: there are two)."""
     if not is_rate:
         return np.where(ok, last - prev, np.nan), ok
     result = np.where(last < prev, last, last - prev)

@@ -32,10 +32,23 @@ def _compiled(text: str) -> Node:
     return convert(parse(text))
 
 
+# parsed expressions already compiled, by identity (each held, so that its id is not reused): an alert rule passes
+# the same parsed expression every evaluation, and printing it back to text costs more than evaluating small rules
+_BY_EXPR: dict[int, tuple[Any, Node]] = {}
+
+
 def compile_query(query: str | Any) -> Node:
     """The evaluable tree of a query string or parsed expression, cached by its text so plans are reused."""
-    text = query if isinstance(query, str) else query.prettify()
-    return _compiled(text)
+    if isinstance(query, str):
+        return _compiled(query)
+    hit = _BY_EXPR.get(id(query))
+    if hit is not None and hit[0] is query:
+        return hit[1]
+    node = _compiled(query.prettify())
+    if len(_BY_EXPR) >= 4096:
+        _BY_EXPR.clear()
+    _BY_EXPR[id(query)] = (query, node)
+    return node
 
 
 def _ms(seconds: float) -> int:
