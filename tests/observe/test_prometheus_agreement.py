@@ -77,7 +77,7 @@ QUERIES: list[str] = [
     f"stddev_over_time({MEM}[10m])",
     f"stdvar_over_time({MEM}[10m])",
     f"quantile_over_time(0.9, {MEM}[10m])",
-    f"quantile_over_time(0.25, container_cpu_usage_seconds_total[3m])",
+    "quantile_over_time(0.25, container_cpu_usage_seconds_total[3m])",
     "present_over_time(up[2m])",
     'absent_over_time(up{job="checkout"}[5m])',
     'absent_over_time(nonexistent_metric{job="x"}[5m])',
@@ -525,9 +525,10 @@ INCIDENT_QUERIES: list[str] = [
     f"max by (pod, node) ({M} * 0 + 1) * on(pod) group_right(node) sum by (pod) (rate({R}[5m]))",
     f'{R}{{code="200"}} - ignoring(code) {R}{{code="500"}}',
     f"{C} and on(pod) ({M} > 1e8)", f'{R}{{code="500"}} or {R}{{code="502"}}',
-    f"kube_pod_status_ready unless on(pod) kube_pod_container_status_waiting_reason == 1",
+    "kube_pod_status_ready unless on(pod) kube_pod_container_status_waiting_reason == 1",
     f"-{M}", f"{M} % 1000", f"rate({C}[5m]) ^ 2", f"2 * {M} + 1", f"{M} atan2 1e8",
     f"rate({R}[5m]) / rate({R}[5m])",
+    f"{M} <= 1.5e8", f"{M} < bool 1e8", f'avg(rate({R}{{code="200"}}[5m]))', "count_over_time(up[30m]) == 180",
 ]
 
 

@@ -100,7 +100,7 @@ class MetricSensor:
         for b in self.blocks:
             self._slices.append(slice(start, start + len(b.labels)))
             start += len(b.labels)
-        B, M = engine.worlds, len(self.labels)
+        B = engine.worlds
         self.store = MetricStore(self.labels, self.families, B, retention)
         self._counters = slice(0, sum(len(b.labels) for b in self.blocks if b.counter))
         self._pod = np.concatenate([b.pods if b.pods is not None else np.full(len(b.labels), -1)

@@ -13,7 +13,7 @@ a long window (`rate(x[6h])` evaluated every tick) reads the window's two ends r
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Literal
 
 import numpy as np

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from opsworld.engine import Engine, Truth
 from opsworld.engine.changes import Change
 from opsworld.faults.injector import Injector
@@ -131,7 +129,3 @@ class Telemetry:
             raise ValueError("logs and traces need a recording: build Telemetry with text=True")
         return self.recording
 
-
-def firing_matrix(telemetry: Telemetry) -> np.ndarray:
-    """[B, A] 1 where each alert instance fires, for every world (an RL observation of the alert panel)."""
-    return telemetry.evaluator.firing() if telemetry.evaluator is not None else np.zeros((telemetry.engine.worlds, 0))

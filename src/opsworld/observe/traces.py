@@ -487,7 +487,7 @@ class _Run:
             end[f], status[f], cause[f] = t[f] + took, ORIGIN, which
         rest = np.flatnonzero(~fast)
         if len(rest):
-            r_rows, r_t, r_tk = rows[rest], t[rest], tk[rest]
+            r_t, r_tk = t[rest], tk[rest]
             pool = u[6, rest] < p.pool[r_tk, e]
             hang = ~pool & (u[7, rest] < p.hang[r_tk, d])
             stuck = pool | hang
@@ -540,7 +540,7 @@ class _Builder:
         self._attrs: dict[tuple[int, int, int], dict] = {}
 
     def trace(self, row: int) -> Trace:
-        run, tree, view = self.run, self.tree, self.view
+        run, tree = self.run, self.tree
         rowkey = int(run.keys[row])
         trace_id = f"{_mix(rowkey, 1):016x}{_mix(rowkey, 2):016x}"
         ts = self.p.states[int(run.tick_of[row])]
