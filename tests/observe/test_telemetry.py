@@ -117,3 +117,11 @@ def test_a_silence_suppresses_pages_and_nothing_else() -> None:
     assert [a.name for a in loud.alerts(0)] == [a.name for a in quiet.alerts(0)] and loud.alerts(0)
     after = quiet.now - 100 * 10.0
     assert [p for p in quiet.pages(0) if p.time > after] == [] and [p for p in loud.pages(0) if p.time > after]
+
+
+def test_a_world_outside_the_batch_is_refused() -> None:
+    telemetry = shop(worlds=2, ticks=3)
+    with pytest.raises(ValueError, match="world must be in 0..1"):
+        telemetry.store.world(2)
+    with pytest.raises(ValueError, match="world must be in 0..1"):
+        telemetry.query("up", world=5)

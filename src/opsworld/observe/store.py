@@ -196,6 +196,8 @@ class MetricStore:
 
     def world(self, b: int) -> "MetricStore":
         """One world's samples as a store of its own (B = 1); the arrays are views, not copies."""
+        if not 0 <= b < self.worlds:
+            raise ValueError(f"world must be in 0..{self.worlds - 1}, got {b}")
         return self._view(lambda a: a[self._start:self._end, :, b:b + 1], self.times, 1)
 
     def until(self, time: float) -> "MetricStore":
