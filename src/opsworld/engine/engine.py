@@ -26,7 +26,7 @@ from opsworld.engine.random import Streams, poisson
 from opsworld.engine.segments import Segments
 from opsworld.engine.real import REAL
 from opsworld.engine.replicas import Replicas
-from opsworld.engine.topology import CONSUME, MISS, compile_topology
+from opsworld.engine.topology import CONSUME, MISS, compile_topology, idle_hold
 from opsworld.engine.traffic import tick_rates
 from opsworld.engine.truth import TRUTH_FIELDS, Trajectory, Truth
 from opsworld.spec import Scenario, load_scenario
@@ -116,7 +116,7 @@ class Engine:
         self.changes = ChangeLog()
         S, E = topo.n_components, topo.n_edges
         self.backlog = np.zeros((S, worlds), REAL)
-        self.hold = np.repeat(self._idle_hold()[:, None], worlds, axis=1).astype(REAL)   # seconds a request holds a slot
+        self.hold = np.repeat(idle_hold(topo)[:, None], worlds, axis=1).astype(REAL)   # seconds a request holds a slot
         self.hold_cv2 = np.ones((S, worlds), REAL)                                            # and its variability
         self.attempts = np.ones((E, worlds), REAL)      # expected attempts per call, from the previous tick
         self.breaker_until = np.full((E, worlds), -np.inf)
@@ -728,23 +728,6 @@ class Engine:
                 if hit.size:
                     self.changes.add(now, hit, "scale", self.topology.components[s], current[i, hit].astype(str),
                                      want[i, hit].astype(np.int64).astype(str), "horizontal-pod-autoscaler")
-
-    def _idle_hold(self) -> np.ndarray:
-        """[S] holding time of a request with no queueing anywhere: own work plus its calls, bottom up."""
-        topo = self.topology
-        hold = topo.service_mean.copy()
-        for s in reversed(range(topo.n_components)):
-            seq, par = 0.0, 0.0
-            for e in range(*topo.out_slices[s].indices(topo.n_edges)):
-                if topo.edge_kind[e] == CONSUME or topo.edge_endpoint[e] >= 0:
-                    continue
-                cost = topo.edge_calls[e] * (hold[topo.edge_dst[e]] + topo.edge_network[e])
-                if topo.edge_parallel[e]:
-                    par = max(par, cost)
-                else:
-                    seq += cost
-            hold[s] += seq + par
-        return hold
 
     def _deadline_classes(self, cs: slice) -> list[tuple[int, list[int]]]:
         """For components called with more than one deadline: their callers, longest deadline first. An edge is

@@ -275,3 +275,21 @@ def compile_topology(scenario: Scenario) -> Topology:
         cert_component=arr((pos[c.component] for c in scenario.certificates), np.int64),
         cert_not_after=arr(c.not_after for c in scenario.certificates),
     )
+
+
+def idle_hold(topo: Topology) -> np.ndarray:
+    """[S] seconds a request holds a component with no queueing anywhere: its own work and its calls (sequential
+    ones added, parallel ones the longest), bottom up."""
+    hold = topo.service_mean.astype(np.float64)
+    for s in reversed(range(topo.n_components)):
+        seq, par = 0.0, 0.0
+        for e in range(*topo.out_slices[s].indices(topo.n_edges)):
+            if topo.edge_kind[e] == CONSUME or topo.edge_endpoint[e] >= 0:
+                continue
+            cost = topo.edge_calls[e] * (hold[topo.edge_dst[e]] + topo.edge_network[e])
+            if topo.edge_parallel[e]:
+                par = max(par, cost)
+            else:
+                seq += cost
+        hold[s] += seq + par
+    return hold

@@ -28,7 +28,7 @@ import numpy as np
 from opsworld.engine import queueing as qt
 from opsworld.engine.knobs import ERROR_KINDS, REFUSALS, Knobs
 from opsworld.engine.replicas import CRASHED, RUNNING, STARTING
-from opsworld.engine.topology import CONSUME, MISS, PUBLISH
+from opsworld.engine.topology import CONSUME, MISS, PUBLISH, idle_hold
 from opsworld.engine.truth import Truth
 from opsworld.observe import log_templates as tpl
 from opsworld.observe.imperfection import Imperfections
@@ -109,7 +109,7 @@ class WorldView:
         self.consumer_of: list[str | None] = [consumed.get(s) for s in range(self.S)]
         idx = topo.replica_index
         self.leak_spread = 1.0 + 0.1 * ((idx * 7) % 5 - 2.0) / 2.0      # as the engine staggers replicas
-        self.slow_threshold = np.maximum(SLOW_REQUEST, 5.0 * idle_latency(topo))
+        self.slow_threshold = np.maximum(SLOW_REQUEST, 5.0 * idle_hold(topo))
         self._ticks: dict[int, TickState] = {}
 
     @property
@@ -136,24 +136,6 @@ class WorldView:
             if snap.restart_at[s, b] <= t:
                 last = max(last, float(snap.restart_at[s, b]))
         return last
-
-
-def idle_latency(topo) -> np.ndarray:
-    """[S] seconds a request takes in each component with no queueing anywhere: its own work and its calls
-    (sequential ones added, parallel ones the longest), as the engine's idle holding time."""
-    hold = topo.service_mean.astype(np.float64).copy()
-    for s in reversed(range(topo.n_components)):
-        seq, par = 0.0, 0.0
-        for e in range(*topo.out_slices[s].indices(topo.n_edges)):
-            if topo.edge_kind[e] == CONSUME or topo.edge_endpoint[e] >= 0:
-                continue
-            cost = topo.edge_calls[e] * (hold[topo.edge_dst[e]] + topo.edge_network[e])
-            if topo.edge_parallel[e]:
-                par = max(par, cost)
-            else:
-                seq += cost
-        hold[s] += seq + par
-    return hold
 
 
 class TickState:
