@@ -5,6 +5,13 @@ from opsworld.spec import Scenario, ScenarioError, load_scenario, templates
 __all__ = ["Scenario", "ScenarioError", "load_scenario", "templates", "Engine"]
 __version__ = "0.1.0"
 
+try:     # gymnasium.make("opsworld/Incident-v0") works once opsworld is imported
+    from opsworld.envs import register as _register
+
+    _register()
+except ImportError:      # pragma: no cover - gymnasium is a core dependency; a trimmed install may lack it
+    pass
+
 
 def __getattr__(name: str):
     # The engine pulls in more numpy machinery than the spec layer; import it on first use.

@@ -1,4 +1,5 @@
-"""`opsworld bench`: engine episodes per second, against the request-level reference on the same scenario.
+"""`opsworld bench`: engine episodes per second, against the request-level reference on the same scenario, and the
+Gymnasium vector env's agent steps per second.
 
 An episode is the scenario's hour at 10-second ticks (360 ticks), in this one process: engine only, and again with
 the telemetry on (metrics and alerts each tick, in batches of fewer worlds since the store holds the rules' window).
@@ -66,9 +67,25 @@ def _telemetry_episode_seconds(scenario: Any, worlds: int, seed: int, every_tick
     return seconds
 
 
+def _env_steps_per_s(scenario_name: str, envs: int, seed: int) -> float:
+    """Agent steps per second of the Gymnasium vector env under a uniformly random valid policy, one episode."""
+    from opsworld.envs.gym_env import IncidentVectorEnv, sample_actions
+    env = IncidentVectorEnv(num_envs=envs, scenario=scenario_name, seed=seed)
+    _, info = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    steps = 0
+    start = time.perf_counter()
+    while True:
+        _, _, terminated, _, info = env.step(sample_actions(info["action_mask"], rng, envs))
+        steps += 1
+        if terminated.all():
+            break
+    return steps * envs / (time.perf_counter() - start)
+
+
 def run_bench(runs: int = 5, worlds: int = 8192, reference_horizon: float = 120.0,
               scenario_name: str = "online-shop", progress: Callable[[str], None] | None = None,
-              telemetry_worlds: int = 1024) -> dict[str, Any]:
+              telemetry_worlds: int = 1024, env_worlds: int = 1024) -> dict[str, Any]:
     """Time the engine and the reference; return medians and every run."""
     scenario = load_scenario(scenario_name, {"duration": "1h", "tick": "10s"})
     ErlangTable.table()                                   # built once per process, not part of an episode
@@ -90,6 +107,13 @@ def run_bench(runs: int = 5, worlds: int = 8192, reference_horizon: float = 120.
         if progress:
             progress(f"telemetry run {run + 1}/{runs}: {telemetry_eps[-1]:,.0f} episodes/s with rules every tick, "
                      f"{interval_eps[-1]:,.0f} at their interval")
+
+    _env_steps_per_s(scenario_name, 8, seed=0)         # warm imports and the catalogue
+    env_sps = []
+    for run in range(runs):
+        env_sps.append(_env_steps_per_s(scenario_name, env_worlds, seed=run + 1))
+        if progress:
+            progress(f"vector env run {run + 1}/{runs}: {env_sps[-1]:,.0f} agent steps/s (random policy)")
 
     reference = load_scenario(scenario_name, {"duration": f"{reference_horizon:g}s", "tick": "10s"})
     rates = Engine(reference, worlds=1).rates          # the engine's own traffic profile, so both see the same
@@ -118,13 +142,17 @@ def run_bench(runs: int = 5, worlds: int = 8192, reference_horizon: float = 120.
         "telemetry_worlds_per_batch": telemetry_worlds,
         "telemetry": "metrics scraped and every alert rule evaluated each tick; logs and traces only on query",
         "world_ticks_per_s": eps * ticks_per_episode,
+        "env_steps_per_s": statistics.median(env_sps),
+        "env_worlds_per_batch": env_worlds,
+        "env": "opsworld/Incident-v0 vector env, a random valid action per world per step, one process and thread; "
+               "each world has a fault drawn from the catalogue",
         "reference_episodes_per_s": ref,
         "reference_horizon_s": reference_horizon,
         "reference_component_requests_per_s": statistics.median(reference_rps),
         "speedup_vs_reference": eps / ref,
         "runs": {"episodes_per_s": engine_eps, "episodes_per_s_with_telemetry": telemetry_eps,
                  "episodes_per_s_with_telemetry_rules_at_interval": interval_eps,
-                 "reference_episodes_per_s": reference_eps},
+                 "reference_episodes_per_s": reference_eps, "env_steps_per_s": env_sps},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "numpy": np.__version__, "processor": platform.processor() or platform.machine()},
     }

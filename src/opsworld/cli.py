@@ -227,8 +227,10 @@ def bench(
     telemetry_worlds: int = typer.Option(1024, min=1, max=100_000,
                                          help="worlds per batch with the telemetry on (the store holds the rules' "
                                               "window of every series)"),
+    env_worlds: int = typer.Option(1024, min=1, max=100_000, help="worlds of the Gymnasium vector env"),
 ) -> None:
-    """Measure engine episodes per second, with and without the telemetry, against the request-level reference."""
+    """Measure engine episodes per second, with and without the telemetry, against the request-level reference, and
+    the Gymnasium vector env's agent steps per second under a random policy."""
     from opsworld.bench import run_bench
 
     try:
@@ -236,11 +238,13 @@ def bench(
     except UnitError as exc:
         _fail(f"--reference-horizon: {exc}")
     if json_out:
-        result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon, telemetry_worlds=telemetry_worlds)
+        result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon, telemetry_worlds=telemetry_worlds,
+                           env_worlds=env_worlds)
     else:
         with err.status("benchmarking...") as status:
             result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon,
-                               progress=lambda msg: status.update(msg), telemetry_worlds=telemetry_worlds)
+                               progress=lambda msg: status.update(msg), telemetry_worlds=telemetry_worlds,
+                               env_worlds=env_worlds)
     if json_out:
         print(json.dumps(result, indent=2))
         return
@@ -248,7 +252,7 @@ def bench(
     table.add_column("figure")
     table.add_column("median", justify="right")
     for key in ("episodes_per_s", "episodes_per_s_with_telemetry", "telemetry_share", "reference_episodes_per_s",
-                "speedup_vs_reference", "world_ticks_per_s"):
+                "speedup_vs_reference", "world_ticks_per_s", "env_steps_per_s"):
         value = result[key]
         table.add_row(key, f"{value:,.4g}" if value < 1000 else f"{value:,.0f}")
     out.print(table)
@@ -327,7 +331,7 @@ def _order(text: str, fault, mitigations: dict, order_type):
         raise ValueError(f"--fix: no mitigation {action!r}; known: {', '.join(mitigations)}")
     if not target:
         from opsworld.faults.ground_truth import fix_target
-        target = fix_target(fault, action, None) if action != "renew_certificate" else fault.target
+        target = fix_target(fault, action, None) if action != "renew_cert" else fault.target
     return order_type(parse_duration(when), action, target or None)
 
 
@@ -775,6 +779,218 @@ def serve(
         out.print("stopped")
     finally:
         server.server_close()
+
+
+# ---- one incident for an agent or a person: mcp, play ---------------------------------------------------------------
+def _incident(scenario: Optional[str], seed: int, fault: Optional[str], horizon: Optional[str]):
+    """A ToolSession from the command line's options; mistakes end with one line (exit 2). Without a scenario, the
+    fault's own template (or online-shop)."""
+    from opsworld.envs.tools import ToolSession
+    from opsworld.faults import CATALOGUE, FaultError
+
+    if fault is not None and fault not in CATALOGUE:
+        _error(f"--fault: no catalogue entry {fault!r}; see `opsworld faults`")
+    chosen = scenario or (CATALOGUE[fault].example.template if fault is not None else "online-shop")
+    seconds = None
+    if horizon is not None:
+        try:
+            seconds = parse_duration(horizon)
+        except UnitError as exc:
+            _error(f"--horizon: {exc}")
+    try:
+        return ToolSession(chosen, seed=seed, fault=fault, horizon=seconds)
+    except (ScenarioError, FaultError, ValueError) as exc:
+        _error(str(exc).splitlines()[0])
+
+
+_SCENARIO_HELP = "template or scenario YAML (default: the fault's template, else online-shop)"
+
+
+@app.command("mcp")
+def mcp_server(
+    scenario: Optional[str] = typer.Option(None, help=_SCENARIO_HELP),
+    seed: int = typer.Option(0, help="random seed: which incident, when, and the world's noise"),
+    fault: Optional[str] = typer.Option(None, "--fault", help="a catalogue entry (default: drawn from the seed)"),
+    horizon: Optional[str] = typer.Option(None, help="episode length, e.g. 1h (default: the scenario's)"),
+) -> None:
+    """Serve one incident as an MCP server on stdio: the runbook's actions as tools, plus `score`."""
+    try:
+        from opsworld.envs.mcp_server import make_server  # noqa: F401  (the optional `mcp` extra)
+    except ImportError:
+        _fail("the MCP server needs the `mcp` package: pip install 'opsworld[mcp]'")
+    from opsworld.envs.mcp_server import serve_mcp
+
+    session = _incident(scenario, seed, fault, horizon)
+    serve_mcp(session=session)
+
+
+@app.command()
+def play(
+    scenario: Optional[str] = typer.Argument(None, help=_SCENARIO_HELP),
+    seed: int = typer.Option(0, help="random seed: which incident, when, and the world's noise"),
+    fault: Optional[str] = typer.Option(None, "--fault", help="a catalogue entry (default: drawn from the seed)"),
+    horizon: Optional[str] = typer.Option(None, help="episode length, e.g. 1h (default: the scenario's)"),
+) -> None:
+    """Be the on-call engineer: read the pages, type runbook actions, submit a diagnosis, get scored."""
+    session = _incident(scenario, seed, fault, horizon)
+    out.print(session.pages_text(), markup=False, highlight=False)
+    out.print("Type runbook actions, e.g.  query_metrics promql='sum by (service) (rate(http_server_requests_total"
+              "[5m]))'  or  read_logs service=cartservice  or JSON {\"name\": ..., \"args\": {...}}.  `help` lists "
+              "them, `help NAME` shows one, `quit` hands over with no diagnosis.", markup=False, highlight=False,
+              soft_wrap=True)
+    while not session.done:
+        try:
+            line = input(f"[{session.clock()}] oncall> ")
+        except EOFError:
+            line = "quit"
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("quit", "exit"):
+            session.hand_over()
+            break
+        if line == "help" or line.startswith("help "):
+            _play_help(session, line[4:].strip())
+            continue
+        try:
+            name, args = _play_line(line)
+        except ValueError as exc:
+            err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            continue
+        result = session.call(name, args)
+        if result.error:
+            err.print(f"error: {result.text}", markup=False, highlight=False, soft_wrap=True)
+        elif name != "submit":
+            out.print(result.text, markup=False, highlight=False, soft_wrap=True)
+    _print_score(session.report())
+
+
+def _play_line(line: str) -> tuple[str, dict[str, Any]]:
+    """`NAME key=value ...` (values may be quoted; bare values fill the required parameters in order) or JSON
+    `{"name": ..., "args": {...}}` -> (name, args). Raises ValueError (one line) for text it cannot read."""
+    import shlex
+
+    from opsworld.act.runbook import ACTIONS
+
+    if line.startswith("{"):
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise ValueError('JSON calls look like {"name": "read_logs", "args": {"service": "frontend"}}')
+        args = data.get("args", data.get("arguments")) or {}
+        if not isinstance(args, dict):
+            raise ValueError('"args" must be an object of named values')
+        return data["name"], args
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise ValueError(f"cannot read that line: {exc} (quote values with spaces)") from None
+    name, rest = words[0], words[1:]
+    action = ACTIONS.get(name)
+    if action is None:             # let the runbook say what is known
+        return name, {}
+    types_ = {p.name: p.type for p in action.params}
+    args: dict[str, Any] = {}
+    bare: list[str] = []
+    for word in rest:
+        key, eq, value = word.partition("=")
+        if eq and key in types_:
+            args[key] = _play_value(types_[key], value)
+        else:
+            bare.append(word)
+    free = [p for p in action.params if p.name not in args]
+    if len(bare) > len(free):
+        raise ValueError(f"{name} takes {', '.join(p.name for p in action.params) or 'no arguments'}; "
+                         f"too many values: {' '.join(bare)}")
+    for p, word in zip(free, bare):
+        args[p.name] = _play_value(p.type, word)
+    return name, args
+
+
+def _play_value(kind: str, text: str) -> Any:
+    """A typed value from the command line: numbers for counts and rates, lists for components, else the text."""
+    if kind in ("number", "integer"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text                  # the runbook refuses it with its own message
+    if kind in ("components", "chain"):
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError(f"not a JSON list: {text}") from None
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
+
+
+def _play_help(session: Any, name: str) -> None:
+    from opsworld.act.runbook import ACTIONS
+
+    tools = {t["name"]: t for t in session.tools()}
+    if name:
+        tool = tools.get(name)
+        if tool is None:
+            err.print(f"error: no action {name!r}; `help` lists them", markup=False, highlight=False)
+            return
+        out.print(f"{name}: {tool['description']}", markup=False, highlight=False, soft_wrap=True)
+        schema = tool["input_schema"]
+        for pname, prop in schema["properties"].items():
+            need = "required" if pname in schema["required"] else "optional"
+            out.print(f"  {pname} ({prop['type']}, {need}): {prop['description']}", markup=False, highlight=False,
+                      soft_wrap=True)
+        return
+    table = Table(title="runbook actions")
+    for col in ("action", "arguments", "what it does"):
+        table.add_column(col)
+    for tool in tools.values():
+        schema = tool["input_schema"]
+        params = " ".join(p if p in schema["required"] else f"[{p}]" for p in schema["properties"])
+        table.add_row(tool["name"], params, ACTIONS[tool["name"]].summary)
+    out.print(table)
+
+
+def _print_score(report: Any) -> None:
+    """The score report as rich tables: reward and terms, the field's metrics, unsafe actions."""
+    def fmt_time(seconds: Optional[float]) -> str:
+        return "-" if seconds is None else _span(seconds)
+
+    terms = Table(title=f"reward {report.reward:+.2f}", caption="outage-minutes; higher is better")
+    terms.add_column("term")
+    terms.add_column("value", justify="right")
+    for key, value in report.terms.items():
+        terms.add_row(key, f"{value:+.2f}")
+    out.print(terms)
+    metrics = Table(title="the incident")
+    metrics.add_column("metric")
+    metrics.add_column("value")
+    diagnosis = report.diagnosis or {}
+    rows = [("root cause (truth)", ", ".join(report.roots) or "none (no fault)"), ("failure mode (truth)", report.fault),
+            ("you named", ", ".join(diagnosis.get("components") or []) or "-"),
+            ("you said", diagnosis.get("fault_class") or "-"),
+            ("detected", f"{report.detected} (after {fmt_time(report.time_to_detect)})"),
+            ("localised", f"{report.localized} (NTAM {report.ntam:.2f})"),
+            ("root cause correct", str(report.root_cause_correct)),
+            ("failure mode correct", str(report.fault_class_correct)),
+            ("mitigated", f"{report.mitigated} (after {fmt_time(report.time_to_mitigate)})"),
+            ("user impact", f"{report.impact_minutes:.2f} outage-minutes ({report.impaired_requests:,.0f} of "
+                            f"{report.requests:,.0f} requests)"),
+            ("actions", f"{report.actions} ({report.bad_actions} refused)"),
+            ("paged a human", str(report.paged)), ("handed over", str(report.submitted))]
+    for key, value in rows:
+        metrics.add_row(key, value)
+    out.print(metrics)
+    if report.unsafe:
+        unsafe = Table(title="unsafe control actions")
+        unsafe.add_column("time")
+        unsafe.add_column("rule")
+        for u in report.unsafe:
+            unsafe.add_row(_span(u.time), u.rule)
+        out.print(unsafe)
+    else:
+        out.print("unsafe control actions: none")
 
 
 def main() -> None:  # pragma: no cover - console entry

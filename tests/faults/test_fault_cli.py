@@ -20,7 +20,7 @@ def test_faults_lists_the_catalogue_as_json_and_table() -> None:
     assert memory["class"] == "MemoryLeak" and memory["fixes"] == ["rollback_deploy"]
     assert memory["parameters"]["page_after"]["value"] == 4 * 3600.0
     table = runner.invoke(app, ["faults"])
-    assert table.exit_code == 0 and "certificate_expiry" in table.stdout and "renew_certificate" in table.stdout
+    assert table.exit_code == 0 and "certificate_expiry" in table.stdout and "renew_cert" in table.stdout
 
 
 def test_inject_prints_the_ground_truth_and_a_fix_ends_the_impact() -> None:

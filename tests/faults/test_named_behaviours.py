@@ -75,7 +75,7 @@ def test_metastable_retry_storm_outlives_its_trigger() -> None:
 
 
 def test_metastable_retry_storm_ends_when_retries_are_shed_or_capacity_added() -> None:
-    for action in ("disable_retries", "scale_up"):
+    for action in ("disable_retries", "scale"):
         order = Order(1200.0, action, "productcatalogservice")
         ep = _storm([order])
         share = impaired_share(ep.trajectory, ep.baseline)[:, 0]

@@ -154,11 +154,20 @@ class Fault(BaseModel):
 
     def level(self, t: float, onset: float) -> float:
         """Strength at `t` seconds after the start, 0..1, from onset, ramp and duration (before any mitigation)."""
-        if t < onset or (self.duration is not None and t >= onset + self.duration):
-            return 0.0
-        if self.restart_resets:         # the ramp is the growth with uptime, worked out by the injector
-            return self.severity
-        return self.severity * (1.0 if self.ramp <= 0 else min(max((t - onset) / self.ramp, 1e-3), 1.0))
+        return float(self.levels(t, np.array([float(onset)]))[0])
+
+    def levels(self, t: float, onset: np.ndarray) -> np.ndarray:
+        """Strength at `t` for many worlds at once, [W] for onsets [W]: 0 before the onset and after the duration,
+        growing over the ramp (faults that grow with uptime leave the ramp to the injector)."""
+        since = t - onset
+        live = since >= 0
+        if self.duration is not None:
+            live &= since < self.duration
+        if self.restart_resets or self.ramp <= 0:
+            grown = np.ones_like(since)
+        else:
+            grown = np.clip(since / self.ramp, 1e-3, 1.0)
+        return np.where(live, self.severity * grown, 0.0)
 
     def describe(self) -> dict:
         """The catalogue's view of this fault: type, what it strikes, its fixes, its parameters and their values."""

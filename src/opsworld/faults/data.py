@@ -99,7 +99,7 @@ class CacheFailure(Fault):
     mechanism: ClassVar[str] = "the cache's hit ratio drops; misses fall through to the datastore behind it"
     component_kinds: ClassVar[tuple[str, ...]] = ("cache",)
     default_via: ClassVar[str] = "config"
-    masks: ClassVar[tuple[str, ...]] = ("scale_up",)
+    masks: ClassVar[tuple[str, ...]] = ("scale",)
     share: float = Field(0.5, gt=0.0, le=1.0, description="share of the hits lost")
     flush: bool = Field(False, description="the cache restarts empty at onset")
 
@@ -121,7 +121,7 @@ class PrimaryFailure(Fault):
     def error_kind(self) -> str:
         return "read_only"
     component_kinds: ClassVar[tuple[str, ...]] = ("datastore",)
-    fixes: ClassVar[tuple[str, ...]] = ("failover",)
+    fixes: ClassVar[tuple[str, ...]] = ("failover_db",)
     writes: float = Field(0.5, gt=0.0, le=1.0, description="share of the datastore's requests that write")
 
     def effects(self, engine: "Engine") -> list[Effect]:
@@ -136,7 +136,7 @@ class ReplicationLag(WrongAnswers):
     kind: ClassVar[str] = "replication_lag"
     mechanism: ClassVar[str] = "replicas lag the primary: a share of the reads returns stale data"
     component_kinds: ClassVar[tuple[str, ...]] = ("datastore",)
-    fixes: ClassVar[tuple[str, ...]] = ("failover",)
+    fixes: ClassVar[tuple[str, ...]] = ("failover_db",)
     default_via: ClassVar[str] = "none"
     delay: Seconds = Field(0.01, ge=0.0, description="seconds the lagging replicas add to reads")
     lag: Seconds = Field(120.0, gt=0.0, description="seconds the read replicas are behind the primary")

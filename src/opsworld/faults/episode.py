@@ -23,6 +23,7 @@ class Order:
     action: str
     target: object = None
     worlds: Worlds = None
+    amount: object = None           # the mitigation's number (replicas, rps, connections), or one per world
 
     @property
     def lands(self) -> float:
@@ -50,7 +51,7 @@ def run_episode(scenario: Scenario | str | Path, faults: Iterable[Fault | tuple[
     for _ in range(n):
         while pending and pending[0].lands <= engine.time + 1e-9:
             order = pending.pop(0)
-            mitigate(engine, order.action, order.target, order.worlds, injector)
+            mitigate(engine, order.action, order.target, amount=order.amount, worlds=order.worlds, injector=injector)
         frames.append(injector.step())
         twins.append(twin.step())
         if progress is not None:

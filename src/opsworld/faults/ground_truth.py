@@ -133,35 +133,45 @@ def _root_components(topo: Topology, place: Place) -> list[int]:
 
 
 def fault_truths(injector: "Injector") -> list[tuple[np.ndarray, FaultTruth]]:
-    """Each fault in the injector with the worlds it is in."""
+    """Each fault in the injector with the worlds it is in (one entry per distinct onset among them)."""
     scenario = injector.engine.scenario
     out = []
     for run in injector.running:
         fault = run.fault
         roots = [Place(kind=k, name=n) for k, n in fault.roots(scenario)]
-        out.append((run.worlds, FaultTruth(
-            kind=fault.kind, fault_class=type(fault).__name__, mechanism=fault.mechanism, via=fault.change,
-            roots=roots, onset=run.onset,
-            fixes=[Fix(action=a, target=fix_target(fault, a, scenario)) for a in fault.mitigations],
-            masks=[Fix(action=a, target=fix_target(fault, a, scenario)) for a in fault.masks],
-            beyond_runbook=fault.beyond_runbook)))
+        fixes = [Fix(action=a, target=fix_target(fault, a, scenario)) for a in fault.mitigations]
+        masks = [Fix(action=a, target=fix_target(fault, a, scenario)) for a in fault.masks]
+        onsets, which = np.unique(run.onset, return_inverse=True)
+        for i, onset in enumerate(onsets):
+            out.append((run.worlds[which == i], FaultTruth(
+                kind=fault.kind, fault_class=type(fault).__name__, mechanism=fault.mechanism, via=fault.change,
+                roots=roots, onset=float(onset), fixes=fixes, masks=masks, beyond_runbook=fault.beyond_runbook)))
     return out
 
 
 def fix_target(fault, action: str, scenario) -> str | None:
-    if action == "page_human" or (action == "scale_up" and fault.kind == "flash_crowd"):
+    """The target a runbook mitigation acts on to fix (or mask) `fault` (None: no target, or every component).
+    Without a scenario, the fault's own target where the action takes a component."""
+    if action == "page_human" or (action == "scale" and fault.kind == "flash_crowd"):
         return None
     if action in ("rollback_deploy", "rollback_config"):
         return fault.change_target
-    if action == "renew_certificate":
+    if action == "renew_cert":
         return fault.certificate(scenario)
     if action == "block_client":
         return fault.target
     if action == "rotate_credentials":
         return getattr(fault, "caller", None) or fault.target
-    if action in ("restart", "scale_up", "disable_retries", "raise_limit", "failover", "dead_letter", "shed_load"):
-        return fault.target if fault.target in scenario.components else None
-    return fault.target        # drain_node, drain_zone, sync_clock: the node or zone
+    if action == "set_pool_size":        # the pools are the caller's
+        return getattr(fault, "caller", None) or fault.target
+    if action == "rate_limit":           # a component, or the endpoint the traffic arrives at
+        if scenario is None or fault.target in scenario.components:
+            return fault.target
+        return fault.target if fault.target in [e.name for e in scenario.traffic.endpoints] else None
+    if action in ("restart", "scale", "disable_retries", "open_circuit", "raise_limit", "failover_db", "dead_letter",
+                  "flush_cache", "warm_cache"):
+        return fault.target if scenario is None or fault.target in scenario.components else None
+    return fault.target        # drain_node, reroute_zone, sync_clock: the node or zone
 
 
 def ground_truth(injector: "Injector", faulted: Trajectory, baseline: Trajectory) -> list[GroundTruth]:

@@ -83,7 +83,7 @@ class ZoneOutage(Fault):
     kind: ClassVar[str] = "zone_outage"
     mechanism: ClassVar[str] = "every node of a zone is lost; their replicas die until rescheduled elsewhere"
     component_kinds: ClassVar[tuple[str, ...]] = KINDS
-    fixes: ClassVar[tuple[str, ...]] = ("drain_zone",)
+    fixes: ClassVar[tuple[str, ...]] = ("reroute_zone",)
 
     def check(self, scenario: "Scenario") -> None:
         zones = sorted({n.zone for n in scenario.nodes})
@@ -183,8 +183,8 @@ class KvCacheExhaustion(Fault):
 
     kind: ClassVar[str] = "kv_cache_exhaustion"
     mechanism: ClassVar[str] = "longer prompts: each in-flight request needs more KV cache than the GPUs have"
-    fixes: ClassVar[tuple[str, ...]] = ("scale_up",)
-    masks: ClassVar[tuple[str, ...]] = ("shed_load",)
+    fixes: ClassVar[tuple[str, ...]] = ("scale",)
+    masks: ClassVar[tuple[str, ...]] = ("rate_limit",)
     growth: float = Field(20.0, gt=1.0, le=1000.0, description="multiplier on each request's KV-cache need (128k-token prompts)")
     prefill: Seconds = Field(0.0, ge=0.0, description="seconds of prefill added to each request")
 

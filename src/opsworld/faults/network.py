@@ -147,7 +147,7 @@ class ZonePartition(Fault):
 
     kind: ClassVar[str] = "zone_partition"
     mechanism: ClassVar[str] = "traffic between two zones is dropped both ways"
-    fixes: ClassVar[tuple[str, ...]] = ("drain_zone",)
+    fixes: ClassVar[tuple[str, ...]] = ("reroute_zone",)
     other: str = Field(description="the zone on the other side")
 
     def check(self, scenario: "Scenario") -> None:
@@ -173,7 +173,7 @@ class CertificateExpiry(Fault):
     kind: ClassVar[str] = "certificate_expiry"
     mechanism: ClassVar[str] = "the certificate's not-after moves to the onset: handshakes fail from then on"
     component_kinds: ClassVar[tuple[str, ...]] = KINDS
-    fixes: ClassVar[tuple[str, ...]] = ("renew_certificate",)
+    fixes: ClassVar[tuple[str, ...]] = ("renew_cert",)
     onset: float | str = "02:00"
 
     def certificate(self, scenario: "Scenario") -> str:
@@ -190,9 +190,10 @@ class CertificateExpiry(Fault):
         name = self.certificate(scenario)
         return [("component", next(c.component for c in scenario.certificates if c.name == name))]
 
-    def level(self, t: float, onset: float) -> float:
+    def levels(self, t: float, onset: np.ndarray) -> np.ndarray:
         # the certificate's date is moved once, ahead of time; the dynamics do the rest when the clock passes it
-        return 1.0 if self.duration is None or t < onset + self.duration else 0.0
+        return np.where(np.asarray(t < onset + self.duration) if self.duration is not None else True, 1.0,
+                        0.0) * np.ones_like(onset)
 
     def effects(self, engine: "Engine") -> list[Effect]:
         scenario = engine.scenario

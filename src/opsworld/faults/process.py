@@ -72,7 +72,7 @@ class CpuHog(Fault):
     mechanism: ClassVar[str] = "something inside the containers burns part of each replica's CPU limit"
     component_kinds: ClassVar[tuple[str, ...]] = KINDS
     fixes: ClassVar[tuple[str, ...]] = ("restart",)
-    masks: ClassVar[tuple[str, ...]] = ("scale_up",)
+    masks: ClassVar[tuple[str, ...]] = ("scale",)
     restart_clears: ClassVar[bool] = True
     share: float = Field(0.9, gt=0.0, lt=1.0, description="share of the CPU limit it burns")
 

@@ -32,8 +32,8 @@ class FlashCrowd(_EndpointFault):
 
     kind: ClassVar[str] = "flash_crowd"
     mechanism: ClassVar[str] = "the endpoint's offered rate multiplies"
-    fixes: ClassVar[tuple[str, ...]] = ("scale_up",)
-    masks: ClassVar[tuple[str, ...]] = ("shed_load",)
+    fixes: ClassVar[tuple[str, ...]] = ("scale",)
+    masks: ClassVar[tuple[str, ...]] = ("rate_limit",)
     factor: float = Field(3.0, gt=1.0, le=1000.0, description="multiplier on the endpoint's rate")
 
     def effects(self, engine: "Engine") -> list[Effect]:
@@ -47,7 +47,7 @@ class ClientFlood(FlashCrowd):
     kind: ClassVar[str] = "client_flood"
     mechanism: ClassVar[str] = "one client source sends many times the endpoint's usual rate"
     fixes: ClassVar[tuple[str, ...]] = ("block_client",)
-    masks: ClassVar[tuple[str, ...]] = ("shed_load", "scale_up")
+    masks: ClassVar[tuple[str, ...]] = ("rate_limit", "scale")
     factor: float = Field(10.0, gt=1.0, le=1000.0)
 
 
@@ -75,7 +75,7 @@ class CapacityRemoval(Fault):
     kind: ClassVar[str] = "capacity_removal"
     mechanism: ClassVar[str] = "the desired replica count is cut to a few"
     component_kinds: ClassVar[tuple[str, ...]] = KINDS
-    fixes: ClassVar[tuple[str, ...]] = ("scale_up",)
+    fixes: ClassVar[tuple[str, ...]] = ("scale",)
     left: int = Field(1, ge=0, description="replicas left")
 
     def effects(self, engine: "Engine") -> list[Effect]:
@@ -126,7 +126,7 @@ class RetryStorm(Fault):
     kind: ClassVar[str] = "retry_storm"
     mechanism: ClassVar[str] = "retries without backoff amplify a brief slowdown into overload that sustains itself"
     component_kinds: ClassVar[tuple[str, ...]] = KINDS
-    fixes: ClassVar[tuple[str, ...]] = ("disable_retries", "scale_up")
+    fixes: ClassVar[tuple[str, ...]] = ("disable_retries", "scale")
     retries: int = Field(4, ge=1, le=10, description="retries the callers make, with no backoff")
     trigger: Seconds = Field(120.0, gt=0.0, description="seconds the target is slowed for")
     slowdown: float = Field(4.0, gt=1.0, description="how much slower its work is during the trigger")

@@ -1,0 +1,364 @@
+"""Gymnasium environments: `opsworld/Incident-v0`, one world, and its native vector form, N worlds in one batched
+engine with no Python loop per world.
+
+## Observation Space
+A `Dict` of float32 boxes (S components, A dashboard alerts, F dashboard signals, L log signatures):
+- `alerts` [S, A]: the dashboard's firing alerts per component (silenced ones hidden);
+- `changes` [S, 2]: recency of the last deploy and config change of each component, exp(-age / 30 min);
+- `query` [S]: the last `query_metrics` result — one dashboard signal for every component; `query_signal` [F] its
+  one-hot;
+- `logs` [L]: the last `read_logs` — the share of each kind of error line in that service's logs; `logs_of` [S];
+- `traces` [S]: the last `get_traces` — where the failures and delay of the traced service's requests come from;
+- `clock` [4]: elapsed share of the episode, whether the responder is busy, has paged, and whether the last action
+  was refused as invalid.
+
+## Action Space
+`MultiDiscrete([V, T, G])`: a verb (`VERBS`), a target (`places`: components, nodes, zones, endpoints,
+certificates) and an argument whose meaning depends on the verb (a signal for `query_metrics`, a duration level for
+`wait` and `silence_alert`, a replica level for `scale`, a fault class for `submit`, ...). `info["action_mask"]`
+holds `verb` [V], `target` [V, T] and `argument` [V, G] masks (int8) of the valid choices; an invalid action is
+refused with `clock[3] = 1`, costs one tick and changes nothing.
+
+## Rewards
+Per tick, from the truth state only (`opsworld.score.reward`; docs/reward.md): minus user impact in outage-minutes,
+credits for a true mitigation and a right diagnosis, minus action costs and unsafe-action penalties. The episode
+lasts the scenario's horizon whatever the agent does; `submit` hands over and the world runs on. Ground truth is in
+`info["truth"]` only on the last step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from opsworld.act.mitigations import MITIGATIONS, MitigationError
+from opsworld.engine.topology import KINDS
+from opsworld.envs.generator import CatalogueGenerator
+from opsworld.envs.incident import IncidentConfig, Incidents
+from opsworld.faults.catalogue import FAULT_TYPES
+from opsworld.observe.dashboard import ALERTS, LOG_SIGNATURES, SIGNALS
+from opsworld.score.reward import places
+
+VERBS = ("wait", "query_metrics", "read_logs", "get_traces", *MITIGATIONS, "silence_alert", "acknowledge", "submit")
+FAULT_CLASSES = tuple(t.kind for t in FAULT_TYPES)      # what `submit` may name (no_fault for a control)
+WAIT_TICKS = (1, 3, 6, 30)
+SILENCE_SECONDS = (900.0, 3600.0, 14400.0)
+SCALE_FACTORS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)          # x the scenario's replicas
+RATE_FACTORS = (0.5, 0.8, 1.0, 1.2)                     # x the rate the target usually serves
+POOL_FACTORS = (0.5, 1.0, 2.0, 4.0)                     # x the scenario's pool size
+_CHANGE_DECAY = 1800.0
+_HIGH = 100.0        # signals are ratios and shares; clipped here so the spaces are bounded
+
+
+class IncidentVectorEnv(VectorEnv):
+    """N incidents in one batched engine. See the module docstring for the spaces and the reward."""
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int = 1, scenario: str = "online-shop", faults: list[str] | None = None,
+                 horizon: float | None = None, onset: tuple[float, float] = (300.0, 900.0), seed: int = 0,
+                 config: IncidentConfig | None = None) -> None:
+        self.num_envs = num_envs
+        self.config = config or IncidentConfig(scenario=scenario, horizon=horizon,
+                                               generator=CatalogueGenerator(entries=faults, onset=onset))
+        self.inc = Incidents(self.config, worlds=num_envs, seed=seed)
+        self._seed = seed
+        self._episodes = 0
+        inc = self.inc
+        topo = inc.topology
+        self.places = list(places(inc))
+        S, A, F, L = topo.n_components, len(ALERTS), len(SIGNALS), len(LOG_SIGNATURES)
+        V, T = len(VERBS), len(self.places)
+        G = max(len(FAULT_CLASSES), F, len(WAIT_TICKS), len(SILENCE_SECONDS), len(SCALE_FACTORS))
+        box = lambda *shape, high=_HIGH: spaces.Box(0.0, high, shape, np.float32)   # noqa: E731
+        self.single_observation_space = spaces.Dict({
+            "alerts": box(S, A, high=1.0), "changes": box(S, 2, high=1.0), "query": box(S),
+            "query_signal": box(F, high=1.0), "logs": box(L, high=1.0), "logs_of": box(S, high=1.0),
+            "traces": box(S), "clock": box(4, high=1.0)})
+        self.single_action_space = spaces.MultiDiscrete([V, T, G])
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
+        self._masks = _masks(inc, self.places, G)
+        self._G = G
+        self._needs_reset = False
+        self._clear(np.arange(num_envs))
+
+    # ---- gymnasium API ---------------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        if seed is not None:
+            self._seed, self._episodes = seed, 0
+        draws = (options or {}).get("draws")      # a fixed suite: one `Draw` per world (see envs/generator.py)
+        self.inc.reset(self._seed + self._episodes * 1_000_003, draws=draws)
+        self._episodes += 1
+        self._needs_reset = False
+        self._clear(np.arange(self.num_envs))
+        return self._obs(), self._info()
+
+    def step(self, actions: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
+        B = self.num_envs
+        if self._needs_reset:            # next-step autoreset: every world ends together, at the horizon
+            obs, info = self.reset()
+            return obs, np.zeros(B), np.zeros(B, bool), np.zeros(B, bool), info
+        inc = self.inc
+        actions = np.asarray(actions, dtype=np.int64).reshape(B, 3)
+        verb, target, arg = actions[:, 0], actions[:, 1], actions[:, 2]
+        self.error[:] = False
+        free = np.flatnonzero(inc.free(np.arange(B)))
+        ok = _valid(self._masks, verb[free], target[free], arg[free])
+        bad = free[~ok]
+        if len(bad):
+            self.error[bad] = True
+            inc.spend("wait", bad, inc.engine.dt)
+            inc.score.bad(bad)
+        self._act(free[ok], verb[free[ok]], target[free[ok]], arg[free[ok]])
+        inc.advance()
+        self._track_changes()
+        reward = inc.score.take()
+        done = inc.done
+        terminated = np.full(B, done)
+        info = self._info()
+        if done:
+            info["truth"] = np.array([r.model_dump() for r in inc.reports()], dtype=object)
+            self._needs_reset = True
+        return self._obs(), reward, terminated, np.zeros(B, bool), info
+
+    # ---- the verbs -----------------------------------------------------------------------------------------------------
+    def _act(self, worlds: np.ndarray, verb: np.ndarray, target: np.ndarray, arg: np.ndarray) -> None:
+        inc, dt = self.inc, self.inc.engine.dt
+        S = inc.topology.n_components
+        for v in np.unique(verb):
+            pick = verb == v
+            w, t, a = worlds[pick], target[pick], arg[pick]
+            name = VERBS[int(v)]
+            if name == "wait":
+                inc.spend("wait", w, np.asarray(WAIT_TICKS)[a] * dt)
+            elif name == "query_metrics":
+                inc.spend(name, w)
+                self.query[w] = inc.dashboard.signals[w, :, a]
+                self.query_signal[w] = 0.0
+                self.query_signal[w, a] = 1.0
+            elif name == "read_logs":
+                inc.spend(name, w)
+                self.logs[w] = inc.dashboard.log_signatures(t, w)
+                self.logs_of[w] = 0.0
+                self.logs_of[w, t] = 1.0
+            elif name == "get_traces":
+                inc.spend(name, w)
+                self.traces[w] = self._trace_summary(t, w)
+            elif name == "silence_alert":
+                inc.spend(name, w)
+                inc.silence(t, w, np.asarray(SILENCE_SECONDS)[a])
+            elif name == "acknowledge":
+                inc.spend(name, w)
+                inc.score.acknowledged(w)
+            elif name == "submit":
+                classes = [FAULT_CLASSES[int(x)] for x in a]
+                comps = [[] if c in ("no_fault", "benign_change") else [self.places[int(x)]]
+                         for x, c in zip(t, classes)]
+                inc.spend(name, w)
+                inc.submit(w, comps, classes)
+            else:
+                self._mitigate(name, w, t, a, S)
+
+    def _mitigate(self, name: str, worlds: np.ndarray, target: np.ndarray, arg: np.ndarray, S: int) -> None:
+        """Group the worlds by target: one order per (mitigation, target), the amounts per world."""
+        inc, topo = self.inc, self.inc.topology
+        m = MITIGATIONS[name]
+        for t in np.unique(target):
+            pick = target == t
+            w, a = worlds[pick], arg[pick]
+            place = self.places[int(t)] if m.target not in ("nothing", "team") else None
+            amount = None
+            if name == "scale":
+                s = topo.index(place)
+                amount = np.maximum(np.rint(np.asarray(SCALE_FACTORS)[a] * topo.replicas[s]), 1.0)
+            elif name == "rate_limit":
+                rate = self._usual_rate(place, w)
+                amount = np.maximum(np.asarray(RATE_FACTORS)[a] * rate, 1.0)
+            elif name == "set_pool_size":
+                amount = np.maximum(np.rint(np.asarray(POOL_FACTORS)[a] * _pool(inc, place)), 1.0)
+            inc.order_mitigation(name, place, amount, w, checked=True)     # the masks allow only valid targets
+
+    def _usual_rate(self, place: str, worlds: np.ndarray) -> np.ndarray:
+        """[W] requests per second the target usually takes, as the dashboard's baseline knows it."""
+        inc = self.inc
+        if place in inc.topology.components:
+            base = inc.dashboard._load_base
+            return base[worlds, inc.topology.index(place)] if base is not None else np.ones(len(worlds))
+        p = inc.topology.endpoints.index(place)
+        return np.full(len(worlds), float(inc.engine.rates[min(inc.engine.tick, len(inc.engine.rates) - 1), p]))
+
+    def _trace_summary(self, target: np.ndarray, worlds: np.ndarray) -> np.ndarray:
+        """[W, S] for each traced service, how much each component below it (the real calls) fails or lags."""
+        inc = self.inc
+        sig = inc.dashboard.signals[worlds]
+        hurt = sig[..., SIGNALS.index("error_ratio")] + np.maximum(sig[..., SIGNALS.index("latency_ratio")] - 1, 0)
+        below = self._below[target]                                  # [W, S]
+        return (hurt * below).astype(np.float32)
+
+    # ---- observation -------------------------------------------------------------------------------------------------
+    def _clear(self, worlds: np.ndarray) -> None:
+        inc = self.inc
+        S, F, L = inc.topology.n_components, len(SIGNALS), len(LOG_SIGNATURES)
+        B = self.num_envs
+        self.query = np.zeros((B, S), np.float32)
+        self.query_signal = np.zeros((B, F), np.float32)
+        self.logs = np.zeros((B, L), np.float32)
+        self.logs_of = np.zeros((B, S), np.float32)
+        self.traces = np.zeros((B, S), np.float32)
+        self.error = np.zeros(B, bool)
+        self.changed_at = np.full((B, S, 2), -np.inf)
+        k = inc.engine.knobs
+        self._versions = (k.deploy.copy(), k.config.copy())
+        self._below = _reachable(inc.topology)
+
+    def _track_changes(self) -> None:
+        k = self.inc.engine.knobs
+        for i, now in enumerate((k.deploy, k.config)):
+            moved = (now != self._versions[i]).T              # [B, S]
+            if moved.any():
+                self.changed_at[..., i][moved] = self.inc.time
+                self._versions[i][...] = now
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        inc = self.inc
+        horizon = inc.ticks * inc.engine.dt
+        clock = np.stack([np.full(self.num_envs, inc.time / horizon),
+                          ~inc.free(np.arange(self.num_envs)), np.isfinite(inc.paged_at), self.error], axis=1)
+        return {"alerts": inc.alerts_seen().astype(np.float32),
+                "changes": np.exp((self.changed_at - inc.time) / _CHANGE_DECAY).astype(np.float32),
+                "query": np.clip(self.query, 0.0, _HIGH), "query_signal": self.query_signal.copy(),
+                "logs": self.logs.copy(), "logs_of": self.logs_of.copy(), "traces": np.clip(self.traces, 0.0, _HIGH),
+                "clock": clock.astype(np.float32)}
+
+    def _info(self) -> dict[str, Any]:
+        return {"action_mask": {k: v.copy() for k, v in self._masks.items()},
+                "time": np.full(self.num_envs, self.inc.time)}
+
+
+class IncidentEnv(gym.Env):
+    """One incident: the vector env with N=1, unbatched. Registered as `opsworld/Incident-v0`."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.vec = IncidentVectorEnv(num_envs=1, **kwargs)
+        self.observation_space = self.vec.single_observation_space
+        self.action_space = self.vec.single_action_space
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        obs, info = self.vec.reset(seed=seed)
+        return _first(obs), _first_info(info)
+
+    def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.vec.step(np.asarray(action)[None])
+        out = _first_info(info)
+        if "truth" in info:
+            out["truth"] = info["truth"][0]
+        return _first(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]), out
+
+    @property
+    def incidents(self) -> Incidents:
+        return self.vec.inc
+
+
+def _first(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: v[0] for k, v in obs.items()}
+
+
+def _first_info(info: dict) -> dict:
+    return {"action_mask": info["action_mask"], "time": float(info["time"][0])}
+
+
+# ---- masks -----------------------------------------------------------------------------------------------------------
+def _masks(inc: Incidents, names: list[str], G: int) -> dict[str, np.ndarray]:
+    """Which targets and arguments each verb takes (the same in every world of a scenario)."""
+    topo, sc = inc.topology, inc.scenario
+    T, V = len(names), len(VERBS)
+    kinds = {n: KINDS[int(k)] for n, k in zip(topo.components, topo.kind)}
+    is_ = {
+        "component": np.array([n in kinds for n in names]),
+        "node": np.array([n in topo.nodes for n in names]),
+        "zone": np.array([n in {x.zone for x in sc.nodes} for n in names]),
+        "endpoint": np.array([n in topo.endpoints for n in names]),
+        "certificate": np.array([n in {c.name for c in sc.certificates} for n in names]),
+    }
+    for kind in KINDS:
+        is_[kind] = np.array([kinds.get(n) == kind for n in names])
+    target = np.zeros((V, T), np.int8)
+    argument = np.zeros((V, G), np.int8)
+    first = np.arange(T) == 0
+    for v, name in enumerate(VERBS):
+        if name in ("wait",):
+            target[v], argument[v, :len(WAIT_TICKS)] = first, 1
+        elif name in ("query_metrics",):
+            target[v], argument[v, :len(SIGNALS)] = first, 1
+        elif name in ("read_logs", "get_traces", "acknowledge"):
+            target[v], argument[v, 0] = is_["component"], 1
+        elif name == "silence_alert":
+            target[v], argument[v, :len(SILENCE_SECONDS)] = is_["component"], 1
+        elif name == "submit":
+            target[v] = is_["component"] | is_["node"] | is_["zone"] | is_["endpoint"] | is_["certificate"]
+            argument[v, :len(FAULT_CLASSES)] = 1
+        else:       # a mitigation: the targets it accepts, asked of the mitigation itself
+            m = MITIGATIONS[name]
+            if m.target == "team":
+                target[v] = first
+            else:
+                target[v] = [_accepts(m, inc, n) for n in names]
+            levels = {"scale": len(SCALE_FACTORS), "rate_limit": len(RATE_FACTORS),
+                      "set_pool_size": len(POOL_FACTORS)}.get(name, 1)
+            argument[v, :levels] = 1
+    verb = target.any(axis=1).astype(np.int8)
+    if not verb.all():
+        argument[verb == 0] = 0
+    return {"verb": verb, "target": target, "argument": argument}
+
+
+def _accepts(m, inc: Incidents, place: str) -> bool:
+    try:
+        m.check(inc.engine, place)
+    except MitigationError:
+        return False
+    return True
+
+
+def _valid(masks: dict[str, np.ndarray], verb: np.ndarray, target: np.ndarray, arg: np.ndarray) -> np.ndarray:
+    V, T = masks["target"].shape
+    G = masks["argument"].shape[1]
+    inside = (verb >= 0) & (verb < V) & (target >= 0) & (target < T) & (arg >= 0) & (arg < G)
+    v, t, a = np.where(inside, verb, 0), np.where(inside, target, 0), np.where(inside, arg, 0)
+    return inside & (masks["verb"][v] > 0) & (masks["target"][v, t] > 0) & (masks["argument"][v, a] > 0)
+
+
+def _pool(inc: Incidents, place: str) -> float:
+    topo = inc.topology
+    s = topo.index(place)
+    pools = topo.edge_pool[topo.edge_src == s]
+    return float(pools[pools > 0].max()) if (pools > 0).any() else 1.0
+
+
+def _reachable(topo) -> np.ndarray:
+    """[S, S] component j is the service i itself or below it in the real call graph."""
+    S = topo.n_components
+    out = np.eye(S, dtype=bool)
+    for s in reversed(range(S)):       # callees come after their callers (topological order)
+        for d in topo.edge_dst[topo.edge_src == s]:
+            out[s] |= out[int(d)]
+    return out.astype(np.float32)
+
+
+def sample_actions(masks: dict[str, np.ndarray], rng: np.random.Generator, n: int) -> np.ndarray:
+    """[n, 3] uniformly random valid actions, drawn for all n worlds at once."""
+    def pick(mask: np.ndarray) -> np.ndarray:           # mask [n, K] -> one valid index per row
+        keys = rng.random(mask.shape) * mask
+        return keys.argmax(axis=1)
+    verb = pick(np.broadcast_to(masks["verb"], (n, len(masks["verb"]))))
+    target = pick(masks["target"][verb])
+    arg = pick(masks["argument"][verb])
+    return np.stack([verb, target, arg], axis=1)

@@ -1,0 +1,215 @@
+"""A batch of incidents: B worlds of one scenario, each with its own fault, its own responder and its own score.
+
+This is the core every interface drives (the Gymnasium envs, the text tools, the MCP server, `opsworld play`, the
+audit). It owns the engine, the injector and the sensors, takes the responder's orders for any subset of worlds at
+once, lands mitigations when they take effect, and keeps the score from the truth state only (`opsworld.score`).
+Everything is arrays over worlds; orders are grouped by (action, target) so a step costs a few numpy calls, not one
+Python call per world.
+
+Time: the worlds advance together, one engine tick per `advance()`. An order costs its responder `Action.cost`
+seconds: that world's responder is busy until then (`busy_until`) and its further orders are refused as `busy`.
+After `submit` a world's responder is gone; the world runs on to the horizon, so handing over early never escapes
+the impact that follows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from opsworld.act.mitigations import HUMAN_DELAY, MITIGATIONS, MitigationError, mitigate
+from opsworld.act.runbook import ACTIONS
+from opsworld.engine import Engine, Truth
+from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw
+from opsworld.faults.ground_truth import FaultTruth, fault_truths, neighbours
+from opsworld.faults.injector import Injector
+from opsworld.observe.dashboard import Dashboard
+from opsworld.score.reward import RewardWeights, ScoreBook
+from opsworld.spec import Scenario, load_scenario
+
+
+@dataclass
+class IncidentConfig:
+    """How a batch of incidents is made.
+
+    scenario: a template name or a scenario file.
+    horizon: seconds each episode lasts (default: the scenario's duration).
+    generator: draws each world's fault (default: the catalogue's entries on the template).
+    telemetry: also run the full observability stack (PromQL, alerts, logs, traces) — for text tools, one world.
+    weights: the reward's weights (see docs/reward.md).
+    """
+
+    scenario: str | Path | Scenario = "online-shop"
+    horizon: float | None = None
+    generator: CatalogueGenerator = field(default_factory=CatalogueGenerator)
+    telemetry: bool = False
+    weights: RewardWeights = field(default_factory=RewardWeights)
+
+
+class Incidents:
+    """B worlds with one incident each. `reset(seed)`, then `order_*` and `advance()` until `done`."""
+
+    def __init__(self, config: IncidentConfig | None = None, worlds: int = 1, seed: int = 0) -> None:
+        self.config = config or IncidentConfig()
+        sc = self.config.scenario
+        self.scenario = sc if isinstance(sc, Scenario) else load_scenario(sc)
+        self.worlds = worlds
+        self.telemetry = None
+        self.reset(seed)
+
+    # ---- episode lifecycle -----------------------------------------------------------------------------------------
+    def reset(self, seed: int = 0, draws: list[Draw] | None = None) -> None:
+        """New incidents in every world: a fresh engine, faults drawn from `seed` (or given as `draws`)."""
+        self.seed = seed
+        self.engine = engine = Engine(self.scenario, worlds=self.worlds, seed=seed)
+        self.topology = topo = engine.topology
+        rng = np.random.default_rng([seed, 0x1C1D])
+        self.draws = draws if draws is not None else [self.config.generator.draw(self.scenario, rng)
+                                                      for _ in range(self.worlds)]
+        if len(self.draws) != self.worlds:
+            raise ValueError(f"{len(self.draws)} draws for {self.worlds} worlds")
+        self.injector = Injector(engine)
+        for fault, worlds, onsets in _grouped(self.draws, self.scenario):
+            self.injector.add(fault, worlds, onsets)
+        self.dashboard = Dashboard(engine)
+        if self.config.telemetry:
+            from opsworld.observe.telemetry import Telemetry   # the full stack only where asked: it is 100x dearer
+            self.telemetry = Telemetry(self.injector)
+        horizon = self.config.horizon or self.scenario.duration
+        self.ticks = int(np.ceil(horizon / engine.dt - 1e-9))
+        self.truths: list[FaultTruth | None] = [None] * self.worlds
+        for worlds, truth in fault_truths(self.injector):
+            for b in worlds:
+                self.truths[int(b)] = truth
+        self.control = np.array([d.entry in CONTROLS for d in self.draws])
+        self.onset = np.array([t.onset if t is not None and not c else np.inf
+                               for t, c in zip(self.truths, self.control)])
+        self.beyond_runbook = np.array([bool(t and t.beyond_runbook) for t in self.truths]) & ~self.control
+        B = self.worlds
+        self.busy_until = np.zeros(B)
+        self.submitted_at = np.full(B, np.inf)
+        self.paged_at = np.full(B, np.inf)
+        self.pending: list[tuple[float, str, object, object, np.ndarray]] = []   # (lands, action, target, amount, worlds)
+        self.silenced_until = np.zeros((B, topo.n_components))
+        self.diagnosis: list[dict | None] = [None] * B
+        self.score = ScoreBook(self, self.config.weights)
+        self.distance = _hops(topo)
+        self.last: Truth | None = None
+
+    @property
+    def time(self) -> float:
+        return self.engine.time
+
+    @property
+    def done(self) -> bool:
+        return self.engine.tick >= self.ticks
+
+    def advance(self) -> Truth:
+        """One tick for every world: land the mitigations due, step the faults, engine and sensors, score."""
+        now = self.engine.time
+        due = [p for p in self.pending if p[0] <= now + 1e-9]
+        if due:
+            self.pending = [p for p in self.pending if p[0] > now + 1e-9]
+            for lands, name, target, amount, worlds in due:
+                self._land(name, target, amount, worlds)
+        truth = self.telemetry.step() if self.telemetry is not None else self.injector.step()
+        self.last = truth
+        self.dashboard.update(truth)
+        self.score.tick(truth)
+        return truth
+
+    def run_to_end(self) -> None:
+        while not self.done:
+            self.advance()
+
+    # ---- orders ------------------------------------------------------------------------------------------------------
+    def free(self, worlds: np.ndarray) -> np.ndarray:
+        """[W] whether each world's responder can act now (not busy, not handed over)."""
+        return (self.busy_until[worlds] <= self.time + 1e-9) & ~np.isfinite(self.submitted_at[worlds])
+
+    def spend(self, name: str, worlds: np.ndarray, seconds: float | np.ndarray | None = None) -> None:
+        """Charge the responders of `worlds` the action's time (or `seconds`)."""
+        cost = ACTIONS[name].cost if seconds is None else seconds
+        self.busy_until[worlds] = self.time + cost
+        self.score.action(name, worlds)
+
+    def order_mitigation(self, name: str, target: object, amount: object, worlds: np.ndarray,
+                         checked: bool = False) -> None:
+        """A mitigation for some worlds: it lands `takes` seconds from now. Raises `MitigationError` for a target or
+        amount the mitigation cannot take, before anything changes (`checked`: the caller has made sure)."""
+        worlds = np.asarray(worlds, dtype=np.int64)
+        if not len(worlds):
+            return
+        if name not in MITIGATIONS:
+            raise MitigationError(f"no mitigation '{name}'; known: {', '.join(MITIGATIONS)}")
+        if not checked:
+            MITIGATIONS[name].check(self.engine, target, amount, worlds)
+        self.spend(name, worlds)
+        self.score.ordered(name, target, worlds)
+        if name == "page_human":
+            self.paged_at[worlds] = np.minimum(self.paged_at[worlds], self.time)
+        takes = HUMAN_DELAY if name == "page_human" else MITIGATIONS[name].takes
+        self.pending.append((self.time + takes, name, target, amount, worlds))
+
+    def _land(self, name: str, target: object, amount: object, worlds: np.ndarray) -> None:
+        try:
+            mitigate(self.engine, name, target, amount=amount, worlds=worlds, injector=self.injector)
+        except MitigationError:     # checked when ordered; the world may have changed since (a node is gone)
+            return
+        self.score.landed(name, target, worlds)
+
+    def silence(self, components: np.ndarray, worlds: np.ndarray, seconds: float | np.ndarray) -> None:
+        """Silence the dashboard's alerts about components[w] in worlds[w] for a while (what the agent sees only)."""
+        self.silenced_until[worlds, components] = self.time + seconds
+        self.score.silenced(worlds)
+
+    def submit(self, worlds: np.ndarray, components: list[list[str]], fault_class: list[str],
+               chain: list[list[str] | None] | None = None) -> None:
+        """Hand over with a diagnosis per world; their responders act no more."""
+        worlds = np.asarray(worlds, dtype=np.int64)
+        self.submitted_at[worlds] = self.time
+        for i, b in enumerate(worlds):
+            self.diagnosis[int(b)] = {"components": list(components[i]), "fault_class": fault_class[i],
+                                      "chain": list(chain[i]) if chain and chain[i] else None, "time": self.time}
+        self.score.submitted(worlds)
+
+    def alerts_seen(self) -> np.ndarray:
+        """[B, S, A] the dashboard's firing alerts, less the silenced ones."""
+        return self.dashboard.firing & (self.silenced_until <= self.time)[:, :, None]
+
+    def reports(self) -> list:
+        """Per world: the score report (call at the end)."""
+        return self.score.reports()
+
+
+def _grouped(draws: list[Draw], scenario: Scenario) -> list[tuple[object, np.ndarray, np.ndarray]]:
+    """Worlds whose faults differ only in onset share one injector entry (the injector's work per tick is then per
+    kind of fault, not per world). A certificate's expiry is its onset, so those stay apart."""
+    groups: dict[str, tuple[object, list[int], list[float]]] = {}
+    for b, d in enumerate(draws):
+        f = d.fault
+        apart = f.strikes == "certificate"
+        key = f"{type(f).__name__}:{f.model_dump(exclude=set() if apart else {'onset'})}"
+        groups.setdefault(key, (f, [], []))
+        groups[key][1].append(b)
+        groups[key][2].append(f.onset_seconds(scenario))
+    return [(f, np.array(w), np.array(o)) for f, w, o in groups.values()]
+
+
+def _hops(topo) -> np.ndarray:
+    """[S, S] hops between components in the real call graph (undirected); S+1 where unconnected."""
+    adj = neighbours(topo)
+    S = topo.n_components
+    out = np.full((S, S), S + 1, np.int64)
+    for a in range(S):
+        out[a, a] = 0
+        frontier, d = [a], 0
+        while frontier:
+            d += 1
+            nxt = [n for f in frontier for n in adj[f] if out[a, n] > d]
+            for n in nxt:
+                out[a, n] = d
+            frontier = nxt
+    return out

@@ -1,0 +1,143 @@
+"""The dashboard: a fast, coarse sensor for batched agents — per-component golden signals, simple alerts and log
+signatures for every world at once.
+
+The full stack (`Telemetry`: PromQL over ~1,200 series, rule evaluation, logs and traces) costs ~70 us per world and
+tick; reinforcement learning over millions of steps needs something a hundred times cheaper. The dashboard reads the
+same truth the metric sensor reads and turns it into what an on-call engineer's overview board shows: a few noisy
+signals per component, threshold alerts that must hold a while before they fire, and the kinds of error line each
+component's logs carry. Like every sensor it may be wrong (noise, lag, an EWMA baseline that drifts); rewards never
+read it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from opsworld.engine import Engine, Truth
+from opsworld.engine.knobs import ERROR_KINDS, REFUSALS
+from opsworld.engine.truth import CAUSES
+
+SIGNALS = ("error_ratio", "latency_ratio", "cpu", "memory", "ready", "restarts", "queue", "disk", "saturation",
+           "load_ratio")
+# alert name -> (signal, threshold, above?, ticks it must hold)
+ALERTS = {
+    "HighErrorRate": ("error_ratio", 0.05, True, 2),
+    "HighLatency": ("latency_ratio", 2.5, True, 3),
+    "CPUSaturated": ("cpu", 0.9, True, 3),
+    "MemoryNearLimit": ("memory", 0.9, True, 2),
+    "ReplicasUnavailable": ("ready", 0.75, False, 3),
+    "PodRestarting": ("restarts", 0.5, True, 1),
+    "QueueBacklog": ("queue", 0.5, True, 3),
+    "DiskNearlyFull": ("disk", 0.9, True, 2),
+    "WorkersExhausted": ("saturation", 0.95, True, 3),
+    "TrafficSurge": ("load_ratio", 2.0, True, 3),
+}
+LOG_SIGNATURES = (*ERROR_KINDS, *REFUSALS, "deadline_exceeded", "upstream_error", "no_endpoints", "oom_killed",
+                  "crash_back_off", "disk_full", "slow_requests", "rate_limited", "certificate_expired",
+                  "invalid_response", "queue_full")
+_NOISE_STREAM = 101      # counter-based draws apart from the engine's own streams
+_BASELINE_TICKS = 360.0  # the EWMA baseline's memory: about an hour of ten-second ticks
+
+
+class Dashboard:
+    """Signals [B, S, F], alert states [B, S, A] and log signatures for a batch of worlds, updated every tick."""
+
+    def __init__(self, engine: Engine, noise: float = 0.05) -> None:
+        self.engine = engine
+        topo = engine.topology
+        B, S = engine.worlds, topo.n_components
+        self.noise = noise
+        self.signals = np.zeros((B, S, len(SIGNALS)), np.float32)
+        self.firing = np.zeros((B, S, len(ALERTS)), bool)
+        self._held = np.zeros((B, S, len(ALERTS)), np.int16)
+        self._latency_base = None
+        self._load_base = None
+        self._restarts = np.zeros((B, S))
+        self._recent = np.zeros((B, S))
+        self._alert_signal = np.array([SIGNALS.index(a[0]) for a in ALERTS.values()])
+        self._alert_threshold = np.array([a[1] for a in ALERTS.values()], np.float32)
+        self._alert_above = np.array([a[2] for a in ALERTS.values()])
+        self._alert_hold = np.array([a[3] for a in ALERTS.values()], np.int16)
+        self._queues = np.isfinite(topo.queue_capacity)
+        self._capacity = np.where(self._queues, topo.queue_capacity, 1.0)
+        self.last: Truth | None = None
+
+    def update(self, truth: Truth) -> None:
+        """Read one tick of truth (every world at once)."""
+        e, topo = self.engine, self.engine.topology
+        self.last = truth
+        offered = np.maximum(truth.offered, 1e-9)
+        response = truth.response_mean
+        if self._latency_base is None:
+            self._latency_base = np.maximum(response, 1e-4)
+            self._load_base = np.maximum(truth.offered, 1e-3)
+        a = 1.0 / _BASELINE_TICKS
+        self._latency_base += a * (np.maximum(response, 1e-4) - self._latency_base)
+        self._load_base += a * (np.maximum(truth.offered, 1e-3) - self._load_base)
+        new = truth.restarts - self._restarts
+        self._restarts = truth.restarts.copy()
+        self._recent = 0.8 * self._recent + new           # restarts over the last few minutes, decaying
+        desired = np.maximum(truth.desired_replicas, 1.0)
+        sig = np.stack([
+            truth.failed_total / offered,
+            response / self._latency_base,
+            truth.cpu_utilisation,
+            truth.memory_max_fraction,
+            truth.ready_replicas / desired,
+            self._recent,
+            np.where(self._queues, truth.queue_depth / self._capacity, 0.0),
+            truth.disk_max_fraction,
+            truth.slot_utilisation,
+            truth.offered / self._load_base,
+        ], axis=-1)
+        if self.noise > 0:
+            z = e.streams.normal(e.tick, _NOISE_STREAM, sig.shape[1] * sig.shape[2]).reshape(sig.shape)
+            sig = sig * np.exp(self.noise * z)
+        self.signals = sig.astype(np.float32)
+        values = self.signals[..., self._alert_signal]
+        hot = np.where(self._alert_above, values > self._alert_threshold, values < self._alert_threshold)
+        self._held = np.where(hot, np.minimum(self._held + 1, 10_000), 0).astype(np.int16)
+        self.firing = self._held >= self._alert_hold
+
+    def log_signatures(self, component: np.ndarray, worlds: np.ndarray) -> np.ndarray:
+        """[W, L] the share of each LOG_SIGNATURES kind among the error lines of `component[w]`'s logs in world
+        `worlds[w]` over the last tick (zeros: only routine lines)."""
+        e, topo, t = self.engine, self.engine.topology, self.last
+        W, L = len(worlds), len(LOG_SIGNATURES)
+        out = np.zeros((W, L), np.float32)
+        if t is None or W == 0:
+            return out
+        k = e.knobs
+        s, b = component, worlds
+        own = t.failed_by_cause[b, s]                                          # [W, 4]
+        served = np.maximum(t.offered[b, s], 1.0)
+        col = {name: i for i, name in enumerate(LOG_SIGNATURES)}
+        erring = own[:, CAUSES.index("error")] / served > 0.005
+        out[np.flatnonzero(erring), k.error_kind[s[erring], b[erring]]] += 1.0
+        out[:, col["deadline_exceeded"]] += own[:, CAUSES.index("timeout")] / served > 0.005
+        out[:, col["upstream_error"]] += own[:, CAUSES.index("dependency")] / served > 0.005
+        # calls out of the component that fail: what the client library says, by the callee's state
+        mine = topo.edge_src[None, :] == s[:, None]                            # [W, E]
+        failing = mine & (t.edge_failure[b] > 0.01)
+        callee = topo.edge_dst                                                 # [E]
+        blocked = failing & (k.blocked[:, b].T > 0)
+        rows, edges = np.nonzero(blocked)
+        np.add.at(out, (rows, col[REFUSALS[0]] + k.refusal[edges, b[rows]].astype(np.int64)), 1.0)
+        rest = failing & ~blocked
+        down = rest & (t.ready_replicas[b][:, callee] < 0.5)
+        out[:, col["no_endpoints"]] += down.any(axis=1)
+        out[:, col["queue_full"]] += (rest & ~down & self._queues[callee][None, :]).any(axis=1)
+        limited = np.isfinite(k.rate_limit[callee][:, b].T)
+        out[:, col["rate_limited"]] += (rest & ~down & limited).any(axis=1)
+        now = e.scenario.traffic.start + e.time
+        for c, comp in enumerate(topo.cert_component):      # a handful of certificates per scenario
+            calls_it = (mine & (callee[None, :] == comp)).any(axis=1)
+            out[:, col["certificate_expired"]] += calls_it & (k.cert_not_after[c, b] < now)
+        wrong = t.wrong_answers[b][:, callee] > 0.01 * np.maximum(t.served[b][:, callee], 1.0)
+        out[:, col["invalid_response"]] += (mine & wrong).any(axis=1)
+        out[:, col["oom_killed"]] += (t.memory_max_fraction[b, s] >= 0.97) & (self._recent[b, s] > 0.2)
+        out[:, col["crash_back_off"]] += k.crash_loop[s, b]
+        out[:, col["disk_full"]] += t.disk_max_fraction[b, s] >= 0.99
+        out[:, col["slow_requests"]] += self.signals[b, s, SIGNALS.index("latency_ratio")] > 3.0
+        total = out.sum(axis=1, keepdims=True)
+        return np.where(total > 0, out / np.maximum(total, 1e-9), 0.0).astype(np.float32)

@@ -1,0 +1,80 @@
+"""The per-episode score report: the reward with its terms, and the metrics the field already uses (AIOpsLab's
+detection, localisation, root-cause analysis and mitigation with their times; ITBench's NTAM; user impact), plus the
+unsafe control actions by rule name. Everything here is read off the truth and the ground truth."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field
+
+from opsworld.score.reward import TERMS
+
+if TYPE_CHECKING:
+    from opsworld.envs.incident import Incidents
+
+
+class UnsafeAction(BaseModel):
+    time: float = Field(description="seconds after the start")
+    rule: str
+
+
+class ScoreReport(BaseModel):
+    """One world's episode, scored."""
+
+    world: int
+    reward: float = Field(description="the episode's reward, in outage-minutes (higher is better)")
+    terms: dict[str, float] = Field(description="impact, mitigation, diagnosis, costs, unsafe")
+    fault: str = Field(description="the fault type, or no_fault for a control")
+    roots: list[str]
+    control: bool = Field(description="no fault to find: a detection control")
+    detected: bool
+    time_to_detect: float | None = Field(description="seconds from onset to the first act on the incident")
+    localized: bool = Field(description="the diagnosis names a true root cause (exact match)")
+    root_cause_correct: bool = Field(description="the exact root cause and the fault class")
+    fault_class_correct: bool
+    ntam: float = Field(description="topology-aware localisation match, 0..1")
+    mitigated: bool = Field(description="the true fault was neutralised and the SLOs held for the hold window")
+    time_to_mitigate: float | None = Field(description="seconds from onset until neutralised (None: never)")
+    impact_minutes: float = Field(description="outage-minutes: the share of entry requests that went wrong, "
+                                              "integrated over the episode")
+    impaired_requests: float
+    requests: float
+    unsafe: list[UnsafeAction]
+    actions: int
+    bad_actions: int
+    paged: bool
+    submitted: bool
+    diagnosis: dict | None
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def report(inc: "Incidents", b: int) -> ScoreReport:
+    """The report of world b (at any time; final once the episode is done)."""
+    s = inc.score
+    truth = inc.truths[b]
+    onset = float(inc.onset[b])
+    roots = [p.name for p in truth.roots] if truth is not None and not inc.control[b] else []
+    named = (inc.diagnosis[b] or {}).get("components") or []
+    detected = bool(math.isfinite(s.detected_at[b]))
+    mitigated = bool(math.isfinite(s.mitigated_at[b]))
+    return ScoreReport(
+        world=b, reward=float(sum(s.terms[t][b] for t in TERMS)),
+        terms={t: float(s.terms[t][b]) for t in TERMS},
+        fault=truth.kind if truth is not None and not inc.control[b] else "no_fault", roots=roots,
+        control=bool(inc.control[b]), detected=detected,
+        time_to_detect=_finite(s.detected_at[b] - onset) if detected else None,
+        localized=bool(roots) and any(n in roots for n in named),
+        root_cause_correct=bool(s.class_right[b]) and (bool(roots) and set(roots) <= set(named) or not roots),
+        fault_class_correct=bool(s.class_right[b]), ntam=float(s.ntam[b]),
+        mitigated=mitigated, time_to_mitigate=_finite(s.neutral_at[b] - onset) if mitigated else None,
+        impact_minutes=float(s.impact_minutes[b]), impaired_requests=float(s.impaired[b]),
+        requests=float(s.requests[b]),
+        unsafe=[UnsafeAction(time=t, rule=r) for t, r in s.rules.hits[b]],
+        actions=int(s.actions[b]), bad_actions=int(s.bad_actions[b]),
+        paged=bool(math.isfinite(inc.paged_at[b])), submitted=bool(math.isfinite(inc.submitted_at[b])),
+        diagnosis=inc.diagnosis[b])

@@ -1,0 +1,297 @@
+"""The reward, kept tick by tick from the truth state and the ground truth — never from alerts or any telemetry.
+
+Units are *outage-minutes*: one minute in which every request at the entry endpoints went wrong. The terms
+(docs/reward.md gives the reasoning):
+
+- impact: minus the share of entry requests that failed, missed their SLO latency or were answered wrongly, times the
+  tick's minutes — the main term;
+- mitigation: a credit once the true fault is neutralised (a true fix landed, or it no longer acts) *and* the SLOs
+  have held for `hold` seconds since, provided the responder acted;
+- diagnosis: credit for the root-cause component (partial by hops in the real call graph, as ITBench's NTAM) and for
+  the fault class, at hand-over;
+- costs: the responder's time per action, a human's time when paged, and replicas kept above the scenario's;
+- unsafe: a penalty per unsafe control action (STPA), each found by a named rule in `opsworld.score.unsafe`.
+
+Everything is arrays over worlds: `take()` returns what each world earned since it was last called (the per-step
+reward), `total` the episode's so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from opsworld.engine import Truth
+from opsworld.score import unsafe
+
+if TYPE_CHECKING:
+    from opsworld.envs.incident import Incidents
+
+HURT_SHARE = 0.01       # users are hurt in a tick when more than this share of entry requests went wrong
+TERMS = ("impact", "mitigation", "diagnosis", "costs", "unsafe")
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Weights of the reward's terms, in outage-minutes."""
+
+    impact: float = 1.0              # per outage-minute
+    mitigation: float = 10.0         # once, when the fault is neutralised and the SLOs held for `hold`
+    hold: float = 300.0              # seconds the SLOs must hold after neutralisation
+    root_cause: float = 3.0          # the root-cause component (partial credit 1/(1+hops))
+    fault_class: float = 3.0         # the kind of failure
+    investigate: float = 0.02        # per investigation
+    mitigate: float = 0.3            # per mitigation ordered
+    coordinate: float = 0.02         # silence, acknowledge
+    page: float = 8.0                # a human's time
+    replica_hour: float = 0.5        # per replica-hour above the scenario's replicas
+    unsafe: float = 5.0              # per unsafe control action
+
+
+class ScoreBook:
+    """The running score of a batch of incidents. `Incidents` calls the hooks; `step` and `total` are read by the
+    environments."""
+
+    def __init__(self, inc: "Incidents", weights: RewardWeights) -> None:
+        self.inc, self.w = inc, weights
+        B = inc.worlds
+        self.step = np.zeros(B)
+        self.terms = {t: np.zeros(B) for t in TERMS}
+        self.impact_minutes = np.zeros(B)
+        self.impaired = np.zeros(B)            # requests that went wrong
+        self.requests = np.zeros(B)
+        self.hurting = np.zeros(B, bool)
+        self.hurt_since = np.full(B, np.inf)   # first tick end users were hurt (after the onset)
+        self.hurt_last = np.full(B, np.inf)
+        self.detected_at = np.full(B, np.inf)
+        self.acted_at = np.full(B, np.inf)     # first mitigation or page ordered after the onset
+        self.fixed_at = np.full(B, np.inf)     # a true fix landed (or the paged human fixed it)
+        self.neutral_at = np.full(B, np.inf)   # the fault stopped acting or was truly fixed
+        self.mitigated_at = np.full(B, np.inf) # credit given: neutralised and the SLOs held since
+        self.slo_ok_since = np.zeros(B)
+        self.seen_acting = np.zeros(B, bool)   # the fault has acted at some point
+        self.actions = np.zeros(B, np.int64)
+        self.bad_actions = np.zeros(B, np.int64)
+        self.rules = unsafe.Rules(inc)
+        self.table = places(inc)               # place name -> column
+        self.fixes = _fix_table(inc, self.table)   # [B, M, T+1] whether (mitigation, place) truly fixes the fault
+        self.diagnosis_credit = np.zeros(B)
+        self.ntam = np.zeros(B)
+        self.class_right = np.zeros(B, bool)
+        self._spec_replicas = inc.topology.replicas.astype(float)
+
+    # ---- hooks -------------------------------------------------------------------------------------------------------
+    def tick(self, truth: Truth) -> None:
+        """After each tick: impact, SLOs, neutralisation, costs of capacity, end-of-episode rules."""
+        inc, w = self.inc, self.w
+        now, minutes = inc.time, inc.engine.dt / 60.0
+        requests = truth.requests.sum(axis=1)
+        wrong = np.minimum(truth.requests - truth.slo_met + truth.wrong, truth.requests).sum(axis=1)
+        share = np.where(requests > 0, wrong / np.maximum(requests, 1e-9), 0.0)
+        self._add("impact", -w.impact * share * minutes)
+        self.impact_minutes += share * minutes
+        self.impaired += wrong
+        self.requests += requests
+        started = now >= inc.onset
+        self.hurting = share > HURT_SHARE
+        newly = self.hurting & started & ~np.isfinite(self.hurt_since)
+        self.hurt_since[newly] = now
+        self.hurt_last[self.hurting & started] = now
+        # capacity above the scenario's costs money
+        extra = np.maximum(truth.desired_replicas - self._spec_replicas, 0.0).sum(axis=1)
+        self._add("costs", -w.replica_hour * extra * inc.engine.dt / 3600.0)
+        # mitigation credit: the true fault neutralised, then the SLOs held
+        breached = truth.slo_breached.any(axis=1)
+        self.slo_ok_since = np.where(breached, np.inf, np.minimum(self.slo_ok_since, now))
+        self.slo_ok_since[~breached & ~np.isfinite(self.slo_ok_since)] = now
+        acting = inc.injector.acting()
+        self.seen_acting |= acting
+        gone = self.seen_acting & ~acting & ~inc.control
+        # neutralised from when it stopped acting (a fault that comes back was only masked) or a true fix landed
+        self.neutral_at = np.where(gone, np.minimum(self.neutral_at, now), np.inf)
+        self.neutral_at = np.minimum(self.neutral_at, self.fixed_at)
+        held = now - np.maximum(self.neutral_at, self.slo_ok_since) >= w.hold
+        credit = held & np.isfinite(self.neutral_at) & np.isfinite(self.acted_at) & ~np.isfinite(self.mitigated_at) \
+            & (self.acted_at <= self.neutral_at)
+        self.mitigated_at[credit] = now
+        self._add("mitigation", w.mitigation * credit)
+        if inc.engine.tick >= inc.ticks:
+            self._penalise(self.rules.at_end())
+
+    def action(self, name: str, worlds: np.ndarray) -> None:
+        """An action taken (its time already charged)."""
+        from opsworld.act.runbook import ACTIONS
+        kind = ACTIONS[name].kind if name in ACTIONS else "investigate"
+        cost = {"investigate": self.w.investigate, "mitigate": self.w.mitigate, "coordinate": self.w.coordinate,
+                "finish": 0.0}[kind]
+        if name == "page_human":
+            cost = self.w.page
+        elif name == "wait":
+            cost = 0.0
+        self.actions[worlds] += 1
+        self._add("costs", -cost, worlds)
+
+    def bad(self, worlds: np.ndarray) -> None:
+        """An action refused as malformed: it costs its investigation's worth of time and nothing else."""
+        self.bad_actions[worlds] += 1
+        self._add("costs", -self.w.investigate, worlds)
+
+    def ordered(self, name: str, target: object, worlds: np.ndarray) -> None:
+        now = self.inc.time
+        after = worlds[now >= self.inc.onset[worlds]]
+        self.acted_at[after] = np.minimum(self.acted_at[after], now)
+        self.detected_at[after] = np.minimum(self.detected_at[after], now)
+        self._penalise(self.rules.at_order(name, target, worlds))
+
+    def acknowledged(self, worlds: np.ndarray) -> None:
+        now = self.inc.time
+        after = worlds[now >= self.inc.onset[worlds]]
+        self.detected_at[after] = np.minimum(self.detected_at[after], now)
+
+    def landed(self, name: str, target: object, worlds: np.ndarray) -> None:
+        t = self.place(target)
+        m = _MITIGATION_INDEX[name]
+        true = worlds[self.fixes[worlds, m, t] | (name == "page_human")]
+        true = true[self.inc.time >= self.inc.onset[true]]
+        self.fixed_at[true] = np.minimum(self.fixed_at[true], self.inc.time)
+        self._penalise(self.rules.landed(name, target, worlds))
+
+    def silenced(self, worlds: np.ndarray) -> None:
+        self._penalise(self.rules.at_silence(worlds))
+
+    def submitted(self, worlds: np.ndarray) -> None:
+        """Credit the diagnoses of these worlds, just handed over."""
+        inc, w = self.inc, self.w
+        self._penalise(self.rules.at_submit(worlds))
+        for b in worlds:
+            b = int(b)
+            d = inc.diagnosis[b] or {}
+            ntam, right = diagnosis_match(inc, b, d.get("components") or [], d.get("fault_class") or "")
+            self.ntam[b], self.class_right[b] = ntam, right
+            if right and not inc.control[b] or (d.get("fault_class") not in _CONTROL_CLASSES) and not inc.control[b]:
+                self.detected_at[b] = min(self.detected_at[b], inc.time) if inc.time >= inc.onset[b] else \
+                    self.detected_at[b]
+        credit = self.w.root_cause * self.ntam[worlds] + w.fault_class * self.class_right[worlds]
+        self.diagnosis_credit[worlds] = credit
+        self._add("diagnosis", credit, worlds)
+
+    # ---- helpers -----------------------------------------------------------------------------------------------------
+    def place(self, target: object) -> int:
+        """Column of a target in the fix table (edges count as their callee; None is the last column)."""
+        if isinstance(target, tuple):
+            target = target[1]
+        return self.table.get(target, len(self.table)) if target is not None else len(self.table)
+
+    def _add(self, term: str, value: np.ndarray | float, worlds: np.ndarray | None = None) -> None:
+        if worlds is None:
+            self.terms[term] += value
+            self.step += value
+        else:
+            np.add.at(self.terms[term], worlds, value)
+            np.add.at(self.step, worlds, value)
+
+    def _penalise(self, hits: list[tuple[str, np.ndarray]]) -> None:
+        for rule, worlds in hits:
+            if len(worlds):
+                self._add("unsafe", -self.w.unsafe, worlds)
+
+    def take(self) -> np.ndarray:
+        """[B] the reward earned since the last call (the environments' per-step reward)."""
+        out, self.step = self.step, np.zeros(self.inc.worlds)
+        return out
+
+    @property
+    def total(self) -> np.ndarray:
+        return sum(self.terms.values())
+
+    def reports(self) -> list:
+        from opsworld.score.report import report
+        return [report(self.inc, b) for b in range(self.inc.worlds)]
+
+
+_CONTROL_CLASSES = ("no_fault", "benign_change", "none")
+
+
+def _mitigation_names() -> list[str]:
+    from opsworld.act.mitigations import MITIGATIONS
+    return list(MITIGATIONS)
+
+
+_MITIGATION_INDEX = {name: i for i, name in enumerate(_mitigation_names())}
+
+
+def places(inc: "Incidents") -> dict[str, int]:
+    """Every nameable place of the scenario (components, nodes, zones, endpoints, certificates) -> column."""
+    topo, sc = inc.topology, inc.scenario
+    names = list(topo.components) + list(topo.nodes) + sorted({n.zone for n in sc.nodes}) + list(topo.endpoints) \
+        + [c.name for c in sc.certificates]
+    out: dict[str, int] = {}
+    for n in names:
+        out.setdefault(n, len(out))
+    return out
+
+
+def _fix_table(inc: "Incidents", table: dict[str, int]) -> np.ndarray:
+    """[B, M, T+1] whether ordering mitigation m on place t truly fixes world b's fault (the last column: no target)."""
+    T = len(table)
+    out = np.zeros((inc.worlds, len(_MITIGATION_INDEX), T + 1), bool)
+    certs = {c.name: c.component for c in inc.scenario.certificates}
+    for b, truth in enumerate(inc.truths):
+        if truth is None or inc.control[b]:
+            continue
+        for fix in truth.fixes:
+            m = _MITIGATION_INDEX.get(fix.action)
+            if m is None:
+                continue
+            if fix.target is None:
+                out[b, m, :] = True
+                continue
+            for name in (fix.target, certs.get(fix.target)):
+                if name in table:
+                    out[b, m, table[name]] = True
+    return out
+
+
+def diagnosis_match(inc: "Incidents", b: int, components: list[str], fault_class: str) -> tuple[float, bool]:
+    """(NTAM-style localisation score in 0..1, whether the class is right) of one world's diagnosis."""
+    truth = inc.truths[b]
+    if inc.control[b] or truth is None:
+        return (1.0 if not components else 0.0), fault_class in _CONTROL_CLASSES
+    roots = [p.name for p in truth.roots]
+    return localisation(inc, roots, components), fault_class == truth.kind
+
+
+def localisation(inc: "Incidents", roots: list[str], named: list[str]) -> float:
+    """Topology-aware match of named places against the true roots: for each root the best 1/(1+hops) among the
+    names (1 for an exact match), averaged over roots, less a share for names that match no root at all."""
+    if not named:
+        return 0.0
+    topo = inc.topology
+    comp = {n: i for i, n in enumerate(topo.components)}
+
+    def as_components(name: str) -> list[int]:
+        if name in comp:
+            return [comp[name]]
+        hosted = [int(s) for s, n in zip(topo.replica_component, topo.replica_node)
+                  if name in (topo.nodes[int(n)], inc.scenario.nodes[int(n)].zone)]
+        if name in topo.endpoints:
+            return [int(topo.endpoint_component[topo.endpoints.index(name)])]
+        return sorted(set(hosted))
+
+    scores = []
+    for root in roots:
+        if root in named:
+            scores.append(1.0)
+            continue
+        rs = as_components(root)
+        best = 0.0
+        for n in named:
+            ns = as_components(n)
+            if rs and ns:
+                hops = min(int(inc.distance[a, c]) for a in rs for c in ns)
+                best = max(best, 1.0 / (1.0 + hops))
+        scores.append(best)
+    wrong = sum(1 for n in named if n not in roots) / max(len(named), 1)
+    return float(np.mean(scores) * (1.0 - 0.5 * wrong * (len(named) > 1)))
