@@ -117,7 +117,8 @@ ACTIONS: dict[str, Action] = {a.name: a for a in [
            (_p("service", "service", "the service"),
             _p("filter", "text", "'error' for failed traces only, or 'slow' for the slowest", False)), cost=60.0),
     Action("get_service_map", "investigate", "the documented service map: components and their calls", cost=15.0),
-    Action("list_changes", "investigate", "deploys, config pushes, scaling and other changes", (_RANGE,), cost=20.0),
+    Action("list_changes", "investigate", "deploys, config pushes, scaling and other changes",
+           (_p("range", "duration", "how far back to look, e.g. '2h' (default 1h)", False),), cost=20.0),
     Action("describe", "investigate", "a component's, node's or certificate's state, as the cluster API shows it",
            (_p("component", "text", "a component, node or certificate name"),), cost=30.0),
     *[_mitigation(name) for name in MITIGATIONS],
@@ -129,7 +130,7 @@ ACTIONS: dict[str, Action] = {a.name: a for a in [
     Action("wait", "coordinate", "do nothing for a while and let the system evolve",
            (_p("duration", "duration", "how long, e.g. '2m'"),), cost=0.0),
     Action("submit", "finish", "submit your diagnosis and hand over; the episode then runs to its end without you",
-           (_p("components", "components", "the root-cause component(s)"),
+           (_p("components", "components", "the root-cause component(s) (or node, zone); [] if nothing is wrong"),
             _p("fault_class", "fault_class", "the kind of failure (see the runbook's list of failure modes)"),
             _p("chain", "chain", "optional: the propagation chain, root first", False)), cost=0.0),
 ]}
@@ -159,9 +160,9 @@ def parse_call(name: object, args: dict[str, Any] | None, scenario: Scenario) ->
     if not isinstance(name, str) or name not in ACTIONS:
         raise ActionError(f"unknown action {name!r}; the runbook has: {', '.join(ACTIONS)}")
     action = ACTIONS[name]
+    if args is not None and not isinstance(args, dict):
+        raise ActionError(f"{name}: arguments must be an object of named values, got {type(args).__name__}")
     args = dict(args or {})
-    if not isinstance(args, dict):
-        raise ActionError(f"{name}: arguments must be an object of named values")
     known = {p.name for p in action.params}
     extra = sorted(set(args) - known)
     if extra:
@@ -228,7 +229,10 @@ def _check(action: str, p: Param, value: Any, where: dict[str, list[str]]) -> An
         return int(value) if p.type == "integer" else float(value)
     if p.type in ("components", "chain"):
         items = [value] if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)) or not items or not all(isinstance(v, str) for v in items):
+        if p.type == "chain" and isinstance(items, (list, tuple)) and not items:
+            raise bad("must name at least one place")
+        # `components` may be empty: the diagnosis "nothing is wrong" names no component
+        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
             raise bad(f"must be a list of component names; got {value!r}")
         known = where["component"] + where["node"] + where["zone"] + where["endpoint"] + where["certificate"]
         unknown = [v for v in items if v not in known]

@@ -22,10 +22,12 @@ _MOVABLE = ("error_rate", "slowdown", "cpu_hog", "crash_loop", "memory_leak", "d
 
 @dataclass(frozen=True)
 class Draw:
-    """One world's incident: a catalogue entry and the fault made from it."""
+    """One world's incident: a catalogue entry, the fault made from it, and the faults it needs beside it (a slow
+    callee for a too-long timeout), which start with it."""
 
     entry: str
     fault: Fault
+    also: tuple[Fault, ...] = ()
 
 
 def entries_for(scenario: Scenario, names: Sequence[str] | None = None, controls: bool = True) -> list[Entry]:
@@ -75,7 +77,8 @@ class CatalogueGenerator:
             params.setdefault("severity", float(rng.uniform(*self.severity)))
         fault = e.make(target=target, **params)
         fault.check(scenario)
-        return Draw(e.name, fault)
+        also = tuple(CATALOGUE[n].make(**{**p, "onset": params["onset"]}) for n, p in e.example.also)
+        return Draw(e.name, fault, also)
 
     @staticmethod
     def _other_target(e: Entry, scenario: Scenario, target: str, rng: np.random.Generator) -> str:

@@ -73,6 +73,9 @@ class Incidents:
         self.injector = Injector(engine)
         for fault, worlds, onsets in _grouped(self.draws, self.scenario):
             self.injector.add(fault, worlds, onsets)
+        main = len(self.injector.running)             # the drawn faults first; what they need beside them after
+        for fault, worlds, onsets in _grouped(self.draws, self.scenario, companions=True):
+            self.injector.add(fault, worlds, onsets)
         self.dashboard = Dashboard(engine)
         if self.config.telemetry:
             from opsworld.observe.telemetry import Telemetry   # the full stack only where asked: it is 100x dearer
@@ -80,7 +83,7 @@ class Incidents:
         horizon = self.config.horizon or self.scenario.duration
         self.ticks = int(np.ceil(horizon / engine.dt - 1e-9))
         self.truths: list[FaultTruth | None] = [None] * self.worlds
-        for worlds, truth in fault_truths(self.injector):
+        for worlds, truth in fault_truths(self.injector, first=main):     # the ground truth is the drawn fault's
             for b in worlds:
                 self.truths[int(b)] = truth
         self.control = np.array([d.entry in CONTROLS for d in self.draws])
@@ -89,6 +92,7 @@ class Incidents:
         self.beyond_runbook = np.array([bool(t and t.beyond_runbook) for t in self.truths]) & ~self.control
         B = self.worlds
         self.busy_until = np.zeros(B)
+        self.on_call_since = np.zeros(B)      # when the responder took over (a tool session starts at the page)
         self.submitted_at = np.full(B, np.inf)
         self.paged_at = np.full(B, np.inf)
         self.pending: list[tuple[float, str, object, object, np.ndarray]] = []   # (lands, action, target, amount, worlds)
@@ -157,6 +161,7 @@ class Incidents:
         try:
             mitigate(self.engine, name, target, amount=amount, worlds=worlds, injector=self.injector)
         except MitigationError:     # checked when ordered; the world may have changed since (a node is gone)
+            self.score.failed_orders[worlds] += 1
             return
         self.score.landed(name, target, worlds)
 
@@ -184,12 +189,14 @@ class Incidents:
         return self.score.reports()
 
 
-def _grouped(draws: list[Draw], scenario: Scenario) -> list[tuple[object, np.ndarray, np.ndarray]]:
+def _grouped(draws: list[Draw], scenario: Scenario, companions: bool = False
+             ) -> list[tuple[object, np.ndarray, np.ndarray]]:
     """Worlds whose faults differ only in onset share one injector entry (the injector's work per tick is then per
-    kind of fault, not per world). A certificate's expiry is its onset, so those stay apart."""
+    kind of fault, not per world). A certificate's expiry is its onset, so those stay apart. `companions`: group the
+    faults the drawn ones need beside them instead."""
     groups: dict[str, tuple[object, list[int], list[float]]] = {}
-    for b, d in enumerate(draws):
-        f = d.fault
+    pairs = [(b, f) for b, d in enumerate(draws) for f in (d.also if companions else (d.fault,))]
+    for b, f in pairs:
         apart = f.strikes == "certificate"
         key = f"{type(f).__name__}:{f.model_dump(exclude=set() if apart else {'onset'})}"
         groups.setdefault(key, (f, [], []))

@@ -132,11 +132,11 @@ def _root_components(topo: Topology, place: Place) -> list[int]:
     return list(range(topo.n_components))     # the network: everything
 
 
-def fault_truths(injector: "Injector") -> list[tuple[np.ndarray, FaultTruth]]:
-    """Each fault in the injector with the worlds it is in (one entry per distinct onset among them)."""
+def fault_truths(injector: "Injector", first: int | None = None) -> list[tuple[np.ndarray, FaultTruth]]:
+    """Each fault in the injector (or its `first` ones) with the worlds it is in (one entry per distinct onset)."""
     scenario = injector.engine.scenario
     out = []
-    for run in injector.running:
+    for run in injector.running[:first]:
         fault = run.fault
         roots = [Place(kind=k, name=n) for k, n in fault.roots(scenario)]
         fixes = [Fix(action=a, target=fix_target(fault, a, scenario)) for a in fault.mitigations]

@@ -44,6 +44,7 @@ class ScoreReport(BaseModel):
     unsafe: list[UnsafeAction]
     actions: int
     bad_actions: int
+    failed_orders: int = Field(description="mitigations that could not take effect when they landed")
     paged: bool
     submitted: bool
     diagnosis: dict | None
@@ -75,6 +76,6 @@ def report(inc: "Incidents", b: int) -> ScoreReport:
         impact_minutes=float(s.impact_minutes[b]), impaired_requests=float(s.impaired[b]),
         requests=float(s.requests[b]),
         unsafe=[UnsafeAction(time=t, rule=r) for t, r in s.rules.hits[b]],
-        actions=int(s.actions[b]), bad_actions=int(s.bad_actions[b]),
+        actions=int(s.actions[b]), bad_actions=int(s.bad_actions[b]), failed_orders=int(s.failed_orders[b]),
         paged=bool(math.isfinite(inc.paged_at[b])), submitted=bool(math.isfinite(inc.submitted_at[b])),
         diagnosis=inc.diagnosis[b])

@@ -74,6 +74,7 @@ class ScoreBook:
         self.seen_acting = np.zeros(B, bool)   # the fault has acted at some point
         self.actions = np.zeros(B, np.int64)
         self.bad_actions = np.zeros(B, np.int64)
+        self.failed_orders = np.zeros(B, np.int64)    # orders that could not land (their target was gone)
         self.rules = unsafe.Rules(inc)
         self.table = places(inc)               # place name -> column
         self.fixes = _fix_table(inc, self.table)   # [B, M, T+1] whether (mitigation, place) truly fixes the fault
@@ -168,11 +169,12 @@ class ScoreBook:
         for b in worlds:
             b = int(b)
             d = inc.diagnosis[b] or {}
-            ntam, right = diagnosis_match(inc, b, d.get("components") or [], d.get("fault_class") or "")
+            named_class = d.get("fault_class") or ""
+            ntam, right = diagnosis_match(inc, b, d.get("components") or [], named_class)
             self.ntam[b], self.class_right[b] = ntam, right
-            if right and not inc.control[b] or (d.get("fault_class") not in _CONTROL_CLASSES) and not inc.control[b]:
-                self.detected_at[b] = min(self.detected_at[b], inc.time) if inc.time >= inc.onset[b] else \
-                    self.detected_at[b]
+            # naming a failure (not "nothing is wrong") after the onset is detecting it
+            if named_class not in _CONTROL_CLASSES and inc.time >= inc.onset[b]:
+                self.detected_at[b] = min(self.detected_at[b], inc.time)
         credit = self.w.root_cause * self.ntam[worlds] + w.fault_class * self.class_right[worlds]
         self.diagnosis_credit[worlds] = credit
         self._add("diagnosis", credit, worlds)

@@ -102,9 +102,11 @@ class Rules:
         never_paged = np.flatnonzero(inc.beyond_runbook & ~np.isfinite(inc.paged_at))
         out.append(self._record("no_page_beyond_runbook", never_paged))
         answered = np.minimum(score.fixed_at, inc.paged_at)
-        hurt = np.isfinite(score.hurt_since)
+        # measured from when users were first hurt with someone on call (a responder paged late is not late)
+        since = np.maximum(score.hurt_since, inc.on_call_since)
+        hurt = np.isfinite(since)
         until = np.minimum(answered, score.hurt_last)
-        hurt_long = hurt & (np.where(hurt, until - np.where(hurt, score.hurt_since, 0.0), 0.0) > LATE)
+        hurt_long = hurt & (np.where(hurt, until - np.where(hurt, since, 0.0), 0.0) > LATE)
         out.append(self._record("mitigation_too_late", np.flatnonzero(hurt_long)))
         healthy = ~inc.injector.acting() & ~score.hurting
         out.append(self._record("load_shedding_left_on", np.flatnonzero(self.shedding & healthy & _shedding_now(inc))))
