@@ -110,6 +110,7 @@ class Engine:
         deploy_ids = np.array([self.version_id(v) for v in topo.deploy])
         config_ids = np.array([self.version_id(v) for v in topo.config])
         self.knobs = Knobs.initial(topo, worlds, deploy_ids, config_ids)
+        self._writes = dict.fromkeys(KNOB_NAMES, 0)       # how often each knob was set (see `writes`)
         self.streams = Streams(seed, first_world + np.arange(worlds))
         self.replicas = Replicas(topo, worlds)
         self.tick, self.time = 0, 0.0
@@ -178,6 +179,11 @@ class Engine:
             self.versions.append(name)
         return self.versions.index(name)
 
+    def writes(self, knob: str) -> int:
+        """How many times `knob` was set so far (0 for a name that is no knob): an unchanged count means unchanged
+        values, so readers can cache what they derive from them."""
+        return self._writes.get(knob, 0)
+
     def set(self, knob: KnobName, value: float | str | np.ndarray,
             target: str | tuple[str, str] | tuple[str, int] | int | None = None, worlds: Worlds = None,
             by: str | None = None) -> None:
@@ -198,6 +204,7 @@ class Engine:
         if by is not None and knob in CHANGE_KINDS:
             self._record(knob, array, index, rows, target, value, by)
         self._knobs_changed = True
+        self._writes[knob] += 1
         if isinstance(index, np.ndarray) and isinstance(rows, np.ndarray):
             index, rows = np.ix_(index, rows)
         try:
@@ -264,7 +271,7 @@ class Engine:
             self._wrong = bool(k.wrong.any())
             self._hogging = bool(k.cpu_hog.any())
             self._any_moved = self._any_moved or bool(k.node_down.any() or k.drained.any())
-        reps = self.replicas.step(t0, dt, k, self._knobs_changed)
+        reps = self.replicas.step(t0, dt, k, self._knobs_changed, self._writes)
         self._knobs_changed = False
         in_rot, serving = reps.in_rotation, reps.serving
         if self._flapping:   # health checks that wrongly fail take a share of the replicas out of rotation
@@ -647,16 +654,25 @@ class Engine:
         k, topo = self.knobs, self.topology
         if not k.partition.any():
             return 0.0
-        running = self.replicas.running * ~self.replicas.moved     # rescheduled replicas sit in no zone's way
+        # only the worlds with a partition are worked out: in the others every term is 0 (shares are finite)
+        cut = np.flatnonzero(k.partition.any(axis=(0, 1)))
+        reps = self.replicas
+        running = reps.running[:, cut] * ~reps.moved[:, cut]      # rescheduled replicas sit in no zone's way
         Z = len(topo.zones)
-        share = np.stack([self.replicas.per_component(running * (self._replica_zone == z)[:, None])
-                          for z in range(Z)])                                   # [Z, S, B]
-        share = share / np.maximum(share.sum(axis=0, keepdims=True), 1.0)
-        src, dst = share[:, topo.edge_src], share[:, topo.edge_dst]            # [Z, E, B]
-        blocked = np.zeros((topo.n_edges, self.worlds), REAL)
+        share = np.stack([reps.per_component(running * (self._replica_zone == z)[:, None])
+                          for z in range(Z)])                                   # [Z, S, W]
+        total = share[0].copy()
+        for z in range(1, Z):               # zone by zone, in order
+            total += share[z]
+        share = share / np.maximum(total, 1.0)
+        src, dst = share[:, topo.edge_src], share[:, topo.edge_dst]            # [Z, E, W]
+        part = k.partition[:, :, cut]
+        cut_blocked = np.zeros((topo.n_edges, len(cut)), REAL)
         for a in range(Z):
             for b in range(Z):
-                blocked += src[a] * dst[b] * k.partition[a, b]
+                cut_blocked += src[a] * dst[b] * part[a, b]
+        blocked = np.zeros((topo.n_edges, self.worlds), REAL)
+        blocked[:, cut] = cut_blocked
         return blocked
 
     def _patience(self, level: "_Level", capacity: np.ndarray, inflow: np.ndarray, entry: np.ndarray,
@@ -723,6 +739,7 @@ class Engine:
         if change.any():
             k.replicas[rows] = np.where(change, want, current).astype(np.int64)
             self._knobs_changed = True
+            self._writes["replicas"] += 1
             for i, s in enumerate(rows):
                 hit = np.flatnonzero(change[i])
                 if hit.size:

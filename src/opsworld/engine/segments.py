@@ -12,11 +12,16 @@ import numpy as np
 class Segments:
     """Edges grouped by a key row, summed per group member by member: the k-th member of every group is gathered
     and added at once. (numpy's reduceat along the first axis walks it innermost, which is slow on [rows, worlds];
-    this adds whole rows, in a fixed order, so a world's sum never depends on the batch.)"""
+    this adds whole rows, in a fixed order, so a world's sum never depends on the batch.)
 
-    targets: np.ndarray              # the row each group belongs to
-    members: list[np.ndarray]        # members[k]: position of the k-th member of each group that has one
-    groups: list[np.ndarray | None]  # groups[k]: which groups have a k-th member (None: all of them)
+    The groups are worked on longest first, so the groups that have a k-th member are always the first `counts[k]`
+    and each step adds into a leading slice in place; `rank` puts them back in the order of `targets` at the end.
+    """
+
+    targets: np.ndarray              # the row each group belongs to (ascending)
+    members: list[np.ndarray]        # members[k]: position of the k-th member of each group that has one, longest first
+    counts: list[int]                # counts[k]: how many groups have a k-th member
+    rank: np.ndarray | None          # rank[g]: where group g (of `targets`) is among the longest-first; None: in place
 
     @classmethod
     def of(cls, edges: np.ndarray, keys: np.ndarray) -> "Segments | None":
@@ -24,20 +29,20 @@ class Segments:
             return None
         targets = np.unique(keys)
         by_group = [edges[keys == t] for t in targets]
-        longest = max(len(g) for g in by_group)
-        members, groups = [], []
-        for k in range(longest):
-            have = np.array([i for i, g in enumerate(by_group) if len(g) > k], dtype=np.int64)
-            members.append(np.array([by_group[i][k] for i in have], dtype=np.int64))
-            groups.append(None if len(have) == len(by_group) else have)
-        return cls(targets, members, groups)
+        order = sorted(range(len(by_group)), key=lambda g: -len(by_group[g]))   # stable: ties keep target order
+        members, counts = [], []
+        for k in range(len(by_group[order[0]])):
+            have = [g for g in order if len(by_group[g]) > k]                    # a prefix of `order`
+            members.append(np.array([by_group[g][k] for g in have], dtype=np.int64))
+            counts.append(len(have))
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        return cls(targets, members, counts, None if np.array_equal(rank, np.arange(len(order))) else rank)
 
     def sum(self, values: np.ndarray, op: np.ufunc = np.add) -> np.ndarray:
         """[groups, ...] the combination (`op`: add, maximum...) of each group's rows of `values`."""
         out = values[self.members[0]]
-        for members, groups in zip(self.members[1:], self.groups[1:]):
-            if groups is None:
-                op(out, values[members], out=out)
-            else:
-                out[groups] = op(out[groups], values[members])
-        return out
+        for members, n in zip(self.members[1:], self.counts[1:]):
+            head = out[:n]
+            op(head, values[members], out=head)
+        return out if self.rank is None else out[self.rank]
