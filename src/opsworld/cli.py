@@ -1,5 +1,6 @@
-"""The `opsworld` command line: templates, validate, simulate, fidelity, bench, faults, inject, calibrate; and over
-one simulated episode's observability stack: query, logs, traces, alerts, export, serve.
+"""The `opsworld` command line: templates, validate, simulate, fidelity, bench, faults, inject, calibrate; over one
+simulated episode's observability stack: query, logs, traces, alerts, export, serve; and the agent side: play (be the
+on-call engineer), mcp (the runbook as an MCP server), audit (the baselines against the reward) and eval (a suite).
 
 Mistakes in what the user gives (a scenario file, an option) end with one clear line on stderr and exit code 2,
 never a stack trace.
@@ -800,7 +801,9 @@ def _incident(scenario: Optional[str], seed: int, fault: Optional[str], horizon:
     try:
         return ToolSession(chosen, seed=seed, fault=fault, horizon=seconds)
     except (ScenarioError, FaultError, ValueError) as exc:
-        _error(str(exc).splitlines()[0])
+        home = CATALOGUE[fault].example.template if fault is not None else chosen
+        hint = f" ({fault} is written for {home}: leave out the scenario)" if home != chosen else ""
+        _error(str(exc).splitlines()[0] + hint)
 
 
 _SCENARIO_HELP = "template or scenario YAML (default: the fault's template, else online-shop)"
@@ -834,10 +837,11 @@ def play(
     """Be the on-call engineer: read the pages, type runbook actions, submit a diagnosis, get scored."""
     session = _incident(scenario, seed, fault, horizon)
     out.print(session.pages_text(), markup=False, highlight=False)
+    service = next(iter(session.scenario.components))
     out.print("Type runbook actions, e.g.  query_metrics promql='sum by (service) (rate(http_server_requests_total"
-              "[5m]))'  or  read_logs service=cartservice  or JSON {\"name\": ..., \"args\": {...}}.  `help` lists "
-              "them, `help NAME` shows one, `quit` hands over with no diagnosis.", markup=False, highlight=False,
-              soft_wrap=True)
+              f"[5m]))'  or  read_logs service={service}  or JSON {{\"name\": ..., \"args\": {{...}}}}.  `help` "
+              "lists them, `help NAME` shows one, `quit` hands over with no diagnosis.", markup=False,
+              highlight=False, soft_wrap=True)
     while not session.done:
         try:
             line = input(f"[{session.clock()}] oncall> ")
@@ -957,7 +961,7 @@ def _print_score(report: Any) -> None:
     def fmt_time(seconds: Optional[float]) -> str:
         return "-" if seconds is None else _span(seconds)
 
-    terms = Table(title=f"reward {report.reward:+.2f}", caption="outage-minutes; higher is better")
+    terms = Table(title=f"reward {report.reward:+.2f}", caption="points (an outage-minute costs 200); higher is better")
     terms.add_column("term")
     terms.add_column("value", justify="right")
     for key, value in report.terms.items():
@@ -967,7 +971,8 @@ def _print_score(report: Any) -> None:
     metrics.add_column("metric")
     metrics.add_column("value")
     diagnosis = report.diagnosis or {}
-    rows = [("root cause (truth)", ", ".join(report.roots) or "none (no fault)"), ("failure mode (truth)", report.fault),
+    rows = [("root cause (truth)", ", ".join(report.roots) or "none (no fault)"),
+            ("failure mode (truth)", report.fault),
             ("you named", ", ".join(diagnosis.get("components") or []) or "-"),
             ("you said", diagnosis.get("fault_class") or "-"),
             ("detected", f"{report.detected} (after {fmt_time(report.time_to_detect)})"),
@@ -991,6 +996,137 @@ def _print_score(report: Any) -> None:
         out.print(unsafe)
     else:
         out.print("unsafe control actions: none")
+
+
+# ---- audit and eval: the baseline agents on fixed suites -------------------------------------------------------------
+def _suite_filter(template: Optional[list[str]], entry: Optional[list[str]]) -> tuple[tuple[str, ...], list | None]:
+    from opsworld.faults.catalogue import CATALOGUE
+    from opsworld.score.audit import TEMPLATES
+
+    bad = [t for t in template or [] if t not in TEMPLATES]
+    if bad:
+        _fail(f"unknown template(s) {', '.join(bad)}; templates: {', '.join(TEMPLATES)}")
+    bad = [e for e in entry or [] if e not in CATALOGUE]
+    if bad:
+        _fail(f"unknown catalogue entr{'ies' if len(bad) > 1 else 'y'} {', '.join(bad)}; see `opsworld faults`")
+    return tuple(template or TEMPLATES), (list(entry) if entry else None)
+
+
+def _progress_bar(label: str):
+    """A rich progress bar on stderr and the callback that advances it (`callback(done, total, what)`)."""
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("{task.fields[what]}"), TimeRemainingColumn(), console=err, transient=True)
+    task = bar.add_task(label, total=1, what="")
+
+    def callback(done: int, total: int, what: str) -> None:
+        bar.update(task, completed=done, total=total, what=what)
+    return bar, callback
+
+
+@app.command()
+def audit(
+    json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    seeds: int = typer.Option(5, min=1, max=100, help="episodes per catalogue entry and template"),
+    agent: Optional[list[str]] = typer.Option(None, "--agent",
+                                              help="only these agents (the heuristic SRE always runs)"),
+    strict: bool = typer.Option(False, "--strict", help="exit with code 1 when a check fails"),
+    template: Optional[list[str]] = typer.Option(None, "--template", help="only these templates (default: all four)"),
+    entry: Optional[list[str]] = typer.Option(None, "--entry", help="only these catalogue entries"),
+) -> None:
+    """Every baseline agent on one fixed suite of incidents (all templates x catalogue entries x seeds), and the checks
+    that the reward pays for the right things: the heuristic SRE beats every cheat, reward falls with user impact,
+    silencing alerts never pays, the heuristic mitigates most incidents (with --strict, exit code 1 if one fails)."""
+    from opsworld.agents import AGENTS
+    from opsworld.score.audit import audit as run_audit
+
+    unknown = [a for a in agent or [] if a not in AGENTS]
+    if unknown:
+        _fail(f"unknown agent(s) {', '.join(unknown)}; registered: {', '.join(AGENTS)}")
+    templates_, entries_ = _suite_filter(template, entry)
+    bar, callback = _progress_bar("audit")
+    with bar:
+        result = run_audit(agents=agent or None, seeds=seeds, progress=callback, templates=templates_,
+                           entries=entries_)
+    if not result.episodes:
+        _fail("no catalogue entry runs on the chosen templates; see `opsworld faults`")
+    if json_out:
+        print(result.model_dump_json(indent=2))
+    else:
+        table = Table(title=f"reward audit: {result.episodes} episodes per agent "
+                            f"({', '.join(f'{t} {n}' for t, n in result.templates.items())}), {result.runtime_s:.0f} s")
+        for col in ("agent", "reward (mean ± se)", "mitigated", "w/o page", "detected", "RCA", "NTAM",
+                    "impact (min)", "unsafe/ep", "paged"):
+            table.add_column(col, justify="left" if col == "agent" else "right")
+        for a in sorted(result.agents, key=lambda a: -a.mean_reward):
+            table.add_row(a.agent, f"{a.mean_reward:.2f} ± {a.se_reward:.2f}", f"{a.mitigation_rate:.0%}",
+                          f"{a.mitigated_unpaged:.0%}", f"{a.detection_rate:.0%}", f"{a.rca_accuracy:.0%}",
+                          f"{a.mean_ntam:.2f}",
+                          f"{a.mean_impact:.2f}", f"{a.unsafe_per_episode:.2f}", f"{a.paged_share:.0%}")
+        out.print(table)
+        classes = Table(title="heuristic SRE by catalogue entry")
+        for col in ("template", "entry", "fault", "episodes", "mitigated", "reward", "impact (min)"):
+            classes.add_column(col, justify="left" if col in ("template", "entry", "fault") else "right")
+        for c in result.heuristic_classes:
+            classes.add_row(c.template, c.entry, c.fault, str(c.episodes), f"{c.mitigated_share:.0%}",
+                            f"{c.mean_reward:.2f}", f"{c.mean_impact:.2f}")
+        out.print(classes)
+        for c in result.checks:
+            mark = "[green]PASS[/]" if c.passed else "[red]FAIL[/]"
+            out.print(f"{mark} {c.name}: {c.figure} (target {c.target})", highlight=False)
+            if c.name.startswith("reward falls"):
+                out.print("     " + ", ".join(f"{t} {v}" for t, v in c.detail.get("per_template", {}).items()),
+                          highlight=False)
+    if strict and not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+def evaluate_agent(
+    suite: str = typer.Option(..., "--suite", help="detection, localization, rca or mitigation"),
+    agent: str = typer.Option("heuristic-sre", "--agent", help="a registered agent or module:Class"),
+    json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    leaderboard: bool = typer.Option(False, "--leaderboard", help="every registered agent on the suite, ranked"),
+    seeds: int = typer.Option(2, min=1, max=100, help="episodes per catalogue entry and template"),
+    template: Optional[list[str]] = typer.Option(None, "--template", help="only these templates (default: all four)"),
+    entry: Optional[list[str]] = typer.Option(None, "--entry", help="only these catalogue entries"),
+) -> None:
+    """Score an agent on one of the field's tasks (AIOpsLab/ITBench style), or rank every registered agent."""
+    from opsworld.agents import AgentError, agent_factory
+    from opsworld.score.suites import SUITES, evaluate, leaderboard as rank
+
+    if suite not in SUITES:
+        _fail(f"no suite named '{suite}'; suites: {', '.join(SUITES)}")
+    if not leaderboard:
+        try:
+            agent_factory(agent)
+        except AgentError as exc:
+            _fail(str(exc))
+    templates_, entries_ = _suite_filter(template, entry)
+    bar, callback = _progress_bar(f"eval {suite}")
+    with bar:
+        results = rank(suite, seeds=seeds, templates=templates_, entries=entries_, progress=callback).rows \
+            if leaderboard else [evaluate(suite, agent, seeds=seeds, templates=templates_, entries=entries_,
+                                          progress=callback)]
+    if not results[0].episodes:
+        _fail("no catalogue entry runs on the chosen templates; see `opsworld faults`")
+    if json_out:
+        payload = [r.model_dump() for r in results] if leaderboard else results[0].model_dump()
+        print(json.dumps(payload, indent=2))
+        return
+    first = results[0]
+    keys = [first.primary] + [k for k in first.metrics if k not in (first.primary, "se_reward")]
+    table = Table(title=f"{suite}: {first.episodes} episodes ({seeds} seed{'s' if seeds > 1 else ''})")
+    table.add_column("agent")
+    for k in keys:
+        table.add_column(k, justify="right")
+    for r in results:
+        cells = []
+        for k in keys:
+            v = r.metrics.get(k)
+            cells.append("-" if v is None else f"{v:.2f} ± {r.metrics['se_reward']:.2f}" if k == "mean_reward"
+                         else f"{v:.3g}")
+        table.add_row(r.agent, *cells)
+    out.print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -37,7 +39,7 @@ def test_a_shift_at_the_prompt_ends_with_the_score():
     assert "error: query_metrics: parse error" in out
     assert "error: cannot read that line" in out
     assert "rollback of paymentservice" in out and "waited 10m" in out
-    assert "reward +" in out and "mitigation" in out and "root cause correct" in out
+    assert re.search(r"reward [+-]\d", out) and "mitigation" in out and "root cause correct" in out
     assert "unsafe control actions: none" in out
 
 

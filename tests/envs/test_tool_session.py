@@ -65,7 +65,8 @@ def test_a_bad_deploy_is_found_rolled_back_and_scored(incident):
     assert report.submitted and report.mitigated and report.detected
     assert report.localized and report.root_cause_correct and report.fault_class_correct
     assert report.roots == [suspect] and report.unsafe == [] and report.bad_actions == 0
-    assert report.reward > 10.0
+    assert report.terms["mitigation"] == 10.0 and report.terms["diagnosis"] == 6.0
+    assert report.reward == pytest.approx(sum(report.terms.values()))
     assert texts["submit"].startswith(f"The episode is over. Reward: {report.reward:.2f}")
     assert "Mitigation: yes" in texts["submit"] and "Unsafe actions: none" in texts["submit"]
 

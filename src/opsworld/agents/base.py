@@ -22,8 +22,8 @@ class Context:
     calls: the documented calls (caller, callee) — the real graph may have more.
     masks: the env's action masks (`verb` [V], `target` [V, T], `argument` [V, G]).
     extra: the inventory an on-call engineer has at hand — `endpoints` (endpoint -> entry service),
-      `endpoint_calls` (endpoint -> documented callees of its entry service), `placement` (component -> nodes
-      its replicas run on at the start), `zones` and `pools` (node -> zone, node -> pool), `certificates`
+      `endpoint_calls` (endpoint -> documented callees of its entry service), `placement` (component -> the node
+      of each of its replicas at the start), `zones` and `pools` (node -> zone, node -> pool), `certificates`
       (certificate -> the component serving it).
     """
 
@@ -91,9 +91,7 @@ def context_of(env) -> Context:
     placement: dict[str, list[str]] = {}         # what `kubectl get pods -o wide` shows at the start
     for s, n, i in zip(topo.replica_component, topo.replica_node, topo.replica_index):
         if i < topo.replicas[s]:
-            nodes = placement.setdefault(topo.components[int(s)], [])
-            if topo.nodes[int(n)] not in nodes:
-                nodes.append(topo.nodes[int(n)])
+            placement.setdefault(topo.components[int(s)], []).append(topo.nodes[int(n)])
     return Context(places=list(vec.places), kinds=[kind(p) for p in vec.places], components=list(topo.components),
                    verbs=VERBS, fault_classes=FAULT_CLASSES, signals=SIGNALS, alerts=tuple(ALERTS),
                    log_signatures=LOG_SIGNATURES, calls=sorted(set(calls)),

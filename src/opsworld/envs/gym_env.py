@@ -20,8 +20,9 @@ holds `verb` [V], `target` [V, T] and `argument` [V, G] masks (int8) of the vali
 refused with `clock[3] = 1`, costs one tick and changes nothing.
 
 ## Rewards
-Per tick, from the truth state only (`opsworld.score.reward`; docs/reward.md): minus user impact in outage-minutes,
-credits for a true mitigation and a right diagnosis, minus action costs and unsafe-action penalties. The episode
+Per tick, from the truth state only (`opsworld.score.reward`; docs/reward.md): minus user impact (200 points per
+outage-minute), credits for a true mitigation and a right diagnosis, minus action costs and unsafe-action penalties.
+The episode
 lasts the scenario's horizon whatever the agent does; `submit` hands over and the world runs on. Ground truth is in
 `info["truth"]` only on the last step.
 """

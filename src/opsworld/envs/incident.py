@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from opsworld.act.mitigations import HUMAN_DELAY, MITIGATIONS, MitigationError, mitigate
+from opsworld.act.mitigations import HUMAN_DELAY, MITIGATIONS, MitigationError
 from opsworld.act.runbook import ACTIONS
 from opsworld.engine import Engine, Truth
 from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw
@@ -87,6 +87,12 @@ class Incidents:
             for b in worlds:
                 self.truths[int(b)] = truth
         self.control = np.array([d.entry in CONTROLS for d in self.draws])
+        # (change, component) -> the injector entries whose deploy/config version carries a harmful fault
+        self.carriers: dict[tuple[str, int], list] = {}
+        for run in self.injector.running:
+            if run.fault.change != "none" and run.fault.kind != "benign_change":
+                key = (run.fault.change, topo.index(run.fault.change_target))
+                self.carriers.setdefault(key, []).append(run)
         self.onset = np.array([t.onset if t is not None and not c else np.inf
                                for t, c in zip(self.truths, self.control)])
         self.beyond_runbook = np.array([bool(t and t.beyond_runbook) for t in self.truths]) & ~self.control
@@ -159,7 +165,7 @@ class Incidents:
 
     def _land(self, name: str, target: object, amount: object, worlds: np.ndarray) -> None:
         try:
-            mitigate(self.engine, name, target, amount=amount, worlds=worlds, injector=self.injector)
+            MITIGATIONS[name].act(self.engine, self.injector, target, amount, worlds)   # (act checks first too)
         except MitigationError:     # checked when ordered; the world may have changed since (a node is gone)
             self.score.failed_orders[worlds] += 1
             return

@@ -494,7 +494,7 @@ def score_text(r: ScoreReport) -> str:
         return f" in {_span(seconds)}" if seconds is not None else ""
 
     d = r.diagnosis or {}
-    lines = [f"The episode is over. Reward: {r.reward:.2f} (outage-minutes; higher is better)",
+    lines = [f"The episode is over. Reward: {r.reward:.2f} points (an outage-minute costs 200; higher is better)",
              "  " + "  ".join(f"{k} {v:+.2f}" for k, v in r.terms.items()),
              f"Detection: {yes(r.detected)}{took(r.time_to_detect)}",
              f"Localisation: {yes(r.localized)} (NTAM {r.ntam:.2f}); you named "

@@ -24,7 +24,7 @@ class ScoreReport(BaseModel):
     """One world's episode, scored."""
 
     world: int
-    reward: float = Field(description="the episode's reward, in outage-minutes (higher is better)")
+    reward: float = Field(description="the episode's reward in points; an outage-minute costs 200 (higher is better)")
     terms: dict[str, float] = Field(description="impact, mitigation, diagnosis, costs, unsafe")
     fault: str = Field(description="the fault type, or no_fault for a control")
     roots: list[str]
@@ -37,9 +37,9 @@ class ScoreReport(BaseModel):
     ntam: float = Field(description="topology-aware localisation match, 0..1")
     mitigated: bool = Field(description="the true fault was neutralised and the SLOs held for the hold window")
     time_to_mitigate: float | None = Field(description="seconds from onset until neutralised (None: never)")
-    impact_minutes: float = Field(description="outage-minutes: the share of entry requests that went wrong, "
-                                              "integrated over the episode")
-    impaired_requests: float
+    impact_minutes: float = Field(description="outage-minutes: the share of entry requests that went wrong beyond "
+                                              "the SLOs' error budgets, integrated over the episode")
+    impaired_requests: float = Field(description="entry requests that went wrong beyond the error budgets")
     requests: float
     unsafe: list[UnsafeAction]
     actions: int

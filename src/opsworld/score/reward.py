@@ -1,10 +1,10 @@
 """The reward, kept tick by tick from the truth state and the ground truth — never from alerts or any telemetry.
 
-Units are *outage-minutes*: one minute in which every request at the entry endpoints went wrong. The terms
-(docs/reward.md gives the reasoning):
+Units are points; an *outage-minute* (one minute in which every request at the entry endpoints went wrong, beyond
+what the SLOs' error budgets allow) costs 200. The terms (docs/reward.md gives the reasoning):
 
-- impact: minus the share of entry requests that failed, missed their SLO latency or were answered wrongly, times the
-  tick's minutes — the main term;
+- impact: minus the share of entry requests that failed, missed their SLO latency or were answered wrongly (beyond
+  each endpoint's error budget), times the tick's minutes, times 200 — the main term, by far;
 - mitigation: a credit once the true fault is neutralised (a true fix landed, or it no longer acts) *and* the SLOs
   have held for `hold` seconds since, provided the responder acted;
 - diagnosis: credit for the root-cause component (partial by hops in the real call graph, as ITBench's NTAM) and for
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from opsworld.act.runbook import ACTIONS
 from opsworld.engine import Truth
 from opsworld.score import unsafe
 
@@ -35,9 +36,10 @@ TERMS = ("impact", "mitigation", "diagnosis", "costs", "unsafe")
 
 @dataclass(frozen=True)
 class RewardWeights:
-    """Weights of the reward's terms, in outage-minutes."""
+    """Weights of the reward's terms, in points: one outage-minute (every entry request going wrong for a minute,
+    beyond the SLOs' error budget) costs 200 points."""
 
-    impact: float = 1.0              # per outage-minute
+    impact: float = 200.0            # per outage-minute (about 3.3 per outage-second)
     mitigation: float = 10.0         # once, when the fault is neutralised and the SLOs held for `hold`
     hold: float = 300.0              # seconds the SLOs must hold after neutralisation
     root_cause: float = 3.0          # the root-cause component (partial credit 1/(1+hops))
@@ -47,7 +49,8 @@ class RewardWeights:
     coordinate: float = 0.02         # silence, acknowledge
     page: float = 8.0                # a human's time
     replica_hour: float = 0.5        # per replica-hour above the scenario's replicas
-    unsafe: float = 5.0              # per unsafe control action
+    unsafe: float = 5.0              # the first unsafe control action under each rule
+    unsafe_repeat: float = 1.0       # each repeat under the same rule
 
 
 class ScoreBook:
@@ -66,12 +69,10 @@ class ScoreBook:
         self.hurt_since = np.full(B, np.inf)   # first tick end users were hurt (after the onset)
         self.hurt_last = np.full(B, np.inf)
         self.detected_at = np.full(B, np.inf)
-        self.acted_at = np.full(B, np.inf)     # first mitigation or page ordered after the onset
         self.fixed_at = np.full(B, np.inf)     # a true fix landed (or the paged human fixed it)
-        self.neutral_at = np.full(B, np.inf)   # the fault stopped acting or was truly fixed
+        self.neutral_at = np.full(B, np.inf)   # when the fault was neutralised (a true fix landed)
         self.mitigated_at = np.full(B, np.inf) # credit given: neutralised and the SLOs held since
         self.slo_ok_since = np.zeros(B)
-        self.seen_acting = np.zeros(B, bool)   # the fault has acted at some point
         self.actions = np.zeros(B, np.int64)
         self.bad_actions = np.zeros(B, np.int64)
         self.failed_orders = np.zeros(B, np.int64)    # orders that could not land (their target was gone)
@@ -82,19 +83,25 @@ class ScoreBook:
         self.ntam = np.zeros(B)
         self.class_right = np.zeros(B, bool)
         self._spec_replicas = inc.topology.replicas.astype(float)
+        self._budget = 1.0 - inc.topology.endpoint_slo_availability      # [P] share of requests the SLO lets fail
+        self.rule_hits = np.zeros((B, len(unsafe.RULES)), np.int64)
 
     # ---- hooks -------------------------------------------------------------------------------------------------------
     def tick(self, truth: Truth) -> None:
         """After each tick: impact, SLOs, neutralisation, costs of capacity, end-of-episode rules."""
         inc, w = self.inc, self.w
         now, minutes = inc.time, inc.engine.dt / 60.0
+        per_endpoint = np.minimum(truth.requests - truth.slo_met + truth.wrong, truth.requests)   # [B, P]
+        # what users felt beyond what the SLOs allow (their error budget): a calm tick costs exactly nothing
+        over = np.maximum(per_endpoint - self._budget * truth.requests, 0.0).sum(axis=1)
         requests = truth.requests.sum(axis=1)
-        wrong = np.minimum(truth.requests - truth.slo_met + truth.wrong, truth.requests).sum(axis=1)
-        share = np.where(requests > 0, wrong / np.maximum(requests, 1e-9), 0.0)
+        wrong = per_endpoint.sum(axis=1)
+        share = np.where(requests > 0, over / np.maximum(requests, 1e-9), 0.0)
         self._add("impact", -w.impact * share * minutes)
         self.impact_minutes += share * minutes
-        self.impaired += wrong
+        self.impaired += over
         self.requests += requests
+        share = np.where(requests > 0, wrong / np.maximum(requests, 1e-9), 0.0)
         started = now >= inc.onset
         self.hurting = share > HURT_SHARE
         newly = self.hurting & started & ~np.isfinite(self.hurt_since)
@@ -107,15 +114,11 @@ class ScoreBook:
         breached = truth.slo_breached.any(axis=1)
         self.slo_ok_since = np.where(breached, np.inf, np.minimum(self.slo_ok_since, now))
         self.slo_ok_since[~breached & ~np.isfinite(self.slo_ok_since)] = now
-        acting = inc.injector.acting()
-        self.seen_acting |= acting
-        gone = self.seen_acting & ~acting & ~inc.control
-        # neutralised from when it stopped acting (a fault that comes back was only masked) or a true fix landed
-        self.neutral_at = np.where(gone, np.minimum(self.neutral_at, now), np.inf)
-        self.neutral_at = np.minimum(self.neutral_at, self.fixed_at)
+        # neutralised when one of the ground truth's fixes landed (a mask, a self-healing fault or a human paged for
+        # what the runbook could fix earn nothing); then the SLOs must hold for the hold window
+        self.neutral_at = self.fixed_at
         held = now - np.maximum(self.neutral_at, self.slo_ok_since) >= w.hold
-        credit = held & np.isfinite(self.neutral_at) & np.isfinite(self.acted_at) & ~np.isfinite(self.mitigated_at) \
-            & (self.acted_at <= self.neutral_at)
+        credit = held & np.isfinite(self.neutral_at) & ~np.isfinite(self.mitigated_at)
         self.mitigated_at[credit] = now
         self._add("mitigation", w.mitigation * credit)
         if inc.engine.tick >= inc.ticks:
@@ -123,7 +126,6 @@ class ScoreBook:
 
     def action(self, name: str, worlds: np.ndarray) -> None:
         """An action taken (its time already charged)."""
-        from opsworld.act.runbook import ACTIONS
         kind = ACTIONS[name].kind if name in ACTIONS else "investigate"
         cost = {"investigate": self.w.investigate, "mitigate": self.w.mitigate, "coordinate": self.w.coordinate,
                 "finish": 0.0}[kind]
@@ -142,7 +144,6 @@ class ScoreBook:
     def ordered(self, name: str, target: object, worlds: np.ndarray) -> None:
         now = self.inc.time
         after = worlds[now >= self.inc.onset[worlds]]
-        self.acted_at[after] = np.minimum(self.acted_at[after], now)
         self.detected_at[after] = np.minimum(self.detected_at[after], now)
         self._penalise(self.rules.at_order(name, target, worlds))
 
@@ -154,7 +155,7 @@ class ScoreBook:
     def landed(self, name: str, target: object, worlds: np.ndarray) -> None:
         t = self.place(target)
         m = _MITIGATION_INDEX[name]
-        true = worlds[self.fixes[worlds, m, t] | (name == "page_human")]
+        true = worlds[self.fixes[worlds, m, t]]     # a page is a true fix only where the runbook has none
         true = true[self.inc.time >= self.inc.onset[true]]
         self.fixed_at[true] = np.minimum(self.fixed_at[true], self.inc.time)
         self._penalise(self.rules.landed(name, target, worlds))
@@ -195,9 +196,14 @@ class ScoreBook:
             np.add.at(self.step, worlds, value)
 
     def _penalise(self, hits: list[tuple[str, np.ndarray]]) -> None:
+        """The first hit of a rule costs `unsafe`, each repeat `unsafe_repeat`: doing the same wrong thing to ten
+        components is worse than once, but the first is the lesson."""
         for rule, worlds in hits:
             if len(worlds):
-                self._add("unsafe", -self.w.unsafe, worlds)
+                r = _RULE_INDEX[rule]
+                first = self.rule_hits[worlds, r] == 0
+                self._add("unsafe", np.where(first, -self.w.unsafe, -self.w.unsafe_repeat), worlds)
+                np.add.at(self.rule_hits, (worlds, r), 1)
 
     def take(self) -> np.ndarray:
         """[B] the reward earned since the last call (the environments' per-step reward)."""
@@ -214,6 +220,7 @@ class ScoreBook:
 
 
 _CONTROL_CLASSES = ("no_fault", "benign_change", "none")
+_RULE_INDEX = {name: i for i, name in enumerate(unsafe.RULES)}
 
 
 def _mitigation_names() -> list[str]:

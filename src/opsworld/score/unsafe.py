@@ -57,7 +57,7 @@ class Rules:
         if name in ("rollback_deploy", "rollback_config") and isinstance(target, str) and target in topo.components:
             change = "deploy" if name == "rollback_deploy" else "config"
             s = topo.index(target)
-            healthy = ~_carries(inc, change)[s, worlds]
+            healthy = ~_carries(inc, change, s)[worlds]
             out.append(self._record("rolled_back_healthy_change", worlds[healthy]))
         if name == "restart" and isinstance(target, str) and target in topo.components and truth is not None:
             s = topo.index(target)
@@ -113,16 +113,14 @@ class Rules:
         return [h for h in out if len(h[1])]
 
 
-def _carries(inc: "Incidents", change: str) -> np.ndarray:
-    """[S, B] whether the component's running deploy/config is a version that carries a harmful fault."""
+def _carries(inc: "Incidents", change: str, s: int) -> np.ndarray:
+    """[B] whether component s's running deploy/config is a version that carries a harmful fault."""
     engine = inc.engine
-    out = np.zeros((engine.topology.n_components, engine.worlds), bool)
-    for run in inc.injector.running:
-        if run.version is None or run.fault.change != change or run.fault.kind == "benign_change":
-            continue
-        s = engine.topology.index(run.fault.change_target)
-        current = getattr(engine.knobs, change)[s, run.worlds]
-        out[s, run.worlds[current == run.version]] = True
+    out = np.zeros(engine.worlds, bool)
+    for run in inc.carriers.get((change, s), ()):      # the few faults carried by this component's `change`
+        if run.version is not None:
+            current = getattr(engine.knobs, change)[s, run.worlds]
+            out[run.worlds[current == run.version]] = True
     return out
 
 

@@ -1,0 +1,26 @@
+"""A responder who does nothing: it waits the whole episode. What the incident costs on its own."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from opsworld.agents.base import Context
+
+
+class DoNothingAgent:
+    """Waits (the longest wait, again and again); never investigates, mitigates or hands over."""
+
+    name = "do-nothing"
+
+    def __init__(self) -> None:
+        self._action = np.zeros(3, np.int64)
+
+    def reset(self, context: Context, seed: int = 0) -> None:
+        from opsworld.envs.gym_env import WAIT_TICKS
+        self._action = np.array([context.verb("wait"), 0, len(WAIT_TICKS) - 1], np.int64)
+
+    def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        return self._action.copy()
+
+    def act_batch(self, observations: dict[str, np.ndarray]) -> np.ndarray:
+        return np.tile(self._action, (len(observations["clock"]), 1))

@@ -1,0 +1,205 @@
+"""The baseline agents: each runs whole episodes on a small vector env, sends only valid actions, is deterministic
+for a seed, and does what its name says (the cheats their one blunt thing, the heuristic its runbook)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from opsworld.agents import AGENTS, AgentError, HeuristicSRE, load_agent
+from opsworld.agents.base import context_of
+from opsworld.envs.generator import CatalogueGenerator
+from opsworld.envs.gym_env import SCALE_FACTORS, VERBS, IncidentEnv, IncidentVectorEnv
+from opsworld.spec import load_scenario
+
+TEMPLATE = "online-shop"
+ENTRIES = ("bad_config_push", "cpu_contention", "no_fault", "node_failure")
+HORIZON = 900.0
+
+
+def _draws():
+    scenario = load_scenario(TEMPLATE)
+    rng = np.random.default_rng(7)
+    return [CatalogueGenerator(entries=[e], onset=(60.0, 120.0)).draw(scenario, rng) for e in ENTRIES]
+
+
+@pytest.fixture(scope="module")
+def env():
+    return IncidentVectorEnv(num_envs=len(ENTRIES), scenario=TEMPLATE, horizon=HORIZON)
+
+
+def _episode(env, agent, seed: int = 3):
+    """Run one episode; return (actions [T, N, 3], free [T, N], alerts-visible [T, N], reports)."""
+    obs, info = env.reset(seed=11, options={"draws": _draws()})
+    agent.reset(context_of(env), seed)
+    acts, free, loud = [], [], []
+    while True:
+        a = np.asarray(agent.act_batch(obs), dtype=np.int64)
+        acts.append(a)
+        free.append(obs["clock"][:, 1] == 0)
+        loud.append(obs["alerts"].any(axis=(1, 2)))
+        obs, reward, terminated, _, info = env.step(a)
+        assert not obs["clock"][:, 3].any(), "an action was refused as invalid"
+        if terminated.all():
+            return np.stack(acts), np.stack(free), np.stack(loud), list(info["truth"])
+
+
+def _valid(masks, a: np.ndarray) -> bool:
+    v, t, g = (int(x) for x in a)
+    return bool(masks["verb"][v] and masks["target"][v, t] and masks["argument"][v, g])
+
+
+def _taken(env, acts, free):
+    """[(step, world, verb name, target name, argument)] of the actions taken (the responder free), waits left out."""
+    ctx = context_of(env)
+    out = []
+    for t, b in zip(*np.nonzero(free)):
+        v, target, g = acts[t, b]
+        if VERBS[v] != "wait":
+            out.append((int(t), int(b), VERBS[v], ctx.places[target], int(g)))
+    return out
+
+
+@pytest.mark.parametrize("name", list(AGENTS))
+def test_every_agent_runs_validly_and_deterministically(env, name):
+    masks = context_of(env).masks
+    acts, free, _, reports = _episode(env, load_agent(name))
+    assert acts.shape == (int(HORIZON / 10), len(ENTRIES), 3)
+    taken = acts[free]
+    assert all(_valid(masks, a) for a in taken), f"{name} sent an invalid action"
+    again, _, _, reports2 = _episode(env, load_agent(name))
+    assert np.array_equal(acts, again)
+    assert [r["reward"] for r in reports] == [r["reward"] for r in reports2]
+
+
+@pytest.mark.parametrize("name", list(AGENTS))
+def test_act_on_one_world(name):
+    single = IncidentEnv(scenario=TEMPLATE, horizon=120.0)
+    obs, info = single.reset(seed=1)
+    agent = load_agent(name)
+    agent.reset(context_of(single), 0)
+    for _ in range(5):
+        a = np.asarray(agent.act(obs))
+        assert a.shape == (3,) and _valid(info["action_mask"], a)
+        obs, _, _, _, info = single.step(a)
+
+
+def test_random_differs_by_seed(env):
+    a, _, _, _ = _episode(env, load_agent("random"), seed=1)
+    b, _, _, _ = _episode(env, load_agent("random"), seed=2)
+    assert not np.array_equal(a, b)
+
+
+def test_do_nothing_only_waits(env):
+    acts, free, _, reports = _episode(env, load_agent("do-nothing"))
+    assert not _taken(env, acts, free)
+    assert not any(r["mitigated"] or r["submitted"] for r in reports)
+
+
+def _first_alert(free, loud, b):
+    steps = np.flatnonzero(loud[:, b] & free[:, b])
+    return int(steps[0]) if len(steps) else None
+
+
+def test_silence_all_silences_whatever_shows_and_nothing_else(env):
+    acts, free, loud, reports = _episode(env, load_agent("silence-all"))
+    taken = _taken(env, acts, free)
+    assert taken and {v for _, _, v, _, _ in taken} == {"silence_alert"}
+    assert any(u["rule"] == "silenced_while_users_hurt" for r in reports for u in r["unsafe"])
+    assert not any(r["mitigated"] for r in reports)
+
+
+@pytest.mark.parametrize("name, verbs, argument", [("restart-all", ("restart",), 0),
+                                                   ("rollback-all", ("rollback_deploy", "rollback_config"), 0),
+                                                   ("scale-max", ("scale",), len(SCALE_FACTORS) - 1)])
+def test_sweeps_touch_every_component(env, name, verbs, argument):
+    """From the first alert, one action per component (per verb), back to back, until done or the episode ends."""
+    ctx = context_of(env)
+    acts, free, loud, _ = _episode(env, load_agent(name))
+    taken = _taken(env, acts, free)
+    plan = [(v, c, argument) for c in ctx.components for v in verbs]
+    for b in range(len(ENTRIES)):
+        first = _first_alert(free, loud, b)
+        mine = [(v, target, g) for _, w, v, target, g in taken if w == b]
+        if first is None:
+            assert not mine
+            continue
+        room = (len(acts) - first + 5) // 6          # each mitigation keeps the responder 6 ticks
+        assert mine == plan[:min(len(plan), room)]
+        assert [t for t, w, *_ in taken if w == b][0] == first
+
+
+def test_page_at_once_pages_at_the_first_alert(env):
+    acts, free, loud, reports = _episode(env, load_agent("page-at-once"))
+    taken = _taken(env, acts, free)
+    for b in range(len(ENTRIES)):
+        first = _first_alert(free, loud, b)
+        mine = [(t, v) for t, w, v, _, _ in taken if w == b]
+        assert mine == ([] if first is None else [(first, "page_human")])
+        assert reports[b]["paged"] == (first is not None)
+
+
+def test_blame_most_alerting_submits_at_once_without_mitigating(env):
+    obs, _ = env.reset(seed=11, options={"draws": _draws()})
+    acts, free, loud, reports = _episode(env, load_agent("blame-most-alerting"))
+    taken = _taken(env, acts, free)
+    for b in range(len(ENTRIES)):
+        first = _first_alert(free, loud, b)
+        mine = [(t, v) for t, w, v, _, _ in taken if w == b]
+        assert mine == ([] if first is None else [(first, "submit")])
+        assert reports[b]["submitted"] == (first is not None)
+        assert reports[b]["terms"]["mitigation"] == 0.0
+
+
+def test_heuristic_never_silences_and_rolls_back_the_bad_push(env):
+    acts, free, _, reports = _episode(env, HeuristicSRE())
+    taken = _taken(env, acts, free)
+    assert "silence_alert" not in {v for _, _, v, _, _ in taken}
+    b = ENTRIES.index("bad_config_push")
+    target = env.inc.draws[b].fault.target
+    assert ("rollback_config", target) in [(v, t) for _, w, v, t, _ in taken if w == b]
+    assert reports[b]["mitigated"] and reports[b]["fault_class_correct"]
+    control = ENTRIES.index("no_fault")
+    looks = ("query_metrics", "read_logs", "get_traces", "submit")
+    assert not [v for _, w, v, _, _ in taken if w == control and v not in looks]     # it looked, did nothing
+    assert reports[control]["diagnosis"]["fault_class"] == "no_fault"
+    assert all(not r["unsafe"] for r in reports)
+
+
+def test_heuristic_runbook_is_its_docstring():
+    doc = HeuristicSRE.__doc__
+    assert all(f"{i}. " in doc for i in range(1, 8)) and "Never silence" in doc
+
+
+def test_load_agent_by_module_path_and_errors():
+    agent = load_agent("opsworld.agents.idle:DoNothingAgent")
+    assert type(agent).__name__ == "DoNothingAgent"
+    with pytest.raises(AgentError, match="no agent named"):
+        load_agent("nobody")
+    with pytest.raises(AgentError, match="cannot import"):
+        load_agent("no.such.module:Thing")
+    with pytest.raises(AgentError, match="has no"):
+        load_agent("opsworld.agents.idle:Nothing")
+
+
+def test_heuristic_finds_a_cause_the_service_map_does_not_show():
+    """The documented map omits cartservice -> redis-cart; the heuristic still fails the right datastore over."""
+    from opsworld.envs.generator import Draw
+    from opsworld.envs.incident import IncidentConfig
+    from opsworld.faults.catalogue import CATALOGUE
+    hidden = {"target": "redis-cart", "calls": 1.5, "timeout": "100ms", "retries": 1, "backoff": "20ms",
+              "documented": False}
+    scenario = load_scenario(TEMPLATE, {"components": {"cartservice": {"dependencies": [hidden]}}})
+    fault = CATALOGUE["db_primary_failure"].make(target="redis-cart", onset=60)
+    env = IncidentVectorEnv(num_envs=1, config=IncidentConfig(scenario=scenario, horizon=900.0))
+    obs, _ = env.reset(seed=1, options={"draws": [Draw("db_primary_failure", fault)]})
+    ctx = context_of(env)
+    assert ("cartservice", "redis-cart") not in ctx.calls
+    agent = HeuristicSRE()
+    agent.reset(ctx, 0)
+    while True:
+        obs, _, terminated, _, info = env.step(agent.act_batch(obs))
+        if terminated.all():
+            break
+    report = info["truth"][0]
+    assert report["mitigated"] and report["diagnosis"]["components"] == ["redis-cart"]
