@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/opsworld simulate online-shop --duration 1h --worlds 64 --seed 7
+	$(BIN)/opsworld eval --suite mitigation --leaderboard --seeds 1 --template online-shop
 
 test: install
 	$(BIN)/python -m pytest

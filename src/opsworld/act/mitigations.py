@@ -145,8 +145,18 @@ def _at_least(name: str, values: object, low: float, unit: str) -> None:
 def _edges_of(engine: Engine) -> list[tuple[str, str]]:
     """Every (caller, callee) call edge; a queue handing messages to its consumer is none."""
     topo = engine.topology
-    return sorted({(topo.components[int(a)], topo.components[int(b)])
+    cached = _EDGES.get(id(topo))
+    if cached is not None and cached[0] is topo:
+        return list(cached[1])
+    edges = sorted({(topo.components[int(a)], topo.components[int(b)])
                    for a, b, k in zip(topo.edge_src, topo.edge_dst, topo.edge_kind) if k != CONSUME})
+    if len(_EDGES) > 64:
+        _EDGES.clear()
+    _EDGES[id(topo)] = (topo, tuple(edges))
+    return edges
+
+
+_EDGES: dict[int, tuple[object, tuple[tuple[str, str], ...]]] = {}   # per topology (held, so its id stays its own)
 
 
 def _into(engine: Engine, name: str) -> list[tuple[str, str]]:

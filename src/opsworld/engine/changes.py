@@ -9,6 +9,7 @@ stays cheap; a world's events are read out only when asked for.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -38,20 +39,29 @@ class ChangeLog:
     """Every change made to a batch of worlds, in the order made."""
 
     def __init__(self) -> None:
-        self._chunks: list[tuple[float, np.ndarray, str, str, np.ndarray, np.ndarray, str]] = []
+        self._chunks: list[tuple[float, np.ndarray, str, str, np.ndarray, np.ndarray, str,
+                                 Callable[[np.ndarray], np.ndarray] | None]] = []
 
     def add(self, time: float, worlds: np.ndarray, kind: str, target: str, before: np.ndarray, after: np.ndarray,
-            by: str) -> None:
-        """Record one change made at `time` in `worlds` [W]; `before`/`after` [W] are the values (as text)."""
-        self._chunks.append((time, np.asarray(worlds), kind, target, np.asarray(before), np.asarray(after), by))
+            by: str, text: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        """Record one change made at `time` in `worlds` [W]; `before`/`after` [W] are the values (as text, or as
+        values that `text`, elementwise, turns into text when they are read: the cost falls on the reader)."""
+        self._chunks.append((time, np.asarray(worlds), kind, target, np.asarray(before), np.asarray(after), by, text))
 
     def events(self, world: int) -> list[Change]:
         """One world's changes, oldest first (unchanged values left out)."""
         out = []
-        for time, worlds, kind, target, before, after, by in self._chunks:
+        for time, worlds, kind, target, before, after, by, text in self._chunks:
             hit = np.flatnonzero(worlds == world)
-            if hit.size and str(before[hit[0]]) != str(after[hit[0]]):
-                out.append(Change(time, kind, target, str(before[hit[0]]), str(after[hit[0]]), by))
+            if not hit.size:
+                continue
+            i = int(hit[0])
+            if text is None:
+                was, now = str(before[i]), str(after[i])
+            else:
+                was, now = str(text(before[i:i + 1])[0]), str(text(after[i:i + 1])[0])
+            if was != now:
+                out.append(Change(time, kind, target, was, now, by))
         return out
 
     def __len__(self) -> int:

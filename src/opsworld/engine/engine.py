@@ -111,6 +111,8 @@ class Engine:
         config_ids = np.array([self.version_id(v) for v in topo.config])
         self.knobs = Knobs.initial(topo, worlds, deploy_ids, config_ids)
         self._writes = dict.fromkeys(KNOB_NAMES, 0)       # how often each knob was set (see `writes`)
+        # and how often each row (component) of the version knobs was, for readers of one component's version
+        self._row_writes = {k: np.zeros(topo.n_components, np.int64) for k in ("deploy", "config")}
         self.streams = Streams(seed, first_world + np.arange(worlds))
         self.replicas = Replicas(topo, worlds)
         self.tick, self.time = 0, 0.0
@@ -179,9 +181,14 @@ class Engine:
             self.versions.append(name)
         return self.versions.index(name)
 
-    def writes(self, knob: str) -> int:
+    def writes(self, knob: str, row: int | None = None) -> int:
         """How many times `knob` was set so far (0 for a name that is no knob): an unchanged count means unchanged
-        values, so readers can cache what they derive from them."""
+        values, so readers can cache what they derive from them. `row`: only the writes that may have touched that
+        component's row (the version knobs `deploy` and `config` only; others count every write)."""
+        if row is not None:
+            rows = self._row_writes.get(knob)
+            if rows is not None:
+                return int(rows[row])
         return self._writes.get(knob, 0)
 
     def set(self, knob: KnobName, value: float | str | np.ndarray,
@@ -205,6 +212,9 @@ class Engine:
             self._record(knob, array, index, rows, target, value, by)
         self._knobs_changed = True
         self._writes[knob] += 1
+        row_writes = self._row_writes.get(knob)
+        if row_writes is not None:
+            row_writes[index] += 1
         if isinstance(index, np.ndarray) and isinstance(rows, np.ndarray):
             index, rows = np.ix_(index, rows)
         try:
@@ -215,24 +225,26 @@ class Engine:
     def _record(self, knob: str, array: np.ndarray, index: object, rows: object, target: object, value: object,
                 by: str) -> None:
         """Add a change to `changes`: one target column (the first copy of an edge made for several endpoints)."""
-        worlds = np.arange(self.worlds)[rows]
+        worlds = rows.astype(np.int64) if isinstance(rows, np.ndarray) else np.arange(self.worlds)[rows]
         column_ = int(index[0]) if isinstance(index, np.ndarray) else index
         if not isinstance(column_, int):
             raise KnobError(f"a change to '{knob}' needs one target")
         before = array[column_, worlds]
         value = np.asarray(value)
-        after = np.broadcast_to(value[0] if value.ndim == 2 else value, before.shape)
+        after = np.array(np.broadcast_to(value[0] if value.ndim == 2 else value, before.shape))
         text = self._change_text(knob)
         name = "->".join(target) if isinstance(target, tuple) else str(target)
-        self.changes.add(self.time, worlds, CHANGE_KINDS[knob], name, text(before), text(after), by)
+        # the values are kept, and read as text only when the history is read
+        self.changes.add(self.time, worlds, CHANGE_KINDS[knob], name, before, after, by, text)
 
     def _change_text(self, knob: str) -> Callable[[np.ndarray], np.ndarray]:
         """How a change knob's values read in the change history."""
-        if knob in ("deploy", "config"):
-            names = np.array(self.versions)
-            return lambda v: names[np.asarray(v, dtype=np.int64)]
+        if knob in ("deploy", "config"):      # (versions are only ever added: an id names the same one later)
+            versions = self.versions
+            return lambda v: np.array(versions)[np.asarray(v, dtype=np.int64)]
         if knob == "restart_at":
-            return lambda v: np.where(np.asarray(v) >= self.time, "rolling restart", "running")
+            now = self.time
+            return lambda v: np.where(np.asarray(v) >= now, "rolling restart", "running")
         if knob == "cert_not_after":
             return lambda v: np.char.add("valid until ", np.datetime_as_string(
                 np.asarray(v).astype("datetime64[s]"), unit="m"))

@@ -147,6 +147,10 @@ def resolve_worlds(worlds: Worlds, n: int) -> np.ndarray | slice:
     """World selection as an index: None = all, an int, a list of ints or a boolean mask."""
     if worlds is None:
         return slice(None)
+    if type(worlds) is np.ndarray and worlds.dtype == np.int64 and worlds.ndim == 1:   # the common case, at once
+        if worlds.size and (worlds.view(np.uint64) >= n).any():                      # (negatives wrap to huge)
+            raise KnobError(f"worlds must be integers in 0..{n - 1}")
+        return worlds
     idx = np.atleast_1d(np.asarray(worlds))
     if idx.dtype == bool:
         if idx.shape != (n,):

@@ -18,10 +18,17 @@ _STREAM = np.uint64(0xA0761D6478BD642F)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    x = x + _GOLDEN
-    x = (x ^ (x >> np.uint64(30))) * _M1
-    x = (x ^ (x >> np.uint64(27))) * _M2
-    return x ^ (x >> np.uint64(31))
+    x = x + _GOLDEN                      # a new array: the steps below work in place on it
+    if not isinstance(x, np.ndarray):
+        x = (x ^ (x >> np.uint64(30))) * _M1
+        x = (x ^ (x >> np.uint64(27))) * _M2
+        return x ^ (x >> np.uint64(31))
+    x ^= x >> np.uint64(30)
+    x *= _M1
+    x ^= x >> np.uint64(27)
+    x *= _M2
+    x ^= x >> np.uint64(31)
+    return x
 
 
 class Streams:
@@ -49,11 +56,25 @@ class Streams:
             bits = _mix(self._world_key[:, None] ^ (salt + np.arange(pairs, dtype=np.uint64))[None, :])
         # 24 bits per uniform is plenty for a normal deviate and keeps the arithmetic in float32 (twice as fast)
         scale = np.float32(1.0 / 16777216.0)
-        u1 = ((bits >> np.uint64(40)).astype(np.float32) + np.float32(0.5)) * scale
-        u2 = (((bits >> np.uint64(8)) & np.uint64(0xFFFFFF)).astype(np.float32) + np.float32(0.5)) * scale
-        radius = np.sqrt(np.float32(-2.0) * np.log(u1))
-        angle = np.float32(2.0 * np.pi) * u2
-        return np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=1)[:, :n]
+        u1 = (bits >> np.uint64(40)).astype(np.float32)
+        u1 += np.float32(0.5)
+        u1 *= scale
+        bits >>= np.uint64(8)
+        bits &= np.uint64(0xFFFFFF)
+        u2 = bits.astype(np.float32)
+        u2 += np.float32(0.5)
+        u2 *= scale
+        radius = np.log(u1)
+        radius *= np.float32(-2.0)
+        np.sqrt(radius, out=radius)
+        angle = u2
+        angle *= np.float32(2.0 * np.pi)
+        out = np.empty((bits.shape[0], 2 * pairs), np.float32)
+        np.cos(angle, out=out[:, :pairs])
+        np.sin(angle, out=out[:, pairs:])
+        out[:, :pairs] *= radius
+        out[:, pairs:] *= radius
+        return out[:, :n]
 
 
 def poisson(mean: np.ndarray, normal: np.ndarray, uniform: "Callable[[], np.ndarray]") -> np.ndarray:

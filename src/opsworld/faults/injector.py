@@ -36,6 +36,7 @@ class _Running:
     wake: float = -np.inf                # the clock time before which its strength cannot move by the clock alone
     levels: np.ndarray | None = None     # a fault with its own `levels`: the strengths they gave (compared instead)
     writes: int = -1                     # the count of writes to its version's knob when that was last read
+    change_row: int | None = None        # the component whose version carries it (rows of that knob counted apart)
     carried: np.ndarray | None = None    # [W] whether each world ran the version that carries it, then
     seen: int = -1                       # the replicas' step count then
     reads: tuple[int, ...] = ()          # the components whose replicas its strength is read from
@@ -54,6 +55,7 @@ class Injector:
         self.engine = engine
         self.running: list[_Running] = []
         self.last: Truth | None = None
+        self._flat_cache: tuple[list[_Running], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         for item in faults:
             fault, worlds = item if isinstance(item, tuple) else (item, None)
             self.add(fault, worlds)
@@ -72,13 +74,43 @@ class Injector:
 
     def repair(self, worlds: Worlds = None, where: Callable[[Fault], bool] = lambda f: True) -> None:
         """Someone fixed the cause for good in these worlds (a human, or a mitigation that removes it)."""
+        runs = self.running
         mask = np.zeros(self.engine.worlds, bool)
         mask[resolve_worlds(worlds, self.engine.worlds)] = True
-        for run in self.running:
-            if where(run.fault):
-                hit = mask[run.worlds]
-                run.repaired_at[hit] = np.minimum(run.repaired_at[hit], self.engine.time)
-                run.wake = -np.inf        # its strength is worked out again on the next tick
+        if not runs:
+            return
+        flat_worlds, owner, repaired = self._flat()
+        t = self.engine.time
+        # the (entry, world) pairs it may fix now: those not repaired already (the others' strengths cannot move)
+        now = np.flatnonzero(mask[flat_worlds] & (repaired > t))
+        if not now.size:
+            return
+        picked = [int(i) for i in np.unique(owner[now]) if where(runs[int(i)].fault)]
+        if not picked:
+            return
+        if len(picked) < len(np.unique(owner[now])):
+            now = now[np.isin(owner[now], picked)]
+        repaired[now] = t
+        for i in picked:
+            runs[i].wake = -np.inf        # its strength is worked out again on the next tick
+
+    def _flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every entry's worlds in one array, [sum W]: the world, the entry it belongs to, and when it was repaired
+        (each entry's `repaired_at` is a view into the last), rebuilt when the entries change."""
+        runs = self.running
+        cached = self._flat_cache
+        if cached is not None and len(cached[0]) == len(runs) and all(a is b for a, b in zip(cached[0], runs)):
+            return cached[1]
+        sizes = [len(run.worlds) for run in runs]
+        flat_worlds = np.concatenate([run.worlds for run in runs]).astype(np.int64)
+        owner = np.repeat(np.arange(len(runs)), sizes)
+        repaired = np.concatenate([run.repaired_at for run in runs]).astype(np.float64)
+        at = 0
+        for run, n in zip(runs, sizes):
+            run.repaired_at = repaired[at:at + n]
+            at += n
+        self._flat_cache = (list(runs), (flat_worlds, owner, repaired))
+        return self._flat_cache[1]
 
     def acting(self) -> np.ndarray:
         """[B] whether any fault acts on the world now (at some strength, in some replica)."""
@@ -94,8 +126,24 @@ class Injector:
 
         A fault whose strength cannot have moved since it was last worked out is skipped (`_still`): its knobs would
         not move, so skipping it changes nothing."""
-        t = self.engine.time
+        engine = self.engine
+        t = engine.time
+        reps = engine.replicas
+        row_writes, touched_any, steps = engine._row_writes, reps.touched_any, reps.steps
         for run in self.running:
+            # what `_still` says at once where no count it compares moved (it does no more then)
+            if t < run.wake and run.levels is None:
+                if run.version is not None:
+                    counts = row_writes.get(run.fault.change)
+                    same = counts is not None and run.change_row is not None and counts[run.change_row] == run.writes
+                else:
+                    same = True
+                if same:
+                    if not run.reads:
+                        continue
+                    if all(touched_any[s] <= run.seen for s in run.reads):
+                        run.seen = steps
+                        continue
             if not self._still(run, t):
                 self._apply(run)
         self.last = self.engine.step()
@@ -119,7 +167,7 @@ class Injector:
         if run.levels is not None and not np.array_equal(run.fault.levels(t, run.onset), run.levels):
             return False
         if run.version is not None:
-            writes = engine.writes(run.fault.change)
+            writes = engine.writes(run.fault.change, run.change_row)
             if writes != run.writes:
                 if not np.array_equal(self._carried(run), run.carried):
                     return False
@@ -141,7 +189,9 @@ class Injector:
     def _apply(self, run: _Running) -> None:
         engine, fault = self.engine, run.fault
         t = engine.time
-        run.writes = engine.writes(fault.change)
+        if run.change_row is None and fault.change != "none":
+            run.change_row = engine.topology.index(fault.change_target)
+        run.writes = engine.writes(fault.change, run.change_row)
         run.seen = engine.replicas.steps
         self._work_out(run, t)
         run.wake = self._wake(run, t)

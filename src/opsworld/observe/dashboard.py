@@ -58,6 +58,8 @@ class Dashboard:
         self._alert_threshold = np.array([a[1] for a in ALERTS.values()], np.float32)
         self._alert_above = np.array([a[2] for a in ALERTS.values()])
         self._alert_hold = np.array([a[3] for a in ALERTS.values()], np.int16)
+        self._alert_below = np.flatnonzero(~self._alert_above)
+        self._alert_direct = np.array_equal(self._alert_signal, np.arange(len(SIGNALS)))   # alert i reads signal i
         self._queues = np.isfinite(topo.queue_capacity)
         self._capacity = np.where(self._queues, topo.queue_capacity, 1.0)
         self.last: Truth | None = None
@@ -68,12 +70,13 @@ class Dashboard:
         self.last = truth
         offered = np.maximum(truth.offered, 1e-9)
         response = truth.response_mean
+        response_floor, load_floor = np.maximum(response, 1e-4), np.maximum(truth.offered, 1e-3)
         if self._latency_base is None:
-            self._latency_base = np.maximum(response, 1e-4)
-            self._load_base = np.maximum(truth.offered, 1e-3)
+            self._latency_base = response_floor.copy()
+            self._load_base = load_floor.copy()
         a = 1.0 / _BASELINE_TICKS
-        self._latency_base += a * (np.maximum(response, 1e-4) - self._latency_base)
-        self._load_base += a * (np.maximum(truth.offered, 1e-3) - self._load_base)
+        self._latency_base += a * (response_floor - self._latency_base)
+        self._load_base += a * (load_floor - self._load_base)
         new = truth.restarts - self._restarts
         self._restarts = truth.restarts.copy()
         self._recent = 0.8 * self._recent + new           # restarts over the last few minutes, decaying
@@ -94,8 +97,11 @@ class Dashboard:
             z = e.streams.normal(e.tick, _NOISE_STREAM, sig.shape[1] * sig.shape[2]).reshape(sig.shape)
             sig = sig * np.exp(self.noise * z)
         self.signals = sig.astype(np.float32)
-        values = self.signals[..., self._alert_signal]
-        hot = np.where(self._alert_above, values > self._alert_threshold, values < self._alert_threshold)
+        values = self.signals if self._alert_direct else self.signals[..., self._alert_signal]
+        hot = values > self._alert_threshold
+        if self._alert_below.size:     # the few alerts on a signal falling below its threshold
+            low = self._alert_below
+            hot[..., low] = values[..., low] < self._alert_threshold[low]
         self._held = np.where(hot, np.minimum(self._held + 1, 10_000), 0).astype(np.int16)
         self.firing = self._held >= self._alert_hold
 
