@@ -150,3 +150,19 @@ def test_the_ground_truth_per_world_follows_its_own_onset() -> None:
     first = [r.impact_minutes for r in inc.reports()]
     order = np.argsort(inc.onset)
     assert np.all(np.diff(np.array(first)[order]) < 0.5)  # an earlier onset hurts at least about as long
+
+
+def test_a_submitted_chain_is_matched_against_the_true_one() -> None:
+    gen = CatalogueGenerator(entries=["bad_deploy_errors"], onset=(300.0, 300.0), move_target=False)
+    inc = Incidents(IncidentConfig(generator=gen, horizon=1200.0, counterfactual=True), worlds=3, seed=1)
+    until(inc, 900.0)
+    true = [link.place.name for link in inc.ground_truth()[0].chain]
+    root = inc.truths[0].roots[0].name
+    assert true[0] == root and len(true) >= 2            # the fault spread up the call graph
+    far = next(c for c in inc.topology.components if c not in true)
+    inc.submit(np.array([0, 1, 2]), [[root]] * 3, ["error_rate"] * 3, [true, [far], None])
+    exact, wrong, none = inc.reports()
+    assert exact.chain_ntam == pytest.approx(1.0) and 0.0 <= wrong.chain_ntam < 0.6 and none.chain_ntam is None
+    assert exact.terms["diagnosis"] == pytest.approx(none.terms["diagnosis"] + 2.0)
+    with pytest.raises(ValueError):
+        incidents(["no_fault"], worlds=1).ground_truth()   # no counterfactual, no chain

@@ -21,9 +21,9 @@ import numpy as np
 
 from opsworld.act.mitigations import HUMAN_DELAY, MITIGATIONS, MitigationError
 from opsworld.act.runbook import ACTIONS
-from opsworld.engine import Engine, Truth
+from opsworld.engine import Engine, Trajectory, Truth
 from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw
-from opsworld.faults.ground_truth import FaultTruth, fault_truths, neighbours
+from opsworld.faults.ground_truth import FaultTruth, fault_truths, ground_truth, neighbours
 from opsworld.faults.injector import Injector
 from opsworld.observe.dashboard import Dashboard
 from opsworld.score.reward import RewardWeights, ScoreBook
@@ -38,6 +38,8 @@ class IncidentConfig:
     horizon: seconds each episode lasts (default: the scenario's duration).
     generator: draws each world's fault (default: the catalogue's entries on the template).
     telemetry: also run the full observability stack (PromQL, alerts, logs, traces) — for text tools, one world.
+    counterfactual: also run the same worlds with no fault, to read the causal chain off the two (`ground_truth()`)
+      and score a submitted propagation chain; doubles the engine's work, so for text tools, one world.
     weights: the reward's weights (see docs/reward.md).
     """
 
@@ -45,6 +47,7 @@ class IncidentConfig:
     horizon: float | None = None
     generator: CatalogueGenerator = field(default_factory=CatalogueGenerator)
     telemetry: bool = False
+    counterfactual: bool = False
     weights: RewardWeights = field(default_factory=RewardWeights)
 
 
@@ -80,6 +83,8 @@ class Incidents:
         if self.config.telemetry:
             from opsworld.observe.telemetry import Telemetry   # the full stack only where asked: it is 100x dearer
             self.telemetry = Telemetry(self.injector)
+        self.twin = Engine(self.scenario, worlds=self.worlds, seed=seed) if self.config.counterfactual else None
+        self.frames: list[tuple[Truth, Truth]] = []     # (faulted, counterfactual) per tick, with a twin only
         horizon = self.config.horizon or self.scenario.duration
         self.ticks = int(np.ceil(horizon / engine.dt - 1e-9))
         self.truths: list[FaultTruth | None] = [None] * self.worlds
@@ -126,6 +131,8 @@ class Incidents:
                 self._land(name, target, amount, worlds)
         truth = self.telemetry.step() if self.telemetry is not None else self.injector.step()
         self.last = truth
+        if self.twin is not None:
+            self.frames.append((truth, self.twin.step()))
         self.dashboard.update(truth)
         self.score.tick(truth)
         return truth
@@ -189,6 +196,17 @@ class Incidents:
     def alerts_seen(self) -> np.ndarray:
         """[B, S, A] the dashboard's firing alerts, less the silenced ones."""
         return self.dashboard.firing & (self.silenced_until <= self.time)[:, :, None]
+
+    def ground_truth(self) -> list:
+        """Per world, the ground truth so far (`GroundTruth`: faults, root causes, the causal chain, user impact),
+        read off the faulted worlds and their counterfactual. Needs `IncidentConfig(counterfactual=True)`."""
+        if self.twin is None:
+            raise ValueError("the causal chain needs the counterfactual: IncidentConfig(counterfactual=True)")
+        if not self.frames:
+            return []
+        faulted = Trajectory.stack([f for f, _ in self.frames])
+        baseline = Trajectory.stack([b for _, b in self.frames])
+        return ground_truth(self.injector, faulted, baseline)
 
     def reports(self) -> list:
         """Per world: the score report (call at the end)."""

@@ -79,7 +79,8 @@ class ToolSession:
             if example.overrides and example.template == scenario:
                 source = load_scenario(scenario, example.overrides)
         generator = CatalogueGenerator(entries=[fault] if fault is not None else None)
-        self.inc = Incidents(IncidentConfig(scenario=source, horizon=horizon, telemetry=True, generator=generator),
+        self.inc = Incidents(IncidentConfig(scenario=source, horizon=horizon, telemetry=True, counterfactual=True,
+                                            generator=generator),
                              worlds=1, seed=seed)
         self.scenario = self.inc.scenario
         self.dt = float(self.inc.engine.dt)
@@ -502,6 +503,7 @@ def score_text(r: ScoreReport) -> str:
              f"{', '.join(r.roots) or 'nothing (no fault)'}",
              f"Root cause analysis: {yes(r.root_cause_correct)}; fault class {yes(r.fault_class_correct)} (you said "
              f"{d.get('fault_class') or 'nothing'}; it was {r.fault})",
+             *([f"Propagation chain: NTAM {r.chain_ntam:.2f}"] if r.chain_ntam is not None else []),
              f"Mitigation: {yes(r.mitigated)}{took(r.time_to_mitigate)}",
              f"User impact: {r.impact_minutes:.2f} outage-minutes; {r.impaired_requests:,.0f} of "
              f"{r.requests:,.0f} requests failed, were slow or wrong",

@@ -35,6 +35,9 @@ class ScoreReport(BaseModel):
     root_cause_correct: bool = Field(description="the exact root cause and the fault class")
     fault_class_correct: bool
     ntam: float = Field(description="topology-aware localisation match, 0..1")
+    chain_ntam: float | None = Field(None, description="topology-aware match of the submitted propagation chain "
+                                                      "against the true one, 0..1 (None: no chain submitted, or "
+                                                      "no counterfactual to read the true chain off)")
     mitigated: bool = Field(description="the true fault was neutralised and the SLOs held for the hold window")
     time_to_mitigate: float | None = Field(description="seconds from onset until neutralised (None: never)")
     impact_minutes: float = Field(description="outage-minutes: the share of entry requests that went wrong beyond "
@@ -72,6 +75,7 @@ def report(inc: "Incidents", b: int) -> ScoreReport:
         localized=bool(roots) and any(n in roots for n in named),
         root_cause_correct=bool(s.class_right[b]) and (bool(roots) and set(roots) <= set(named) or not roots),
         fault_class_correct=bool(s.class_right[b]), ntam=float(s.ntam[b]),
+        chain_ntam=None if math.isnan(s.chain_ntam[b]) else float(s.chain_ntam[b]),
         mitigated=mitigated, time_to_mitigate=_finite(s.neutral_at[b] - onset) if mitigated else None,
         impact_minutes=float(s.impact_minutes[b]), impaired_requests=float(s.impaired[b]),
         requests=float(s.requests[b]),

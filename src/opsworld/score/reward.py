@@ -44,6 +44,7 @@ class RewardWeights:
     hold: float = 300.0              # seconds the SLOs must hold after neutralisation
     root_cause: float = 3.0          # the root-cause component (partial credit 1/(1+hops))
     fault_class: float = 3.0         # the kind of failure
+    chain: float = 2.0               # the propagation chain (topology-aware match, 0..1), where one is submitted
     investigate: float = 0.02        # per investigation
     mitigate: float = 0.3            # per mitigation ordered
     coordinate: float = 0.02         # silence, acknowledge
@@ -81,6 +82,7 @@ class ScoreBook:
         self.fixes = _fix_table(inc, self.table)   # [B, M, T+1] whether (mitigation, place) truly fixes the fault
         self.diagnosis_credit = np.zeros(B)
         self.ntam = np.zeros(B)
+        self.chain_ntam = np.full(B, np.nan)       # the submitted chain against the true one (NaN: none given)
         self.class_right = np.zeros(B, bool)
         self._spec_replicas = inc.topology.replicas.astype(float)
         self._budget = 1.0 - inc.topology.endpoint_slo_availability      # [P] share of requests the SLO lets fail
@@ -177,6 +179,14 @@ class ScoreBook:
             if named_class not in _CONTROL_CLASSES and inc.time >= inc.onset[b]:
                 self.detected_at[b] = min(self.detected_at[b], inc.time)
         credit = self.w.root_cause * self.ntam[worlds] + w.fault_class * self.class_right[worlds]
+        if inc.twin is not None:            # a propagation chain can be checked against the true one
+            truths = inc.ground_truth()
+            for i, b in enumerate(worlds):
+                chain = (inc.diagnosis[int(b)] or {}).get("chain")
+                if chain:
+                    true = [link.place.name for link in truths[int(b)].chain]
+                    self.chain_ntam[b] = chain_match(inc, true, chain)
+                    credit[i] += w.chain * self.chain_ntam[b]
         self.diagnosis_credit[worlds] = credit
         self._add("diagnosis", credit, worlds)
 
@@ -304,3 +314,15 @@ def localisation(inc: "Incidents", roots: list[str], named: list[str]) -> float:
         scores.append(best)
     wrong = sum(1 for n in named if n not in roots) / max(len(named), 1)
     return float(np.mean(scores) * (1.0 - 0.5 * wrong * (len(named) > 1)))
+
+
+def chain_match(inc: "Incidents", true: list[str], named: list[str]) -> float:
+    """Topology-aware match of a submitted propagation chain against the true one (as ITBench's NTAM for the chain):
+    the harmonic mean of recall (each true link's best 1/(1+hops) among the named) and precision (each named place's
+    best among the true links). Order is not scored: the chain's links are what reached users, in any order."""
+    if not true or not named:
+        return 0.0
+    recall = float(np.mean([max(localisation(inc, [t], [n]) for n in named) for t in true]))
+    precision = float(np.mean([max(localisation(inc, [t], [n]) for t in true) for n in named]))
+    return 0.0 if recall + precision == 0 else 2 * recall * precision / (recall + precision)
+
