@@ -62,6 +62,7 @@ def context_of(env) -> Context:
     from opsworld.engine.topology import KINDS
     from opsworld.envs.gym_env import FAULT_CLASSES, VERBS
     from opsworld.observe.dashboard import ALERTS, LOG_SIGNATURES, SIGNALS
+    from opsworld.spec.loader import service_map
     vec = getattr(env, "vec", env)
     inc = vec.inc
     topo, sc = inc.topology, inc.scenario
@@ -80,21 +81,13 @@ def context_of(env) -> Context:
             return "endpoint"
         return "certificate" if name in certs else "other"
 
-    calls = []
-    for name, c in sc.components.items():
-        calls += [(name, d.target) for d in c.dependencies if d.documented]
-        if c.kind == "cache":
-            calls.append((name, c.fronts))
-        if c.kind == "queue":
-            calls.append((name, c.consumer))
-    calls += [(e.service, d.target) for e in sc.traffic.endpoints for d in e.calls or () if d.documented]
     placement: dict[str, list[str]] = {}         # what `kubectl get pods -o wide` shows at the start
     for s, n, i in zip(topo.replica_component, topo.replica_node, topo.replica_index):
         if i < topo.replicas[s]:
             placement.setdefault(topo.components[int(s)], []).append(topo.nodes[int(n)])
     return Context(places=list(vec.places), kinds=[kind(p) for p in vec.places], components=list(topo.components),
                    verbs=VERBS, fault_classes=FAULT_CLASSES, signals=SIGNALS, alerts=tuple(ALERTS),
-                   log_signatures=LOG_SIGNATURES, calls=sorted(set(calls)),
+                   log_signatures=LOG_SIGNATURES, calls=service_map(sc),
                    masks={k: v.copy() for k, v in vec._masks.items()}, dt=inc.engine.dt,
                    horizon=inc.ticks * inc.engine.dt,
                    extra={"endpoints": {e.name: e.service for e in sc.traffic.endpoints},

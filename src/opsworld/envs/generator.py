@@ -65,7 +65,8 @@ class CatalogueGenerator:
         if key not in self._cache:
             self._cache[key] = entries_for(scenario, self.entries, self.controls)
             if not self._cache[key]:
-                raise FaultError(f"no catalogue entry runs on '{scenario.name}'; pass `entries`")
+                raise FaultError(f"no catalogue entry has a worked example on '{scenario.name}': name the faults to draw "
+                                 f"from (faults=[...] in Python, --fault on the command line; see `opsworld faults`)")
         options = self._cache[key]
         e = options[int(rng.integers(len(options)))]
         params = dict(e.example.params)

@@ -130,7 +130,6 @@ class IncidentVectorEnv(VectorEnv):
     # ---- the verbs -----------------------------------------------------------------------------------------------------
     def _act(self, worlds: np.ndarray, verb: np.ndarray, target: np.ndarray, arg: np.ndarray) -> None:
         inc, dt = self.inc, self.inc.engine.dt
-        S = inc.topology.n_components
         for v in np.unique(verb):
             pick = verb == v
             w, t, a = worlds[pick], target[pick], arg[pick]
@@ -163,9 +162,9 @@ class IncidentVectorEnv(VectorEnv):
                 inc.spend(name, w)
                 inc.submit(w, comps, classes)
             else:
-                self._mitigate(name, w, t, a, S)
+                self._mitigate(name, w, t, a)
 
-    def _mitigate(self, name: str, worlds: np.ndarray, target: np.ndarray, arg: np.ndarray, S: int) -> None:
+    def _mitigate(self, name: str, worlds: np.ndarray, target: np.ndarray, arg: np.ndarray) -> None:
         """Group the worlds by target: one order per (mitigation, target), the amounts per world."""
         inc, topo = self.inc, self.inc.topology
         m = MITIGATIONS[name]
@@ -188,7 +187,7 @@ class IncidentVectorEnv(VectorEnv):
         """[W] requests per second the target usually takes, as the dashboard's baseline knows it."""
         inc = self.inc
         if place in inc.topology.components:
-            base = inc.dashboard._load_base
+            base = inc.dashboard.usual_load
             return base[worlds, inc.topology.index(place)] if base is not None else np.ones(len(worlds))
         p = inc.topology.endpoints.index(place)
         return np.full(len(worlds), float(inc.engine.rates[min(inc.engine.tick, len(inc.engine.rates) - 1), p]))

@@ -66,7 +66,7 @@ class Dashboard:
 
     def update(self, truth: Truth) -> None:
         """Read one tick of truth (every world at once)."""
-        e, topo = self.engine, self.engine.topology
+        e = self.engine
         self.last = truth
         offered = np.maximum(truth.offered, 1e-9)
         response = truth.response_mean
@@ -104,6 +104,11 @@ class Dashboard:
             hot[..., low] = values[..., low] < self._alert_threshold[low]
         self._held = np.where(hot, np.minimum(self._held + 1, 10_000), 0).astype(np.int16)
         self.firing = self._held >= self._alert_hold
+
+    @property
+    def usual_load(self) -> np.ndarray | None:
+        """[B, S] requests per second each component usually takes (the slow baseline; None before the first tick)."""
+        return self._load_base
 
     def log_signatures(self, component: np.ndarray, worlds: np.ndarray) -> np.ndarray:
         """[W, L] the share of each LOG_SIGNATURES kind among the error lines of `component[w]`'s logs in world

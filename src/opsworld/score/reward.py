@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from opsworld.act.mitigations import MITIGATIONS
 from opsworld.act.runbook import ACTIONS
 from opsworld.engine import Truth
 from opsworld.score import unsafe
@@ -80,7 +81,6 @@ class ScoreBook:
         self.rules = unsafe.Rules(inc)
         self.table = places(inc)               # place name -> column
         self.fixes = _fix_table(inc, self.table)   # [B, M, T+1] whether (mitigation, place) truly fixes the fault
-        self.diagnosis_credit = np.zeros(B)
         self.ntam = np.zeros(B)
         self.chain_ntam = np.full(B, np.nan)       # the submitted chain against the true one (NaN: none given)
         self.class_right = np.zeros(B, bool)
@@ -187,7 +187,6 @@ class ScoreBook:
                     true = [link.place.name for link in truths[int(b)].chain]
                     self.chain_ntam[b] = chain_match(inc, true, chain)
                     credit[i] += w.chain * self.chain_ntam[b]
-        self.diagnosis_credit[worlds] = credit
         self._add("diagnosis", credit, worlds)
 
     # ---- helpers -----------------------------------------------------------------------------------------------------
@@ -233,12 +232,7 @@ _CONTROL_CLASSES = ("no_fault", "benign_change", "none")
 _RULE_INDEX = {name: i for i, name in enumerate(unsafe.RULES)}
 
 
-def _mitigation_names() -> list[str]:
-    from opsworld.act.mitigations import MITIGATIONS
-    return list(MITIGATIONS)
-
-
-_MITIGATION_INDEX = {name: i for i, name in enumerate(_mitigation_names())}
+_MITIGATION_INDEX = {name: i for i, name in enumerate(MITIGATIONS)}
 
 
 def places(inc: "Incidents") -> dict[str, int]:

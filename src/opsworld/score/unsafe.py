@@ -52,7 +52,7 @@ class Rules:
 
     def at_order(self, name: str, target: object, worlds: np.ndarray) -> Hits:
         inc = self.inc
-        engine, topo, truth = inc.engine, inc.topology, inc.last
+        topo, truth = inc.topology, inc.last
         out: Hits = []
         if name in ("rollback_deploy", "rollback_config") and isinstance(target, str) and target in topo.components:
             change = "deploy" if name == "rollback_deploy" else "config"
