@@ -47,7 +47,7 @@ class _Level:
     down: Segments | None                # positions in `edges`, grouped by callee, for arrivals
     sequential: Segments | None          # positions of sequential waited-for calls, grouped by calling row
     required: Segments | None            # positions of required calls, grouped by calling row
-    parallel: list[tuple[int, np.ndarray]]  # (caller, positions of its parallel calls)
+    parallel: "_Parallel | None"            # the callers' parallel calls
     pooled: np.ndarray                   # positions (among `calls`) of datastore calls through a connection pool
     calls: slice | np.ndarray            # one edge per distinct call (the same call made for several endpoints is
     call_of: np.ndarray | None           # computed once); call_of maps each edge to its call, None if all distinct
@@ -500,18 +500,22 @@ class Engine:
                         log_right = np.zeros_like(h_mean)
                         log_right[seg.targets] = seg.sum(n * np.log(np.maximum(1.0 - wrong[topo.edge_dst[es]], 1e-30)))
                         wrong[rows] = 1.0 - np.exp(log_right)
-                for caller, pos in level.parallel:  # the request waits for the slowest parallel call
-                    g_mean, g_var = e_mean[pos[0]], e_var[pos[0]]
-                    o_mean, o_var, o_k3 = e_ok_mean[pos[0]], e_ok_var[pos[0]], e_ok_k3[pos[0]]
-                    for j in pos[1:]:
-                        g_mean, g_var, _ = _clark_max(g_mean, g_var, e_mean[j], e_var[j])
-                        o_mean, o_var, first = _clark_max(o_mean, o_var, e_ok_mean[j], e_ok_var[j])
-                        o_k3 = first * o_k3 + (1.0 - first) * e_ok_k3[j]     # the skew of the likelier maximum
-                    h_mean[caller] += g_mean
-                    h_var[caller] += g_var
-                    ok_mean_h[caller] += o_mean
-                    ok_var_h[caller] += o_var
-                    ok_k3_h[caller] += o_k3
+                if level.parallel is not None:     # the request waits for the slowest of its parallel calls
+                    par = level.parallel
+                    head = par.table[:, 0]
+                    g_mean, g_var = e_mean[head], e_var[head]
+                    o_mean, o_var, o_k3 = e_ok_mean[head], e_ok_var[head], e_ok_k3[head]
+                    for j in range(1, par.table.shape[1]):    # all callers with a j-th parallel call at once
+                        n, pj = par.counts[j], par.table[:par.counts[j], j]
+                        g_mean[:n], g_var[:n], _ = _clark_max(g_mean[:n], g_var[:n], e_mean[pj], e_var[pj])
+                        o_mean[:n], o_var[:n], first = _clark_max(o_mean[:n], o_var[:n], e_ok_mean[pj], e_ok_var[pj])
+                        o_k3[:n] = first * o_k3[:n] + (1.0 - first) * e_ok_k3[pj]   # the likelier maximum's skew
+                    at = par.callers
+                    h_mean[at] += g_mean
+                    h_var[at] += g_var
+                    ok_mean_h[at] += o_mean
+                    ok_var_h[at] += o_var
+                    ok_k3_h[at] += o_k3
             queued = fluid[hosts] + w_slot[hosts]
             t_mean[rows] = queued + h_mean
             t_var[rows] = h_var + w_slot_var[hosts]
@@ -822,7 +826,7 @@ class Engine:
                 down=Segments.of(np.arange(len(ids)), topo.edge_dst[ids]),
                 sequential=Segments.of(seq, caller[seq]),
                 required=Segments.of(req, caller[req]),
-                parallel=[(int(c), par[caller[par] == c]) for c in np.unique(caller[par])],   # level-relative rows
+                parallel=_Parallel.of(caller, par),
                 pooled=np.flatnonzero(topo.edge_pool[ids[first]] > 0),
                 calls=ids[first] if call_of is not None else edges,
                 call_of=call_of,
@@ -839,6 +843,27 @@ class Engine:
                        for h in sorted({int(self._op_host[o]) for o in ops})],
             ))
         return levels
+
+
+@dataclass(frozen=True)
+class _Parallel:
+    """A level's parallel calls as a table: row g holds the positions of caller g's parallel calls, callers with more
+    calls first, so the callers that have a j-th call are the first `counts[j]` rows."""
+
+    callers: np.ndarray    # [G] level-relative rows
+    table: np.ndarray      # [G, K] positions, padded with -1
+    counts: np.ndarray     # [K]
+
+    @staticmethod
+    def of(caller: np.ndarray, par: np.ndarray) -> "_Parallel | None":
+        if not len(par):
+            return None
+        groups = [par[caller[par] == c] for c in np.unique(caller[par])]
+        order = sorted(range(len(groups)), key=lambda g: -len(groups[g]))
+        table = np.full((len(groups), len(groups[order[0]])), -1, np.int64)
+        for row, g in enumerate(order):
+            table[row, :len(groups[g])] = groups[g]
+        return _Parallel(np.unique(caller[par])[order], table, (table >= 0).sum(axis=0))
 
 
 def _clark_max(m1: np.ndarray, v1: np.ndarray, m2: np.ndarray, v2: np.ndarray

@@ -176,10 +176,13 @@ def compile_topology(scenario: Scenario) -> Topology:
     deadline = np.zeros(S)
     for p, ep in enumerate(scenario.traffic.endpoints):
         deadline[pos[ep.service]] = max(deadline[pos[ep.service]], ep.timeout)
+    incoming: list[list[int]] = [[] for _ in range(S)]
+    for e in range(E):
+        if e_kind[e] != MISS:
+            incoming[int(e_dst[e])].append(e)
     for s in range(S):  # in topological order, so callers are settled first
-        for e in range(E):
-            if e_dst[e] == s and e_kind[e] != MISS:
-                deadline[s] = max(deadline[s], timeout[e])
+        for e in incoming[s]:
+            deadline[s] = max(deadline[s], timeout[e])
         for e in range(*out_slices[s].indices(E)):
             if e_kind[e] == MISS:
                 timeout[e] = deadline[s]
@@ -194,12 +197,16 @@ def compile_topology(scenario: Scenario) -> Topology:
     node_names = [n.name for n in scenario.nodes]
     zones = sorted({n.zone for n in scenario.nodes})
     rep_comp, rep_idx, rep_node = [], [], []
+    node_at = {n: i for i, n in enumerate(node_names)}
+    pools: dict[str, list[int]] = {}
+    for i, n in enumerate(scenario.nodes):
+        pools.setdefault(n.pool, []).append(i)
     for s, c in enumerate(cs):
-        placed = c.nodes or [n.name for n in scenario.nodes if n.pool == c.node_pool]
+        placed = [node_at[n] for n in c.nodes] if c.nodes else pools[c.node_pool]
         for r in range(int(max_replicas[s])):
             rep_comp.append(s)
             rep_idx.append(r)
-            rep_node.append(node_names.index(placed[(r + s) % len(placed)]))  # spread, offset per component
+            rep_node.append(placed[(r + s) % len(placed)])  # spread, offset per component
     replica_starts = np.concatenate([[0], np.cumsum(max_replicas)[:-1]]).astype(np.int64)
 
     eps = scenario.traffic.endpoints

@@ -5,6 +5,7 @@ another component of the same kind when the entry allows, and draws the onset an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -89,3 +90,129 @@ class CatalogueGenerator:
         kind = scenario.components[target].kind
         same = [n for n, c in scenario.components.items() if c.kind == kind]
         return str(same[int(rng.integers(len(same)))])
+
+
+@dataclass
+class PortableGenerator:
+    """Draw incidents on any scenario, generated ones included: every catalogue entry whose fault can strike a
+    place of the right kind there (a component of its example's kind, a node, a zone, an endpoint, a certificate;
+    the caller of a call for a partition; a datastore's client for lock contention), on a place drawn per world.
+
+    controls: share of worlds with nothing to fix (no fault, or a benign change).
+    red_herrings: mean number of distractions per world: benign deploys/config pushes and short health-check flaps
+      elsewhere, at any time of the episode.
+    compound: chance of a second, independent fault on another place, starting within five minutes of the first.
+    exclude: entries never drawn (held-out fault classes for a train/test split); `entries`: the only ones drawn.
+    """
+
+    onset: tuple[float, float] = (300.0, 900.0)
+    controls: float = 0.05
+    red_herrings: float = 0.0
+    compound: float = 0.0
+    entries: Sequence[str] | None = None
+    exclude: Sequence[str] = ()
+    horizon: float = 3600.0
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def draw(self, scenario: Scenario, rng: np.random.Generator) -> Draw:
+        """One incident for one world."""
+        faults, controls = self._options(scenario)
+        onset = float(rng.uniform(*self.onset))
+        pool = controls if (controls and rng.random() < self.controls) or not faults else faults
+        for _ in range(20):          # a place that fits (most do: one of them was checked when listed)
+            name, places = pool[int(rng.integers(len(pool)))]
+            place = places[int(rng.integers(len(places)))]
+            if _fits(CATALOGUE[name], place, scenario):
+                break
+        fault = CATALOGUE[name].make(**place, onset=onset)
+        also: list[Fault] = []
+        if faults and rng.random() < self.compound:
+            others = [(n, [p for p in ps if p.get("target") != fault.target]) for n, ps in faults if n != name]
+            others = [(n, ps) for n, ps in others if ps]
+            if others:
+                n, ps = others[int(rng.integers(len(others)))]
+                also.append(CATALOGUE[n].make(**ps[int(rng.integers(len(ps)))],
+                                              onset=float(np.clip(onset + rng.uniform(-300, 300), 0, None))))
+        also += self._distractions(scenario, rng)
+        return Draw(name, fault, tuple(also))
+
+    def _distractions(self, scenario: Scenario, rng: np.random.Generator) -> list[Fault]:
+        names = list(scenario.components)
+        out: list[Fault] = []
+        for _ in range(int(rng.poisson(self.red_herrings))):
+            target = names[int(rng.integers(len(names)))]
+            at = float(rng.uniform(0.0, self.horizon))
+            if rng.random() < 0.7:
+                entry = CATALOGUE["benign_deploy" if rng.random() < 0.5 else "benign_config"]
+                out.append(entry.make(target=target, onset=at))
+            else:        # a flap that comes and goes by itself: alerts that fire and resolve
+                out.append(CATALOGUE["health_check_flapping"].make(target=target, onset=at, share=0.3,
+                                                                   duration=float(rng.uniform(60, 240))))
+        return out
+
+    def _options(self, scenario: Scenario) -> tuple[list, list]:
+        """(harmful entries, control entries), each as (entry name, [parameters of each place it fits])."""
+        key = id(scenario)
+        if key not in self._cache:
+            faults, controls = [], []
+            chosen = [e for e in CATALOGUE.values() if (self.entries is None or e.name in self.entries)
+                      and e.name not in self.exclude]
+            for e in chosen:
+                places = _places(e, scenario)
+                # checking every place costs seconds on a large system: the entry is listed when one of a few fits
+                if any(_fits(e, p, scenario) for p in places[:: max(1, len(places) // 4)][:4]):
+                    (controls if e.name in CONTROLS else faults).append((e.name, places))
+            if not faults and not controls:
+                raise FaultError(f"no catalogue entry fits scenario '{scenario.name}'")
+            self._cache = {key: (faults, controls)}     # one scenario at a time: a rollout worker moves on
+        return self._cache[key]
+
+
+@lru_cache(maxsize=None)
+def _template_kinds(template: str) -> dict[str, str]:
+    from opsworld.spec import load_scenario
+    return {name: c.kind for name, c in load_scenario(template).components.items()}
+
+
+def _example_kind(e: Entry) -> str | None:
+    """The kind of component the entry's worked example strikes (service, cache, datastore, queue)."""
+    return _template_kinds(e.example.template).get(e.example.target)
+
+
+def _places(e: Entry, scenario: Scenario) -> list[dict]:
+    """Every place in `scenario` the entry's fault could strike, as the parameters naming it."""
+    if e.example.also or (e.example.overrides and e.name != "certificate_expiry"):
+        return []            # needs a companion fault or a scenario state a batch cannot give one world
+    params = {k: v for k, v in e.example.params.items() if k not in ("caller", "on", "other", "onset")}
+    strikes = e.fault.strikes
+    comps = scenario.components
+    if e.name in CONTROLS and e.fault.kind == "no_fault":
+        return [{}]
+    if strikes == "node":
+        return [{**params, "target": n.name} for n in scenario.nodes]
+    if strikes == "endpoint":
+        return [{**params, "target": ep.name} for ep in scenario.traffic.endpoints]
+    if strikes == "certificate":
+        return [{**params, "target": c.name} for c in scenario.certificates]
+    if strikes == "zone":
+        zones = sorted({n.zone for n in scenario.nodes})
+        if "other" in e.example.params:
+            return [{**params, "target": a, "other": b} for a in zones for b in zones if a != b]
+        return [{**params, "target": z} for z in zones] if len(zones) > 1 else []
+    kind = _example_kind(e)
+    same = [n for n, c in comps.items() if c.kind == kind]
+    if "caller" in e.example.params:
+        return [{**params, "target": t, "caller": c} for c, comp in comps.items() for d in comp.dependencies
+                for t in [d.target] if t in same]
+    if "on" in e.example.params:
+        return [{**params, "target": c, "on": d.target} for c, comp in comps.items() if comp.kind == "service"
+                for d in comp.dependencies if comps[d.target].kind == "datastore"]
+    return [{**params, "target": t} for t in same]
+
+
+def _fits(e: Entry, place: dict, scenario: Scenario) -> bool:
+    try:
+        e.make(**place).check(scenario)
+    except (FaultError, ValueError, KeyError):
+        return False
+    return True

@@ -54,8 +54,10 @@ class IncidentConfig:
 class Incidents:
     """B worlds with one incident each. `reset(seed)`, then `order_*` and `advance()` until `done`."""
 
-    def __init__(self, config: IncidentConfig | None = None, worlds: int = 1, seed: int = 0) -> None:
+    def __init__(self, config: IncidentConfig | None = None, worlds: int = 1, seed: int = 0,
+                 first_world: int = 0) -> None:
         self.config = config or IncidentConfig()
+        self.first_world = first_world     # the engine's noise of world b is that of world `first_world + b` alone
         sc = self.config.scenario
         self.scenario = sc if isinstance(sc, Scenario) else load_scenario(sc)
         self.worlds = worlds
@@ -66,7 +68,7 @@ class Incidents:
     def reset(self, seed: int = 0, draws: list[Draw] | None = None) -> None:
         """New incidents in every world: a fresh engine, faults drawn from `seed` (or given as `draws`)."""
         self.seed = seed
-        self.engine = engine = Engine(self.scenario, worlds=self.worlds, seed=seed)
+        self.engine = engine = Engine(self.scenario, worlds=self.worlds, seed=seed, first_world=self.first_world)
         self.topology = topo = engine.topology
         rng = np.random.default_rng([seed, 0x1C1D])
         self.draws = draws if draws is not None else [self.config.generator.draw(self.scenario, rng)
@@ -83,7 +85,8 @@ class Incidents:
         if self.config.telemetry:
             from opsworld.observe.telemetry import Telemetry   # the full stack only where asked: it is 100x dearer
             self.telemetry = Telemetry(self.injector)
-        self.twin = Engine(self.scenario, worlds=self.worlds, seed=seed) if self.config.counterfactual else None
+        self.twin = (Engine(self.scenario, worlds=self.worlds, seed=seed, first_world=self.first_world)
+                     if self.config.counterfactual else None)
         self.frames: list[tuple[Truth, Truth]] = []     # (faulted, counterfactual) per tick, with a twin only
         horizon = self.config.horizon or self.scenario.duration
         self.ticks = int(np.ceil(horizon / engine.dt - 1e-9))

@@ -93,10 +93,13 @@ class ScoreBook:
         """After each tick: impact, SLOs, neutralisation, costs of capacity, end-of-episode rules."""
         inc, w = self.inc, self.w
         now, minutes = inc.time, inc.engine.dt / 60.0
-        per_endpoint = np.minimum(truth.requests - truth.slo_met + truth.wrong, truth.requests)   # [B, P]
+        # [B, P] in rows of their own: a row then sums in the same order whatever the batch (a world's episode is
+        # the same alone or in a batch, to the last bit)
+        requests_p = np.ascontiguousarray(truth.requests)
+        per_endpoint = np.minimum(requests_p - truth.slo_met + truth.wrong, requests_p)
         # what users felt beyond what the SLOs allow (their error budget): a calm tick costs exactly nothing
-        over = np.maximum(per_endpoint - self._budget * truth.requests, 0.0).sum(axis=1)
-        requests = truth.requests.sum(axis=1)
+        over = np.maximum(per_endpoint - self._budget * requests_p, 0.0).sum(axis=1)
+        requests = requests_p.sum(axis=1)
         wrong = per_endpoint.sum(axis=1)
         share = np.where(requests > 0, over / np.maximum(requests, 1e-9), 0.0)
         self._add("impact", -w.impact * share * minutes)
@@ -110,7 +113,7 @@ class ScoreBook:
         self.hurt_since[newly] = now
         self.hurt_last[self.hurting & started] = now
         # capacity above the scenario's costs money
-        extra = np.maximum(truth.desired_replicas - self._spec_replicas, 0.0).sum(axis=1)
+        extra = np.ascontiguousarray(np.maximum(truth.desired_replicas - self._spec_replicas, 0.0)).sum(axis=1)
         self._add("costs", -w.replica_hour * extra * inc.engine.dt / 3600.0)
         # mitigation credit: the true fault neutralised, then the SLOs held
         breached = truth.slo_breached.any(axis=1)

@@ -56,6 +56,9 @@ class Dependency(Spec):
     required: bool = Field(True, description="a failed required call fails the caller's request")
     network_latency: Duration = 0.0005
     circuit_breaker: CircuitBreaker | None = None
+    protocol: Literal["rpc", "http", "other"] = Field(
+        "rpc", description="how a call to a service travels (calls to caches, datastores and queues are memcached, "
+                           "db and mq calls); recorded, it changes nothing in the dynamics")
     documented: bool = Field(True, description="false: a hidden coupling, real but missing from the service map "
                                                 "shown to agents")
 

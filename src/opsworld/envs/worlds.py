@@ -1,0 +1,83 @@
+"""Worlds for domain randomisation: a seed becomes a topology, the traffic it serves and the incidents it may have.
+
+`WorldGenerator(services=(5, 500), difficulty=Difficulty(...)).draw(seed)` gives a `World`: a checked `Scenario` and
+the incident generator for its batches (`World.config()` is the `IncidentConfig` to run it). Everything drawn follows
+from the generator's parameters and the seed, which `World.record` holds, so `world_from_record(record)` rebuilds the
+same world exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from opsworld.envs.generator import PortableGenerator
+from opsworld.envs.incident import IncidentConfig
+from opsworld.spec import Scenario, load_scenario
+from opsworld.spec.generate import TopologyGenerator
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """How hard the drawn incidents are to read, each from 0 (none) to 1 (much).
+
+    red_herrings: benign changes and flapping alerts beside the real fault.
+    hidden_couplings: share of real calls left out of the service map the responder is shown.
+    telemetry_gaps: share of metric samples and log lines lost.
+    compound: chance that a second, independent fault strikes the same world.
+    """
+
+    red_herrings: float = 0.0
+    hidden_couplings: float = 0.0
+    telemetry_gaps: float = 0.0
+    compound: float = 0.0
+
+
+@dataclass(frozen=True)
+class World:
+    """One drawn world: its scenario, the incident generator for its batches, and the record that rebuilds it."""
+
+    seed: int
+    scenario: Scenario
+    generator: PortableGenerator
+    record: dict = field(default_factory=dict)
+
+    def config(self, horizon: float | None = None) -> IncidentConfig:
+        """The `IncidentConfig` that runs batches of this world."""
+        return IncidentConfig(scenario=self.scenario, horizon=horizon, generator=self.generator)
+
+
+@dataclass(frozen=True)
+class WorldGenerator:
+    """Draws worlds from seeds: a generated topology of `services` components (or the built-in `template`), and
+    incidents drawn on it with the `difficulty` asked. `exclude`: catalogue entries never drawn (held out)."""
+
+    services: tuple[int, int] = (5, 500)
+    difficulty: Difficulty = Difficulty()
+    template: str | None = None
+    exclude: tuple[str, ...] = ()
+    onset: tuple[float, float] = (300.0, 900.0)
+
+    def draw(self, seed: int) -> World:
+        """The world of this seed."""
+        d = self.difficulty
+        if self.template is not None:
+            scenario = load_scenario(self.template)
+        else:
+            scenario = TopologyGenerator(services=tuple(self.services),
+                                         hidden_couplings=0.3 * d.hidden_couplings).draw(seed)
+        generator = PortableGenerator(onset=self.onset, red_herrings=3.0 * d.red_herrings, compound=d.compound,
+                                      exclude=tuple(self.exclude), horizon=scenario.duration)
+        return World(seed, scenario, generator, self.record(seed))
+
+    def record(self, seed: int) -> dict:
+        """What rebuilds the world of `seed`: the generator's parameters and the seed."""
+        return {"seed": int(seed), "services": list(self.services), "difficulty": asdict(self.difficulty),
+                "template": self.template, "exclude": list(self.exclude), "onset": list(self.onset)}
+
+
+def world_from_record(record: dict) -> World:
+    """The world a `World.record` describes, exactly as it was drawn."""
+    generator = WorldGenerator(services=tuple(record["services"]), difficulty=Difficulty(**record["difficulty"]),
+                               template=record.get("template"), exclude=tuple(record.get("exclude", ())),
+                               onset=tuple(record.get("onset", (300.0, 900.0))))
+    return generator.draw(int(record["seed"]))
