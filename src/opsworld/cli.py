@@ -1129,6 +1129,69 @@ def evaluate_agent(
     out.print(table)
 
 
+def _range_of(text: str, option: str) -> tuple[int, int]:
+    """`5-500` or `40` -> (low, high)."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+))?\s*", text)
+    if not match:
+        _error(f"{option}: '{text}' is not a range; write e.g. 5-500 or 40")
+    low = int(match.group(1))
+    return low, int(match.group(2) or low)
+
+
+@app.command()
+def generate(
+    seed: int = typer.Option(0, "--seed", help="which system to draw"),
+    services: str = typer.Option("5-500", "--services", help="range of the number of components, e.g. 5-500"),
+    hidden: float = typer.Option(0.0, "--hidden-couplings", min=0.0, max=1.0,
+                                 help="share of calls left off the documented service map"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the scenario as a YAML file to edit and run"),
+    json_out: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Draw a random production topology whose request graphs follow production call-graph statistics."""
+    import numpy as np
+    import yaml
+
+    from opsworld.spec.generate import TopologyGenerator, request_graphs
+
+    low, high = _range_of(services, "--services")
+    generator = TopologyGenerator(services=(low, high), hidden_couplings=hidden)
+    try:
+        raw = generator.raw(seed)
+    except ValueError as exc:
+        _error(f"--services: {exc}")
+    scenario = generator.draw(seed)
+    graphs = request_graphs(scenario, 2000, np.random.default_rng(seed))
+    kinds: dict[str, int] = {}
+    for c in scenario.components.values():
+        kinds[c.kind] = kinds.get(c.kind, 0) + 1
+    quant = lambda values: {f"p{int(q * 100)}": float(np.quantile(values, q, method="inverted_cdf"))  # noqa: E731
+                            for q in (0.5, 0.9, 0.99)}
+    summary = {"name": scenario.name, "components": len(scenario.components), "kinds": kinds,
+               "endpoints": len(scenario.traffic.endpoints), "nodes": len(scenario.nodes),
+               "zones": len({n.zone for n in scenario.nodes}), "base_rate_per_s": scenario.traffic.base_rate,
+               "request_graph_nodes": quant([g.nodes for g in graphs]),
+               "request_graph_depth": quant([g.depth for g in graphs]),
+               "request_graph_fanout": quant([g.fanout for g in graphs])}
+    if out is not None:
+        try:
+            out.write_text(yaml.safe_dump(raw, sort_keys=False))
+        except OSError as exc:
+            _error(f"--out: cannot write {out}: {exc.strerror}")
+        summary["written"] = str(out)
+    if json_out:
+        print(json.dumps(summary, indent=2))
+        return
+    console = Console()
+    console.print(f"[bold]{summary['name']}[/]: {summary['components']} components "
+                  f"({', '.join(f'{v} {k}' for k, v in kinds.items())}), {summary['endpoints']} endpoints, "
+                  f"{summary['nodes']} nodes in {summary['zones']} zone(s), {scenario.traffic.base_rate:.0f} req/s")
+    for name in ("nodes", "depth", "fanout"):
+        q = summary[f"request_graph_{name}"]
+        console.print(f"  request graph {name:6s}  p50 {q['p50']:g}  p90 {q['p90']:g}  p99 {q['p99']:g}")
+    if out is not None:
+        console.print(f"written to {out}: run it with `opsworld simulate {out}`")
+
+
 def main() -> None:  # pragma: no cover - console entry
     try:
         app()

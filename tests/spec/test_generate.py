@@ -144,3 +144,34 @@ def test_an_episode_is_the_same_alone_or_in_a_batch():
 def test_bad_ranges_are_refused_in_one_line():
     with pytest.raises(ValueError, match="services must be a range"):
         TopologyGenerator(services=(50, 10)).draw(0)
+
+
+def test_telemetry_gaps_leave_dashboard_signals_stale():
+    world = WorldGenerator(services=(20, 30), difficulty=Difficulty(telemetry_gaps=1.0)).draw(1)
+    inc = Incidents(world.config(horizon=300), worlds=16, seed=1)
+    assert inc.config.telemetry_gaps == pytest.approx(0.3)
+    stale = []
+    for _ in range(10):
+        before = inc.dashboard.signals.copy()
+        inc.advance()
+        stale.append(np.all(inc.dashboard.signals == before, axis=-1).mean())
+    assert 0.15 < np.mean(stale[1:]) < 0.45
+    clear = Incidents(WorldGenerator(services=(20, 30)).draw(1).config(horizon=300), worlds=16, seed=1)
+    clear.advance()
+    before = clear.dashboard.signals.copy()
+    clear.advance()
+    assert np.all(clear.dashboard.signals == before, axis=-1).mean() < 0.05
+
+
+def test_the_generate_command_writes_a_scenario_that_loads(tmp_path):
+    from typer.testing import CliRunner
+
+    from opsworld.cli import app
+    from opsworld.spec import load_scenario
+
+    out = tmp_path / "system.yaml"
+    result = CliRunner().invoke(app, ["generate", "--seed", "3", "--services", "20-40", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert load_scenario(out) == TopologyGenerator(services=(20, 40)).draw(3)
+    bad = CliRunner().invoke(app, ["generate", "--services", "40-20"])
+    assert bad.exit_code != 0 and "services must be a range" in bad.output

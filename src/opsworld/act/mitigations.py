@@ -232,16 +232,17 @@ def _edges(name: str) -> Callable[[Engine, object, object], list[tuple[str, str]
 def _pools(engine: Engine, name: str) -> list[tuple[str, str]]:
     """The pooled (datastore) edges out of a component."""
     topo = engine.topology
-    s = topo.index(name)
-    return sorted({(name, topo.components[int(b)]) for a, b, pool in zip(topo.edge_src, topo.edge_dst, topo.edge_pool)
-                   if a == s and pool > 0})
+    out = topo.out_slices[topo.index(name)]
+    pooled = topo.edge_dst[out][topo.edge_pool[out] > 0]
+    return sorted({(name, topo.components[int(b)]) for b in pooled})
 
 
 def _pool_target(engine: Engine, target: object, values: object) -> list[tuple[str, str]]:
     name = _component(engine, target)
     pairs = _pools(engine, name)
     if not pairs:
-        holders = [c for c in engine.scenario.components if _pools(engine, c)]
+        topo = engine.topology
+        holders = [topo.components[int(c)] for c in np.unique(topo.edge_src[topo.edge_pool > 0])]
         raise MitigationError(f"set_pool_size: '{name}' holds no connection pool; components with one: "
                               f"{_known(holders)}")
     if values is None:

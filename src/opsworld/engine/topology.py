@@ -284,6 +284,20 @@ def compile_topology(scenario: Scenario) -> Topology:
     )
 
 
+_RECENT: dict[int, tuple[Scenario, Topology]] = {}
+
+
+def topology_of(scenario: Scenario) -> Topology:
+    """The compiled topology of a scenario, kept for the last few scenarios: checking hundreds of faults against one
+    scenario then compiles it once. Shared, so read it only (an `Engine` compiles its own)."""
+    hit = _RECENT.get(id(scenario))
+    if hit is None or hit[0] is not scenario:
+        if len(_RECENT) >= 4:
+            _RECENT.pop(next(iter(_RECENT)))
+        hit = _RECENT[id(scenario)] = (scenario, compile_topology(scenario))
+    return hit[1]
+
+
 def idle_hold(topo: Topology) -> np.ndarray:
     """[S] seconds a request holds a component with no queueing anywhere: its own work and its calls (sequential
     ones added, parallel ones the longest), bottom up."""

@@ -41,6 +41,7 @@ class IncidentConfig:
     counterfactual: also run the same worlds with no fault, to read the causal chain off the two (`ground_truth()`)
       and score a submitted propagation chain; doubles the engine's work, so for text tools, one world.
     weights: the reward's weights (see docs/reward.md).
+    telemetry_gaps: chance that a component's signals on the dashboard miss a tick (they stay stale).
     """
 
     scenario: str | Path | Scenario = "online-shop"
@@ -49,6 +50,7 @@ class IncidentConfig:
     telemetry: bool = False
     counterfactual: bool = False
     weights: RewardWeights = field(default_factory=RewardWeights)
+    telemetry_gaps: float = 0.0
 
 
 class Incidents:
@@ -81,7 +83,7 @@ class Incidents:
         main = len(self.injector.running)             # the drawn faults first; what they need beside them after
         for fault, worlds, onsets in _grouped(self.draws, self.scenario, companions=True):
             self.injector.add(fault, worlds, onsets)
-        self.dashboard = Dashboard(engine)
+        self.dashboard = Dashboard(engine, gaps=self.config.telemetry_gaps)
         if self.config.telemetry:
             from opsworld.observe.telemetry import Telemetry   # the full stack only where asked: it is 100x dearer
             self.telemetry = Telemetry(self.injector)
@@ -234,16 +236,17 @@ def _grouped(draws: list[Draw], scenario: Scenario, companions: bool = False
 
 def _hops(topo) -> np.ndarray:
     """[S, S] hops between components in the real call graph (undirected); S+1 where unconnected."""
-    adj = neighbours(topo)
     S = topo.n_components
+    adj = np.zeros((S, S), np.float32)
+    for a, near in enumerate(neighbours(topo)):
+        adj[a, list(near)] = 1.0
     out = np.full((S, S), S + 1, np.int64)
-    for a in range(S):
-        out[a, a] = 0
-        frontier, d = [a], 0
-        while frontier:
-            d += 1
-            nxt = [n for f in frontier for n in adj[f] if out[a, n] > d]
-            for n in nxt:
-                out[a, n] = d
-            frontier = nxt
+    np.fill_diagonal(out, 0)
+    frontier = np.eye(S, dtype=np.float32)          # row a: the components first reached from a at this distance
+    for d in range(1, S + 1):                        # breadth-first from every component at once
+        reached = (frontier @ adj > 0) & (out > d)
+        if not reached.any():
+            break
+        out[reached] = d
+        frontier = reached.astype(np.float32)
     return out

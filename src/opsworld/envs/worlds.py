@@ -22,7 +22,7 @@ class Difficulty:
 
     red_herrings: benign changes and flapping alerts beside the real fault.
     hidden_couplings: share of real calls left out of the service map the responder is shown.
-    telemetry_gaps: share of metric samples and log lines lost.
+    telemetry_gaps: share of metric samples and log lines lost (0.3 of them at 1).
     compound: chance that a second, independent fault strikes the same world.
     """
 
@@ -43,7 +43,9 @@ class World:
 
     def config(self, horizon: float | None = None) -> IncidentConfig:
         """The `IncidentConfig` that runs batches of this world."""
-        return IncidentConfig(scenario=self.scenario, horizon=horizon, generator=self.generator)
+        gaps = 0.3 * float(self.record.get("difficulty", {}).get("telemetry_gaps", 0.0))
+        return IncidentConfig(scenario=self.scenario, horizon=horizon, generator=self.generator,
+                              telemetry_gaps=gaps)
 
 
 @dataclass(frozen=True)

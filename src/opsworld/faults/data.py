@@ -41,8 +41,8 @@ class ConnectionPoolLeak(Fault):
 
     def check(self, scenario: "Scenario") -> None:
         super().check(scenario)
-        from opsworld.engine import compile_topology
-        topo = compile_topology(scenario)
+        from opsworld.engine.topology import topology_of
+        topo = topology_of(scenario)
         s = topo.index(self.target)
         if not ((topo.edge_src == s) & (topo.edge_pool > 0)).any():
             raise FaultError(f"{self.kind}: '{self.target}' holds no connection pool to a datastore")
@@ -161,8 +161,8 @@ class LockContention(Slowdown):
 
 
 def _check_consumer(fault: Fault, scenario: "Scenario") -> None:
-    from opsworld.engine import compile_topology
-    topo = compile_topology(scenario)
+    from opsworld.engine.topology import topology_of
+    topo = topology_of(scenario)
     s = topo.index(fault.target)
     if not ((topo.edge_dst == s) & (topo.edge_kind == CONSUME)).any():
         raise FaultError(f"{fault.kind}: '{fault.target}' consumes no queue")

@@ -148,8 +148,8 @@ class GpuDegraded(_NodeFault):
 
     def check(self, scenario: "Scenario") -> None:
         super().check(scenario)
-        from opsworld.engine import compile_topology
-        topo = compile_topology(scenario)
+        from opsworld.engine.topology import topology_of
+        topo = topology_of(scenario)
         n = topo.nodes.index(self.target)
         on = topo.replica_component[(topo.replica_node == n) & (topo.replica_index < topo.replicas[topo.replica_component])]
         if not (topo.gpu_count[on] > 0).any():

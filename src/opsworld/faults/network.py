@@ -30,8 +30,8 @@ def check_edge(fault: Fault, scenario: "Scenario", caller: str | None) -> None:
         return
     if caller not in scenario.components:
         raise FaultError(f"{fault.kind}: caller '{caller}' is not a component")
-    from opsworld.engine import compile_topology
-    topo = compile_topology(scenario)
+    from opsworld.engine.topology import topology_of
+    topo = topology_of(scenario)
     s, t = topo.index(caller), topo.index(fault.target)
     if not ((topo.edge_src == s) & (topo.edge_dst == t)).any():
         raise FaultError(f"{fault.kind}: '{caller}' does not call '{fault.target}'")

@@ -35,6 +35,7 @@ ALERTS = {
 LOG_SIGNATURES = (*ERROR_KINDS, *REFUSALS, "deadline_exceeded", "upstream_error", "no_endpoints", "oom_killed",
                   "crash_back_off", "disk_full", "slow_requests", "rate_limited", "certificate_expired",
                   "invalid_response", "queue_full")
+_GAP_STREAM = 0xDA5C
 _NOISE_STREAM = 101      # counter-based draws apart from the engine's own streams
 _BASELINE_TICKS = 360.0  # the EWMA baseline's memory: about an hour of ten-second ticks
 
@@ -42,11 +43,12 @@ _BASELINE_TICKS = 360.0  # the EWMA baseline's memory: about an hour of ten-seco
 class Dashboard:
     """Signals [B, S, F], alert states [B, S, A] and log signatures for a batch of worlds, updated every tick."""
 
-    def __init__(self, engine: Engine, noise: float = 0.05) -> None:
+    def __init__(self, engine: Engine, noise: float = 0.05, gaps: float = 0.0) -> None:
         self.engine = engine
         topo = engine.topology
         B, S = engine.worlds, topo.n_components
         self.noise = noise
+        self.gaps = gaps          # chance a component's scrape is lost in a tick: its signals stay as they were
         self.signals = np.zeros((B, S, len(SIGNALS)), np.float32)
         self.firing = np.zeros((B, S, len(ALERTS)), bool)
         self._held = np.zeros((B, S, len(ALERTS)), np.int16)
@@ -96,7 +98,11 @@ class Dashboard:
         if self.noise > 0:
             z = e.streams.normal(e.tick, _NOISE_STREAM, sig.shape[1] * sig.shape[2]).reshape(sig.shape)
             sig = sig * np.exp(self.noise * z)
-        self.signals = sig.astype(np.float32)
+        if self.gaps > 0:
+            lost = e.streams.uniform(e.tick, _GAP_STREAM, sig.shape[1]) < self.gaps       # [B, S]
+            self.signals = np.where(lost[..., None], self.signals, sig.astype(np.float32))
+        else:
+            self.signals = sig.astype(np.float32)
         values = self.signals if self._alert_direct else self.signals[..., self._alert_signal]
         hot = values > self._alert_threshold
         if self._alert_below.size:     # the few alerts on a signal falling below its threshold

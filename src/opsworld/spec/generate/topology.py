@@ -57,15 +57,18 @@ class TopologyGenerator:
 
     def draw(self, seed: int) -> Scenario:
         """The scenario of this seed."""
+        scenario = Scenario.model_validate(self.raw(seed))      # our own dict: no copy; a mistake here is a bug
+        check_references(scenario, f"generated scenario {seed}")
+        return scenario
+
+    def raw(self, seed: int) -> dict:
+        """The scenario of this seed as a scenario file's fields, units written out (`yaml.safe_dump` it to edit)."""
         rng = np.random.default_rng([int(seed), 0x70B0])
         lo, hi = self.services
         if not 3 <= lo <= hi <= 1000:
             raise ValueError(f"services must be a range within 3..1000, low first; got {self.services}")
         target = int(np.clip(round(math.exp(rng.uniform(math.log(lo), math.log(hi + 1)))), lo, hi))
-        raw = _Builder(self, rng, target, seed).scenario()
-        scenario = Scenario.model_validate(raw)      # our own dict: no copy, and any mistake here is a bug
-        check_references(scenario, f"generated scenario {seed}")
-        return scenario
+        return _Builder(self, rng, target, seed).scenario()
 
 
 class _Builder:
