@@ -3,17 +3,21 @@ Gymnasium vector env's agent steps per second.
 
 An episode is the scenario's hour at 10-second ticks (360 ticks), in this one process: engine only, and again with
 the telemetry on (metrics and alerts each tick, in batches of fewer worlds since the store holds the rules' window).
-The SimPy reference is run over a shorter horizon and normalised per simulated hour. Every figure is the median of
-several timed runs; the individual runs are reported too, because these machines are noisy.
+The SimPy reference is run over a shorter horizon and normalised per simulated hour. The rollout runner
+(`opsworld rollout`) is timed end to end on two worker processes: random policy, generated worlds, the gym observation
+on, one-hour episodes, Parquet written. Every figure is the median of several timed runs; the individual runs are
+reported too, because these machines are noisy.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import os
 import re
 import platform
 import statistics
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -83,9 +87,35 @@ def _env_steps_per_s(scenario_name: str, envs: int, seed: int) -> float:
     return steps * envs / (time.perf_counter() - start)
 
 
+ROLLOUT_WORKERS = 2
+ROLLOUT_HORIZON = 3600.0
+
+
+def _rollout(episodes: int, batch: int, seed: int = 1, template: str | None = None) -> dict[str, Any]:
+    """One timed rollout (random policy, generated worlds or `template`, one-hour episodes) into a scratch directory:
+    its summary."""
+    from opsworld.rollout import rollout
+    with tempfile.TemporaryDirectory() as out:
+        return rollout(episodes=episodes, out=out, seed=seed, batch=batch, workers=ROLLOUT_WORKERS,
+                       horizon=ROLLOUT_HORIZON, template=template)
+
+
+def _rollout_size(seconds: float) -> tuple[int, int]:
+    """(episodes, batch) for a rollout run of about `seconds`. Generated worlds range from a handful of services to
+    hundreds, so their cost is measured first: four batches of 32 (four worlds) give the batch size at which a run is
+    about 8 batches (enough to keep both workers busy to the end; a power of two from 16 to the runner's default 256),
+    then four batches of that size give the number of batches."""
+    small = 32
+    per_batch = _rollout(4 * small, small)["batch_seconds"] / 4           # worker-seconds
+    fits = small * seconds * ROLLOUT_WORKERS / 8 / per_batch
+    batch = min(max(2 ** int(math.log2(max(fits, 1.0))), 16), 256)
+    wall = _rollout(4 * batch, batch)["wall_seconds"]
+    return max(8, round(4 * seconds / wall)) * batch, batch
+
+
 def run_bench(runs: int = 5, worlds: int = 8192, reference_horizon: float = 120.0,
               scenario_name: str = "online-shop", progress: Callable[[str], None] | None = None,
-              telemetry_worlds: int = 1024, env_worlds: int = 1024) -> dict[str, Any]:
+              telemetry_worlds: int = 1024, env_worlds: int = 1024, rollout_seconds: float = 30.0) -> dict[str, Any]:
     """Time the engine and the reference; return medians and every run."""
     scenario = load_scenario(scenario_name, {"duration": "1h", "tick": "10s"})
     ErlangTable.table()                                   # built once per process, not part of an episode
@@ -114,6 +144,17 @@ def run_bench(runs: int = 5, worlds: int = 8192, reference_horizon: float = 120.
         env_sps.append(_env_steps_per_s(scenario_name, env_worlds, seed=run + 1))
         if progress:
             progress(f"vector env run {run + 1}/{runs}: {env_sps[-1]:,.0f} agent steps/s (random policy)")
+
+    # the rollout runner end to end; rollout_seconds <= 0 leaves it out (a quick smoke run of the bench)
+    rollout_episodes, rollout_batch = _rollout_size(rollout_seconds) if rollout_seconds > 0 else (0, 0)
+    rollout_eph, rollout_peak = [], []
+    for run in range(runs if rollout_episodes else 0):   # the same seed each run: the same worlds, the same work
+        summary = _rollout(rollout_episodes, rollout_batch)
+        rollout_eph.append(summary["episodes_per_hour"])
+        rollout_peak.append(max(summary["peak_rss_mib"].values()))
+        if progress:
+            progress(f"rollout run {run + 1}/{runs}: {rollout_eph[-1]:,.0f} episodes/h on {ROLLOUT_WORKERS} workers "
+                     f"({summary['wall_seconds']:.0f} s)")
 
     reference = load_scenario(scenario_name, {"duration": f"{reference_horizon:g}s", "tick": "10s"})
     rates = Engine(reference, worlds=1).rates          # the engine's own traffic profile, so both see the same
@@ -146,13 +187,21 @@ def run_bench(runs: int = 5, worlds: int = 8192, reference_horizon: float = 120.
         "env_worlds_per_batch": env_worlds,
         "env": "opsworld/Incident-v0 vector env, a random valid action per world per step, one process and thread; "
                "each world has a fault drawn from the catalogue",
+        "episodes_per_hour_2_cores": statistics.median(rollout_eph) if rollout_eph else None,
+        "rollout": f"opsworld rollout on {ROLLOUT_WORKERS} worker processes: random policy, generated worlds "
+                   f"(WorldGenerator defaults), 1 h episodes at 10 s ticks, the gym observation on, Parquet "
+                   f"written; wall time from the start of the pool to the file closed",
+        "rollout_episodes_per_run": rollout_episodes,
+        "rollout_batch": rollout_batch,
+        "rollout_peak_rss_mib": max(rollout_peak, default=None),
         "reference_episodes_per_s": ref,
         "reference_horizon_s": reference_horizon,
         "reference_component_requests_per_s": statistics.median(reference_rps),
         "speedup_vs_reference": eps / ref,
         "runs": {"episodes_per_s": engine_eps, "episodes_per_s_with_telemetry": telemetry_eps,
                  "episodes_per_s_with_telemetry_rules_at_interval": interval_eps,
-                 "reference_episodes_per_s": reference_eps, "env_steps_per_s": env_sps},
+                 "reference_episodes_per_s": reference_eps, "env_steps_per_s": env_sps,
+                 "episodes_per_hour_2_cores": rollout_eph},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "numpy": np.__version__, "processor": platform.processor() or platform.machine()},
     }

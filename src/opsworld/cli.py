@@ -229,6 +229,7 @@ def bench(
                                          help="worlds per batch with the telemetry on (the store holds the rules' "
                                               "window of every series)"),
     env_worlds: int = typer.Option(1024, min=1, max=100_000, help="worlds of the Gymnasium vector env"),
+    rollout_seconds: float = typer.Option(30.0, min=0.0, help="seconds per timed rollout run (0: leave it out)"),
 ) -> None:
     """Measure engine episodes per second, with and without the telemetry, against the request-level reference, and
     the Gymnasium vector env's agent steps per second under a random policy."""
@@ -240,12 +241,12 @@ def bench(
         _fail(f"--reference-horizon: {exc}")
     if json_out:
         result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon, telemetry_worlds=telemetry_worlds,
-                           env_worlds=env_worlds)
+                           env_worlds=env_worlds, rollout_seconds=rollout_seconds)
     else:
         with err.status("benchmarking...") as status:
             result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon,
                                progress=lambda msg: status.update(msg), telemetry_worlds=telemetry_worlds,
-                               env_worlds=env_worlds)
+                               env_worlds=env_worlds, rollout_seconds=rollout_seconds)
     if json_out:
         print(json.dumps(result, indent=2))
         return
@@ -253,8 +254,10 @@ def bench(
     table.add_column("figure")
     table.add_column("median", justify="right")
     for key in ("episodes_per_s", "episodes_per_s_with_telemetry", "telemetry_share", "reference_episodes_per_s",
-                "speedup_vs_reference", "world_ticks_per_s", "env_steps_per_s"):
+                "speedup_vs_reference", "world_ticks_per_s", "env_steps_per_s", "episodes_per_hour_2_cores"):
         value = result[key]
+        if value is None:
+            continue
         table.add_row(key, f"{value:,.4g}" if value < 1000 else f"{value:,.0f}")
     out.print(table)
 
@@ -1190,6 +1193,11 @@ def generate(
         console.print(f"  request graph {name:6s}  p50 {q['p50']:g}  p90 {q['p90']:g}  p99 {q['p99']:g}")
     if out is not None:
         console.print(f"written to {out}: run it with `opsworld simulate {out}`")
+
+
+from opsworld.rollout.command import rollout as _rollout_command  # noqa: E402  (its own module: a long command)
+
+app.command("rollout")(_rollout_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

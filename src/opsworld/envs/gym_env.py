@@ -62,11 +62,12 @@ class IncidentVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int = 1, scenario: str = "online-shop", faults: list[str] | None = None,
                  horizon: float | None = None, onset: tuple[float, float] = (300.0, 900.0), seed: int = 0,
-                 config: IncidentConfig | None = None) -> None:
+                 config: IncidentConfig | None = None, first_world: int = 0) -> None:
         self.num_envs = num_envs
         self.config = config or IncidentConfig(scenario=scenario, horizon=horizon,
                                                generator=CatalogueGenerator(entries=faults, onset=onset))
-        self.inc = Incidents(self.config, worlds=num_envs, seed=seed)
+        # first_world: the engine's noise of world i is that of world first_world + i alone (an episode id)
+        self.inc = Incidents(self.config, worlds=num_envs, seed=seed, first_world=first_world)
         self._seed = seed
         self._episodes = 0
         inc = self.inc
