@@ -2,7 +2,7 @@
 
 from opsworld.spec import Scenario, ScenarioError, load_scenario, templates
 
-__all__ = ["Scenario", "ScenarioError", "load_scenario", "templates", "Engine"]
+__all__ = ["Scenario", "ScenarioError", "load_scenario", "templates", "Engine", "verify"]
 __version__ = "0.1.0"
 
 try:     # gymnasium.make("opsworld/Incident-v0") works once opsworld is imported
@@ -19,4 +19,8 @@ def __getattr__(name: str):
         from opsworld.engine import Engine
 
         return Engine
+    if name == "verify":     # the dataset's verifier: verify(item, answer) -> score in [0, 1]
+        from opsworld.dataset.verify import verify
+
+        return verify
     raise AttributeError(name)

@@ -1197,7 +1197,10 @@ def generate(
 
 from opsworld.rollout.command import rollout as _rollout_command  # noqa: E402  (its own module: a long command)
 
+from opsworld.dataset.command import dataset as _dataset_command  # noqa: E402
+
 app.command("rollout")(_rollout_command)
+app.command("dataset")(_dataset_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -119,12 +119,8 @@ class PortableGenerator:
         faults, controls = self._options(scenario)
         onset = float(rng.uniform(*self.onset))
         pool = controls if (controls and rng.random() < self.controls) or not faults else faults
-        for _ in range(20):          # a place that fits (most do: one of them was checked when listed)
-            name, places = pool[int(rng.integers(len(pool)))]
-            place = places[int(rng.integers(len(places)))]
-            if _fits(CATALOGUE[name], place, scenario):
-                break
-        fault = CATALOGUE[name].make(**place, onset=onset)
+        name, places = pool[int(rng.integers(len(pool)))]
+        fault = CATALOGUE[name].make(**places[int(rng.integers(len(places)))], onset=onset)
         also: list[Fault] = []
         if faults and rng.random() < self.compound:
             others = [(n, [p for p in ps if p.get("target") != fault.target]) for n, ps in faults if n != name]
@@ -144,10 +140,15 @@ class PortableGenerator:
             at = float(rng.uniform(0.0, self.horizon))
             if rng.random() < 0.7:
                 entry = CATALOGUE["benign_deploy" if rng.random() < 0.5 else "benign_config"]
-                out.append(entry.make(target=target, onset=at))
+                fault = entry.make(target=target, onset=at)
             else:        # a flap that comes and goes by itself: alerts that fire and resolve
-                out.append(CATALOGUE["health_check_flapping"].make(target=target, onset=at, share=0.3,
-                                                                   duration=float(rng.uniform(60, 240))))
+                fault = CATALOGUE["health_check_flapping"].make(target=target, onset=at, share=0.3,
+                                                                duration=float(rng.uniform(60, 240)))
+            try:
+                fault.check(scenario)
+            except FaultError:
+                continue
+            out.append(fault)
         return out
 
     def _options(self, scenario: Scenario) -> tuple[list, list]:
@@ -158,9 +159,8 @@ class PortableGenerator:
             chosen = [e for e in CATALOGUE.values() if (self.entries is None or e.name in self.entries)
                       and e.name not in self.exclude]
             for e in chosen:
-                places = _places(e, scenario)
-                # checking every place costs seconds on a large system: the entry is listed when one of a few fits
-                if any(_fits(e, p, scenario) for p in places[:: max(1, len(places) // 4)][:4]):
+                places = [p for p in _places(e, scenario) if _fits(e, p, scenario)]
+                if places:
                     (controls if e.name in CONTROLS else faults).append((e.name, places))
             if not faults and not controls:
                 raise FaultError(f"no catalogue entry fits scenario '{scenario.name}'")
