@@ -12,6 +12,7 @@ episode alone from its row.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import multiprocessing
@@ -28,9 +29,11 @@ import numpy as np
 import pyarrow as pa
 
 from opsworld.engine.random import Streams
+from opsworld.engine.topology import topology_of
 from opsworld.envs.worlds import World, WorldGenerator, world_from_record
 from opsworld.rollout.records import EpisodeWriter, episode_row, episode_table
 
+CELLS = 262_144        # worlds x (replica slots + components + call edges) one engine runs at once: bounds memory
 RANDOM = "random"      # the built-in uniformly random valid policy (the hot path); any other name is a named agent
 SUMMARY_FILE = "rollout.json"
 
@@ -95,7 +98,16 @@ def run_batch(plan: RolloutPlan, k: int) -> Batch:
     world = WorldGenerator(services=plan.services, template=plan.template).draw(derive_seed(plan.seed, _WORLD, k))
     batch_seed = derive_seed(plan.seed, _ENGINE, k)
     draws = [_draw(world, plan.seed, e) for e in episodes]
-    reports = _play(world, draws, episodes.start, plan.horizon, plan.agent, plan.seed, batch_seed)
+    # a large system runs its batch in chunks, so that a worker's memory stays flat whatever the system (an episode is
+    # the same in any chunk: see the module docstring)
+    topo = topology_of(world.scenario)
+    size = len(topo.replica_component) + topo.n_components + topo.n_edges
+    chunk = max(1, min(len(draws), CELLS // size))
+    reports = []
+    for c in range(0, len(draws), chunk):
+        reports += _play(world, draws[c:c + chunk], episodes.start + c, plan.horizon, plan.agent, plan.seed,
+                         batch_seed)
+        gc.collect()          # an env is a web of references (the score points back at its batch): free it now
     horizon = plan.horizon or world.scenario.duration
     rows = [episode_row(e, k, plan.seed, batch_seed, world, horizon, plan.agent, d, r)
             for e, d, r in zip(episodes, draws, reports)]
