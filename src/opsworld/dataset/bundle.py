@@ -29,6 +29,7 @@ from opsworld.engine.knobs import Knobs
 from opsworld.engine.topology import Topology
 from opsworld.engine.truth import TRUTH_FIELDS, Truth
 from opsworld.envs.incident import Incidents
+from opsworld.envs.text import documented_calls
 from opsworld.faults.base import next_version
 from opsworld.observe.dashboard import ALERTS, SIGNALS
 from opsworld.observe.log_templates import iso
@@ -37,7 +38,7 @@ from opsworld.observe.noise import hashed
 from opsworld.observe.names import NAMESPACE
 from opsworld.observe.recording import KNOB_FIELDS, Recording
 from opsworld.spec.loader import service_map
-from opsworld.spec.schema import Cache, Queue, Scenario
+from opsworld.spec.schema import Queue, Scenario
 
 WINDOW = 15            # minutes of metrics before the look (fewer when the system has not run that long)
 LOG_SECONDS = 30.0     # the log excerpt covers the last half minute
@@ -313,20 +314,10 @@ class Layout:
         self.index = {n: i for i, n in enumerate(self.components)}
         documented = service_map(scenario)
         comps = scenario.components
+        calls_of = documented_calls(scenario)
         rows = []
         for name, comp in comps.items():
-            calls = []
-            for src, dst in documented:
-                if src != name:
-                    continue
-                if isinstance(comp, Queue) and dst == comp.consumer:
-                    calls.append(f"{dst} (consumer)")
-                elif isinstance(comp, Cache) and dst == comp.fronts:
-                    calls.append(f"{dst} (on miss)")
-                elif isinstance(comps[dst], Queue):
-                    calls.append(f"{dst} (publish)")
-                else:
-                    calls.append(dst)
+            calls = calls_of[name]
             s = topology.index(name)
             slots = np.flatnonzero((topology.replica_component == s)
                                    & (topology.replica_index < topology.replicas[s]))

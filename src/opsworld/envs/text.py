@@ -218,22 +218,21 @@ def render_changes(changes: list[Change], start: float, limit: int = 50) -> str:
 
 # ---- the cluster's objects -------------------------------------------------------------------------------------------
 
-def _calls(scenario: Scenario, name: str) -> list[str]:
-    """A component's documented calls, each with how it is made: `cartservice`, `orders (publish)`,
+def documented_calls(scenario: Scenario) -> dict[str, list[str]]:
+    """Every component's documented calls, each with how it is made: `cartservice`, `orders (publish)`,
     `postgres (on miss)`, and a queue's `worker (consumer)`."""
-    comp = scenario.components[name]
-    out = []
+    comps = scenario.components
+    out: dict[str, list[str]] = {name: [] for name in comps}
     for src, dst in service_map(scenario):
-        if src != name:
-            continue
+        comp = comps[src]
         if isinstance(comp, Queue) and dst == comp.consumer:
-            out.append(f"{dst} (consumer)")
+            out[src].append(f"{dst} (consumer)")
         elif isinstance(comp, Cache) and dst == comp.fronts:
-            out.append(f"{dst} (on miss)")
-        elif isinstance(scenario.components[dst], Queue):
-            out.append(f"{dst} (publish)")
+            out[src].append(f"{dst} (on miss)")
+        elif isinstance(comps[dst], Queue):
+            out[src].append(f"{dst} (publish)")
         else:
-            out.append(dst)
+            out[src].append(dst)
     return out
 
 
@@ -248,9 +247,10 @@ def render_service_map(scenario: Scenario, limit: int = 200) -> str:
     shown = names[:max(limit, 0)]
     lines.append(f"Components ({len(names)}):")
     width = max(len(n) for n in shown) if shown else 0
+    calls_of = documented_calls(scenario)
     for name in shown:
         comp = scenario.components[name]
-        calls = _calls(scenario, name)
+        calls = calls_of[name]
         lines.append(f"  {name.ljust(width)}  {comp.kind:<9}  x{comp.instances}"
                      + (f"  -> {', '.join(calls)}" if calls else ""))
     lines += _more(len(names) - len(shown), "components", "describe one by name")
@@ -332,7 +332,7 @@ def _describe_component(engine: Engine, name: str, world: int) -> list[str]:
         lines.append(f"Cache for:       {comp.fronts}")
     if isinstance(comp, Queue):
         lines.append(f"Consumer:        {comp.consumer}")
-    calls = _calls(scenario, name)
+    calls = documented_calls(scenario)[name]
     lines.append(f"Calls:           {', '.join(calls) if calls else '<none>'}")
     certs = [c for c in range(len(topo.certificates)) if int(topo.cert_component[c]) == s]
     if certs:
