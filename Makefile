@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	command -v promtool >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus; } || true
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[plot,test,mcp,ray]"
+	$(BIN)/python -m pip install -q -e ".[plot,test,mcp,ray,train]"
 	touch $(STAMP)
 
 demo: install

@@ -1085,15 +1085,34 @@ def audit(
 
 @app.command("eval")
 def evaluate_agent(
-    suite: str = typer.Option(..., "--suite", help="detection, localization, rca or mitigation"),
-    agent: str = typer.Option("heuristic-sre", "--agent", help="a registered agent or module:Class"),
+    suite: Optional[str] = typer.Option(None, "--suite", help="detection, localization, rca or mitigation"),
+    split: Optional[str] = typer.Option(None, "--split", help="a train/test split instead: a, b, c, d or all "
+                                                              "(opsworld.train.splits)"),
+    agents: Optional[list[str]] = typer.Option(None, "--agent", help="a registered agent or module:Class (default "
+                                               "heuristic-sre); with --split, repeat it for several"),
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
     leaderboard: bool = typer.Option(False, "--leaderboard", help="every registered agent on the suite, ranked"),
     seeds: int = typer.Option(2, min=1, max=100, help="episodes per catalogue entry and template"),
     template: Optional[list[str]] = typer.Option(None, "--template", help="only these templates (default: all four)"),
     entry: Optional[list[str]] = typer.Option(None, "--entry", help="only these catalogue entries"),
+    episodes: int = typer.Option(256, "--episodes", help="with --split: episodes per agent and split"),
+    seed: int = typer.Option(0, "--seed", help="with --split: the evaluation's seed"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="with --split: worker processes (default: one "
+                                                                  "per CPU)"),
+    horizon: Optional[str] = typer.Option(None, "--horizon", help="with --split: episode length, e.g. 10m "
+                                                                  "(default 1h)"),
+    batch: int = typer.Option(16, "--batch", help="with --split: episodes per drawn world (smaller: more worlds)"),
 ) -> None:
-    """Score an agent on one of the field's tasks (AIOpsLab/ITBench style), or rank every registered agent."""
+    """Score an agent on one of the field's tasks (AIOpsLab/ITBench style), or rank every registered agent; or, with
+    --split, score agents on the train/test splits of a policy trained on generated worlds."""
+    if (suite is None) == (split is None):
+        _fail("give exactly one of --suite (a task suite) or --split (a train/test split)")
+    if split is not None:
+        if leaderboard or template or entry:
+            _fail("--leaderboard, --template and --entry go with --suite, not --split")
+        _evaluate_splits(split, agents or ["heuristic-sre"], episodes, seed, workers, horizon, batch, json_out)
+        return
+    agent = agents[-1] if agents else "heuristic-sre"      # as before: a repeated option keeps its last value
     from opsworld.agents import AgentError, agent_factory
     from opsworld.score.suites import SUITES, evaluate, leaderboard as rank
 
@@ -1130,6 +1149,65 @@ def evaluate_agent(
                          else f"{v:.3g}")
         table.add_row(r.agent, *cells)
     out.print(table)
+
+
+def _evaluate_splits(split: str, agents: list[str], episodes: int, seed: int, workers: Optional[int],
+                     horizon: Optional[str], batch: int, json_out: bool) -> None:
+    """`opsworld eval --split`: every agent on the split(s), a table (or JSON) of their scores and transfer gaps."""
+    import time
+    from dataclasses import asdict
+
+    from opsworld.train.splits import HORIZON, RANDOM, SPLITS, SplitError, gap, split_table
+
+    names = list(SPLITS) if split == "all" else [split]
+    if split != "all" and split not in SPLITS:
+        _fail(f"no split named '{split}'; splits: {', '.join(SPLITS)} or all")
+    seconds = HORIZON
+    if horizon is not None:
+        try:
+            seconds = parse_duration(horizon)
+        except UnitError as exc:
+            _fail(f"--horizon: {exc}")
+    request = dict(episodes=episodes, seed=seed, workers=workers, horizon=seconds, batch=batch)
+    started = time.perf_counter()
+    try:
+        if sys.stderr.isatty():        # a bar only where someone watches, as `opsworld rollout`
+            bar, callback = _progress_bar(f"eval split {split}")
+            with bar:
+                results = split_table(agents, names, progress=lambda done, total: callback(done, total, "episodes"),
+                                      **request)
+        else:
+            results = split_table(agents, names, **request)
+    except SplitError as exc:
+        _fail(str(exc))
+    wall = time.perf_counter() - started
+    gaps = {(g.agent, g.split): g for g in gap(results)}
+    if json_out:
+        print(json.dumps({"episodes": episodes, "seed": seed, "horizon": seconds, "batch": batch,
+                          "wall_seconds": round(wall, 2),
+                          "splits": {n: SPLITS[n].description for n in names},
+                          "results": [asdict(r) for r in results], "gaps": [asdict(g) for g in gaps.values()]},
+                         indent=2))
+        return
+    share = lambda v: "-" if v is None else f"{v:.0%}"      # noqa: E731
+    table = Table(title=f"train/test splits: {episodes} episodes per agent and split, {seconds:g} s each",
+                  caption="  ".join(f"({n}) {SPLITS[n].description}." for n in names))
+    for name in ("agent", "split", "reward", "mitigated", "localized", "root cause", "unsafe", "impact min"):
+        table.add_column(name, justify="left" if name in ("agent", "split") else "right")
+    versus = RANDOM in agents and len(agents) > 1
+    if versus:
+        table.add_column("vs random", justify="right")
+        table.add_column("kept of (a)", justify="right")
+    for r in results:
+        cells = [r.agent, r.split, f"{r.mean_reward:.1f} ± {r.se_reward:.1f}", share(r.mitigated_share),
+                 share(r.localized_share), share(r.root_cause_share), share(r.unsafe_share),
+                 f"{r.mean_impact_minutes:.1f}"]
+        if versus:
+            g = gaps.get((r.agent, r.split))
+            cells += ["-", "-"] if g is None else [f"{g.advantage:+.1f} ± {g.se_advantage:.1f}", share(g.kept)]
+        table.add_row(*cells)
+    out.print(table)
+    out.print(f"wall time {wall:.1f} s", highlight=False)
 
 
 def _range_of(text: str, option: str) -> tuple[int, int]:
@@ -1199,8 +1277,11 @@ from opsworld.rollout.command import rollout as _rollout_command  # noqa: E402  
 
 from opsworld.dataset.command import dataset as _dataset_command  # noqa: E402
 
+from opsworld.train.command import register as _register_train  # noqa: E402
+
 app.command("rollout")(_rollout_command)
 app.command("dataset")(_dataset_command)
+_register_train(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -1,9 +1,12 @@
-"""Baseline agents for the incident envs, and a registry to load them by name (`opsworld eval --agent NAME`) or by
-`module:Class` (any class with `reset(context, seed)` and `act(observation)`; `act_batch` optional)."""
+"""Baseline agents for the incident envs, and a registry to load them by name (`opsworld eval --agent NAME`), by
+`module:Class` (any class with `reset(context, seed)` and `act(observation)`; `act_batch` optional), or by the path
+of a policy file written by `opsworld train` (`PATH.pt`)."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+from pathlib import Path
 from typing import Callable
 
 from opsworld.agents.base import Agent, Context, PerWorld, context_of
@@ -24,6 +27,16 @@ AGENTS: dict[str, Callable[[], Agent]] = {
     "page-at-once": PageAtOnce,
     "blame-most-alerting": BlameMostAlerting,
 }
+
+def _trained() -> Agent:
+    """The trained PPO policy that ships with the package (`opsworld train` made it; extra `train`)."""
+    from opsworld.train.agent import PolicyAgent
+    return PolicyAgent()
+
+
+_SHIPPED = Path(__file__).parent.parent / "train" / "weights" / "ppo.pt"
+if _SHIPPED.exists() and importlib.util.find_spec("torch") is not None:    # it runs on PyTorch (extra `train`)
+    AGENTS["ppo"] = _trained
 CHEATS = ("silence-all", "restart-all", "rollback-all", "scale-max", "page-at-once", "blame-most-alerting")
 
 
@@ -35,6 +48,13 @@ def agent_factory(name: str) -> Callable[[], Agent]:
     """The factory (a class) of a registered agent, or of `module:Class`."""
     if name in AGENTS:
         return AGENTS[name]
+    if name.endswith(".pt"):           # a policy file written by `opsworld train`
+        if importlib.util.find_spec("torch") is None:
+            raise AgentError(f"'{name}': a trained policy needs PyTorch: pip install -e '.[train]'")
+        if not Path(name).is_file():
+            raise AgentError(f"'{name}': no such policy file")
+        from opsworld.train.agent import PolicyAgent
+        return lambda: PolicyAgent(name)
     if ":" not in name:
         raise AgentError(f"no agent named '{name}'; registered: {', '.join(AGENTS)}; or give module:Class")
     module, _, attr = name.partition(":")

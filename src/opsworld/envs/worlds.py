@@ -51,13 +51,15 @@ class World:
 @dataclass(frozen=True)
 class WorldGenerator:
     """Draws worlds from seeds: a generated topology of `services` components (or the built-in `template`), and
-    incidents drawn on it with the `difficulty` asked. `exclude`: catalogue entries never drawn (held out)."""
+    incidents drawn on it with the `difficulty` asked. `exclude`: catalogue entries never drawn (held out);
+    `entries`: the only ones drawn (None: all that fit)."""
 
     services: tuple[int, int] = (5, 500)
     difficulty: Difficulty = Difficulty()
     template: str | None = None
     exclude: tuple[str, ...] = ()
     onset: tuple[float, float] = (300.0, 900.0)
+    entries: tuple[str, ...] | None = None
 
     def draw(self, seed: int) -> World:
         """The world of this seed."""
@@ -68,18 +70,23 @@ class WorldGenerator:
             scenario = TopologyGenerator(services=tuple(self.services),
                                          hidden_couplings=0.3 * d.hidden_couplings).draw(seed)
         generator = PortableGenerator(onset=self.onset, red_herrings=3.0 * d.red_herrings, compound=d.compound,
-                                      exclude=tuple(self.exclude), horizon=scenario.duration)
+                                      exclude=tuple(self.exclude), horizon=scenario.duration,
+                                      entries=None if self.entries is None else tuple(self.entries))
         return World(seed, scenario, generator, self.record(seed))
 
     def record(self, seed: int) -> dict:
         """What rebuilds the world of `seed`: the generator's parameters and the seed."""
-        return {"seed": int(seed), "services": list(self.services), "difficulty": asdict(self.difficulty),
-                "template": self.template, "exclude": list(self.exclude), "onset": list(self.onset)}
+        record = {"seed": int(seed), "services": list(self.services), "difficulty": asdict(self.difficulty),
+                  "template": self.template, "exclude": list(self.exclude), "onset": list(self.onset)}
+        if self.entries is not None:      # only when asked: the records (and rollout files) of before stay the same
+            record["entries"] = list(self.entries)
+        return record
 
 
 def world_from_record(record: dict) -> World:
     """The world a `World.record` describes, exactly as it was drawn."""
     generator = WorldGenerator(services=tuple(record["services"]), difficulty=Difficulty(**record["difficulty"]),
                                template=record.get("template"), exclude=tuple(record.get("exclude", ())),
-                               onset=tuple(record.get("onset", (300.0, 900.0))))
+                               onset=tuple(record.get("onset", (300.0, 900.0))),
+                               entries=None if record.get("entries") is None else tuple(record["entries"]))
     return generator.draw(int(record["seed"]))

@@ -11,7 +11,8 @@ assert replay_episode(row)["reward"] == row["reward"]
 
 from opsworld.rollout.records import BATCHES_PER_FILE, EPISODES_DIR, SCHEMA, EpisodeWriter
 from opsworld.rollout.runner import (RANDOM, SUMMARY_FILE, Batch, RolloutError, RolloutPlan, local_batches,
-                                     replay_episode, rollout, run_batch)
+                                     local_tasks, replay_episode, rollout, run_batch)
 
 __all__ = ["BATCHES_PER_FILE", "EPISODES_DIR", "SCHEMA", "SUMMARY_FILE", "RANDOM", "Batch", "EpisodeWriter",
-           "RolloutError", "RolloutPlan", "local_batches", "replay_episode", "rollout", "run_batch"]
+           "RolloutError", "RolloutPlan", "local_batches", "local_tasks",
+           "replay_episode", "rollout", "run_batch"]

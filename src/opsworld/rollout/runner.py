@@ -23,14 +23,14 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterator, Mapping
+from typing import Any, Callable, Hashable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from opsworld.engine.random import Streams
 from opsworld.engine.topology import topology_of
-from opsworld.envs.worlds import World, WorldGenerator, world_from_record
+from opsworld.envs.worlds import Difficulty, World, WorldGenerator, world_from_record
 from opsworld.rollout.records import EpisodeWriter, episode_row, episode_table
 
 CELLS = 262_144        # worlds x (replica slots + components + call edges) one engine runs at once: bounds memory
@@ -58,6 +58,15 @@ class RolloutPlan:
     horizon: float | None = None           # seconds; None: each world's scenario duration
     services: tuple[int, int] = (5, 500)
     template: str | None = None            # a built-in template in place of generated topologies
+    difficulty: Difficulty = Difficulty()
+    exclude: tuple[str, ...] = ()          # catalogue entries never drawn (held out)
+    entries: tuple[str, ...] | None = None  # the only catalogue entries drawn (None: all that fit)
+
+    @property
+    def worlds(self) -> WorldGenerator:
+        """Where the batches' worlds come from."""
+        return WorldGenerator(services=self.services, difficulty=self.difficulty, template=self.template,
+                              exclude=self.exclude, entries=self.entries)
 
     @property
     def batches(self) -> int:
@@ -95,7 +104,7 @@ def run_batch(plan: RolloutPlan, k: int) -> Batch:
     return their rows."""
     started = time.perf_counter()
     episodes = plan.span(k)
-    world = WorldGenerator(services=plan.services, template=plan.template).draw(derive_seed(plan.seed, _WORLD, k))
+    world = plan.worlds.draw(derive_seed(plan.seed, _WORLD, k))
     batch_seed = derive_seed(plan.seed, _ENGINE, k)
     draws = [_draw(world, plan.seed, e) for e in episodes]
     # a large system runs its batch in chunks, so that a worker's memory stays flat whatever the system (an episode is
@@ -206,9 +215,15 @@ def in_order(count: int, window: int, submit: Callable[[int], Hashable],
 
 def local_batches(plan: RolloutPlan, workers: int) -> Iterator[Batch]:
     """The plan's batches in order, run by `workers` processes (in this one when 1)."""
-    workers = min(workers, plan.batches)
+    yield from local_tasks([(plan, k) for k in range(plan.batches)], workers)
+
+
+def local_tasks(tasks: Sequence[tuple[RolloutPlan, int]], workers: int) -> Iterator[Batch]:
+    """The batches of several plans, each task a (plan, batch index), in the order given, run by `workers` processes
+    (in this one when 1): one pool for many small plans (an evaluation's splits and agents) keeps every worker busy."""
+    workers = min(workers, len(tasks))
     if workers <= 1:
-        for k in range(plan.batches):
+        for plan, k in tasks:
             yield run_batch(plan, k)
         return
     # forkserver: safe beside the progress bar's thread, and the server imports the engine once for every worker
@@ -216,7 +231,7 @@ def local_batches(plan: RolloutPlan, workers: int) -> Iterator[Batch]:
     context.set_forkserver_preload([__name__])
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     try:
-        yield from in_order(plan.batches, 2 * workers, lambda k: pool.submit(run_batch, plan, k), _finished)
+        yield from in_order(len(tasks), 2 * workers, lambda i: pool.submit(run_batch, *tasks[i]), _finished)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -229,11 +244,14 @@ def _finished(futures: list[Future]) -> list[tuple[Future, Batch]]:
 # ---- a whole rollout -------------------------------------------------------------------------------------------------
 def rollout(episodes: int, agent: str = RANDOM, out: str | Path = "out/rollout", seed: int = 0, batch: int = 256,
             workers: int | None = None, horizon: float | None = None, services: tuple[int, int] = (5, 500),
-            template: str | None = None, ray: str | None = None, progress: Progress | None = None) -> dict:
+            template: str | None = None, ray: str | None = None, progress: Progress | None = None,
+            difficulty: Difficulty = Difficulty(), exclude: tuple[str, ...] = (),
+            entries: tuple[str, ...] | None = None) -> dict:
     """Run episodes 0..episodes-1 and write `out/episodes/part-*.parquet` (one row per episode; read them all with
     `pyarrow.parquet.read_table(out / "episodes")`) and `out/rollout.json` (the parameters, the files, wall time,
     episodes per hour, peak memory); return the latter. Worlds are generated topologies of
-    `services` services, or the built-in `template`. `ray`: a cluster address or "auto" to run the batches there
+    `services` services, or the built-in `template`, their incidents drawn with `difficulty`, from the catalogue's
+    `entries` (default: all that fit) less `exclude`. `ray`: a cluster address or "auto" to run the batches there
     instead of on `workers` local processes (default: one per CPU). Raises `RolloutError` for a bad request, before
     anything is written.
 
@@ -241,7 +259,8 @@ def rollout(episodes: int, agent: str = RANDOM, out: str | Path = "out/rollout",
     (as for any multiprocessing start method but fork)."""
     workers = workers if workers is not None else os.cpu_count() or 1
     plan = RolloutPlan(episodes=episodes, agent=agent, seed=seed, batch=batch, horizon=horizon,
-                       services=tuple(services), template=template)
+                       services=tuple(services), template=template, difficulty=difficulty,
+                       exclude=tuple(exclude), entries=None if entries is None else tuple(entries))
     check(plan, workers)
     directory = Path(out)
     _check_writable(directory)
@@ -275,6 +294,13 @@ def check(plan: RolloutPlan, workers: int = 1) -> None:
         from opsworld.spec import templates
         if plan.template not in templates():
             raise RolloutError(f"no template named '{plan.template}'; templates: {', '.join(templates())}")
+    from opsworld.faults.catalogue import CATALOGUE
+    for option, names in (("entries", plan.entries or ()), ("exclude", plan.exclude)):
+        unknown = [n for n in names if n not in CATALOGUE]
+        if unknown:
+            raise RolloutError(f"{option}: no catalogue entry named {', '.join(unknown)}; see `opsworld faults`")
+    if plan.entries is not None and not set(plan.entries) - set(plan.exclude):
+        raise RolloutError("entries: every entry asked for is also excluded; nothing is left to draw")
     if plan.agent != RANDOM:
         from opsworld.agents import AgentError, load_agent
         try:

@@ -12,7 +12,9 @@ The checks, each with its figure:
     audit's episodes of one template (all agents pooled), is at most -0.9 — one figure per template;
 (c) silence never pays: each heuristic and random episode is replayed with the same actions at the same ticks, where
     the responder idled, a `silence_alert` instead of the idling; the reward must never rise;
-(d) the heuristic SRE mitigates at least 60% of the non-control episodes.
+(d) the heuristic SRE mitigates at least 60% of the non-control episodes;
+(e) with a trained policy among the agents (`ppo`, or a policy file): it beats every cheat by at least 3 combined
+    standard errors. (A trained policy is not held to (a): it may well beat the heuristic.)
 """
 
 from __future__ import annotations
@@ -360,12 +362,8 @@ def audit(agents: Sequence[str] | None = None, seeds: int = 5, progress: Progres
     by = {s.agent: s for s in summaries}
     h = by[HEURISTIC]
     checks: list[Check] = []
-    margins = {}
-    for s in summaries:
-        if s.agent == HEURISTIC:
-            continue
-        se = math.sqrt(h.se_reward ** 2 + s.se_reward ** 2)
-        margins[s.agent] = (h.mean_reward - s.mean_reward) / se if se > 0 else math.inf
+    learned = [a for a in names if _learned(a)]
+    margins = {s.agent: _margin(h, s) for s in summaries if s.agent != HEURISTIC and s.agent not in learned}
     worst = min(margins, key=margins.get) if margins else None
     checks.append(Check(name="heuristic beats every other agent", passed=all(m >= MARGIN_SE for m in margins.values()),
                         figure=round(margins[worst], 2) if worst else None,
@@ -398,10 +396,30 @@ def audit(agents: Sequence[str] | None = None, seeds: int = 5, progress: Progres
                                     "per_agent": silence_detail}))
     checks.append(Check(name="heuristic mitigates the non-control episodes", passed=h.mitigation_rate >= MITIGATION_MIN,
                         figure=round(h.mitigation_rate, 4), target=f">= {MITIGATION_MIN:.0%}"))
+    from opsworld.agents import CHEATS
+    cheats = [c for c in CHEATS if c in by]
+    if learned and cheats:
+        over = {f"{a} over {c}": _margin(by[a], by[c]) for a in learned for c in cheats}
+        closest = min(over, key=over.get)
+        checks.append(Check(name="the trained policy beats every cheat",
+                            passed=all(m >= MARGIN_SE for m in over.values()), figure=round(over[closest], 2),
+                            target=f">= {MARGIN_SE:g} combined standard errors over each",
+                            detail={"closest": closest, "margins_se": {k: round(v, 2) for k, v in over.items()}}))
     classes = _classes(rows[HEURISTIC])
     return AuditResult(episodes=total_eps, seeds=seeds, templates={t: len(v) for t, v in plan.items()},
                        agents=summaries, heuristic_classes=classes, checks=checks, spearman=rho,
                        runtime_s=round(time.perf_counter() - started, 2))
+
+
+def _learned(agent: str) -> bool:
+    """A trained policy (held to beating the cheats, not the heuristic)."""
+    return agent == "ppo" or agent.endswith(".pt")
+
+
+def _margin(a: "AgentSummary", b: "AgentSummary") -> float:
+    """How far a's mean reward is above b's, in combined standard errors."""
+    se = math.sqrt(a.se_reward ** 2 + b.se_reward ** 2)
+    return (a.mean_reward - b.mean_reward) / se if se > 0 else math.inf
 
 
 def _round(x: float, digits: int = 4) -> float | None:

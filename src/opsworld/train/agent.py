@@ -1,0 +1,66 @@
+"""A trained policy as an agent (`opsworld eval --agent ppo`, or `--agent PATH.pt` for one of your own), and the
+policy file it reads: the network's weights and what made them (config, seed, command, final metrics)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from opsworld.agents.base import Context
+from opsworld.train.features import global_features, service_features, structure_of
+from opsworld.train.policy import ServicePolicy, TorchStructure
+
+SHIPPED = Path(__file__).parent / "weights" / "ppo.pt"      # the policy that ships with the package
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be read."""
+
+
+def save_policy(path: str | Path, model: ServicePolicy, about: dict) -> None:
+    """Write a policy file: the weights, the network's shape and `about` (config, seed, command, metrics)."""
+    torch.save({"weights": model.state_dict(), "shape": {"verbs": model.verbs, "arguments": model.arguments,
+                                                         "hidden": model.hidden}, "about": about}, path)
+
+
+def load_policy(path: str | Path = SHIPPED) -> tuple[ServicePolicy, dict]:
+    """(the network, what made it) from a policy file."""
+    path = Path(path)
+    try:
+        state = torch.load(path, weights_only=False, map_location="cpu")
+        model = ServicePolicy(**state["shape"])
+        model.load_state_dict(state["weights"])
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: no such policy file (train one with `opsworld train`)") from None
+    except (KeyError, RuntimeError, TypeError, EOFError, pickle.UnpicklingError) as exc:
+        raise PolicyError(f"{path}: not a policy file written by `opsworld train` ({exc})") from None
+    model.eval()
+    return model, state.get("about", {})
+
+
+class PolicyAgent:
+    """The trained network acting for every world at once. Greedy by default (the most likely action); with
+    `greedy=False` it samples, seeded by `reset`."""
+
+    def __init__(self, path: str | Path = SHIPPED, greedy: bool = True) -> None:
+        self.model, self.about = load_policy(path)
+        self.greedy = greedy
+        self.generator: torch.Generator | None = None
+
+    def reset(self, context: Context, seed: int = 0) -> None:
+        self.structure = structure_of(context)
+        self.torch_structure = TorchStructure(self.structure)
+        self.generator = None if self.greedy else torch.Generator().manual_seed(int(seed))
+
+    def act_batch(self, observations: dict[str, np.ndarray]) -> np.ndarray:
+        s = torch.from_numpy(service_features(observations, self.structure))
+        g = torch.from_numpy(global_features(observations))
+        with torch.no_grad():
+            actions = self.model(s, g, self.torch_structure, generator=self.generator)[0]
+        return actions.numpy()
+
+    def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        return self.act_batch({k: np.asarray(v)[None] for k, v in observation.items()})[0]

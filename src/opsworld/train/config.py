@@ -1,0 +1,64 @@
+"""The trainer's configuration: every field documented, one `opsworld train` option each (no torch needed)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; `opsworld train --help` lists the same fields."""
+
+    seed: int = 1
+    """seed of the run: worlds, faults, engine noise, action draws, initial weights, minibatch order"""
+    total_steps: int = 200_000_000
+    """environment steps (world-ticks) to train for"""
+    minutes: float | None = None
+    """stop at the end of the first iteration past this many minutes of wall time (None: run to total_steps)"""
+    worlds: int = 256
+    """incidents per topology in an iteration (one batched engine)"""
+    topologies: int = 4
+    """topologies drawn per iteration"""
+    services: tuple[int, int] = (5, 30)
+    """size range of the generated topologies (components)"""
+    horizon: float = 3600.0
+    """seconds an episode lasts (10-second ticks)"""
+    workers: int = 2
+    """processes collecting the topologies (1: in this process)"""
+    threads: int = 2
+    """torch threads for the update (a resumed run must use the same to continue bit-for-bit)"""
+    hidden: int = 64
+    """width of the policy network"""
+    learning_rate: float = 3e-4
+    """Adam's step size"""
+    anneal_lr: bool = True
+    """decay the learning rate linearly to 0 over total_steps"""
+    gamma: float = 0.995
+    """discount per 10-second tick"""
+    gae_lambda: float = 0.95
+    """GAE's lambda, per tick"""
+    update_epochs: int = 4
+    """passes over an iteration's decisions"""
+    minibatch_size: int = 1024
+    """decisions per gradient step (drawn within one topology)"""
+    clip_coef: float = 0.2
+    """PPO's clipping of the probability ratio"""
+    ent_coef: float = 0.01
+    """weight of the entropy bonus"""
+    vf_coef: float = 0.5
+    """weight of the value loss"""
+    max_grad_norm: float = 0.5
+    """gradients are clipped to this global norm"""
+    target_kl: float | None = None
+    """stop an iteration's update early past this approximate KL (None: never)"""
+    out: str = "runs/ppo"
+    """where the checkpoint, metrics.csv, TensorBoard events and the learning curve go"""
+
+    @property
+    def steps_per_iteration(self) -> int:
+        return self.worlds * self.topologies * int(math.ceil(self.horizon / 10.0 - 1e-9))
+
+    @property
+    def iterations(self) -> int:
+        return max(1, self.total_steps // self.steps_per_iteration)

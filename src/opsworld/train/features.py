@@ -1,0 +1,110 @@
+"""What the policy network reads, as arrays any topology fits: a feature row per component, one global row, and per
+action target (place) its kind and the components it stands for. numpy only, so that rollout workers and tests need
+no torch to build them.
+
+A place is a component, a node, a zone, an endpoint or a certificate (`Context.places`). The policy scores a target
+from the embeddings of the components the place stands for (`relation`): a node stands for the components with
+replicas on it, a zone for those on its nodes, an endpoint for its entry service, a certificate for the component
+serving it. So one network handles any number of services, nodes or endpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from opsworld.agents.base import Context
+from opsworld.engine.topology import KINDS
+from opsworld.observe.dashboard import ALERTS, LOG_SIGNATURES, SIGNALS
+
+PLACE_KINDS = (*KINDS, "node", "zone", "endpoint", "certificate", "other")
+STATIC = len(KINDS) + 3                 # kind one-hot, entry service, log callers, log callees (documented map)
+SERVICE_FEATURES = len(ALERTS) + 2 + len(SIGNALS) + 2 + STATIC    # alerts, changes, query by signal, logs_of, traces
+GLOBAL_FEATURES = len(SIGNALS) + len(LOG_SIGNATURES) + 4          # query_signal, logs, clock
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A topology as the policy sees it, fixed for an episode (S components, T places, V verbs, G arguments)."""
+
+    static: np.ndarray          # [S, STATIC] float32: per component what the documented inventory says
+    place_kind: np.ndarray      # [T] int64: index into PLACE_KINDS
+    relation: np.ndarray        # [T, S] float32: the components each place stands for, rows summing to 1
+    verb_mask: np.ndarray       # [V] bool
+    target_mask: np.ndarray     # [V, T] bool
+    argument_mask: np.ndarray   # [V, G] bool
+
+    @property
+    def components(self) -> int:
+        return self.static.shape[0]
+
+
+def structure_of(context: Context) -> Structure:
+    """The `Structure` of an env's context (`opsworld.agents.context_of(env)`)."""
+    comps = context.components
+    S, T = len(comps), len(context.places)
+    index = {c: i for i, c in enumerate(comps)}
+    static = np.zeros((S, STATIC), np.float32)
+    kind_of = dict(zip(context.places, context.kinds))
+    for i, c in enumerate(comps):
+        static[i, KINDS.index(kind_of[c])] = 1.0
+    for entry in context.extra.get("endpoints", {}).values():
+        if entry in index:
+            static[index[entry], len(KINDS)] = 1.0
+    callers, callees = np.zeros(S), np.zeros(S)
+    for a, b in context.calls:
+        if a in index and b in index:
+            callees[index[a]] += 1
+            callers[index[b]] += 1
+    static[:, len(KINDS) + 1] = np.log1p(callers)
+    static[:, len(KINDS) + 2] = np.log1p(callees)
+
+    on_node: dict[str, set[int]] = {}
+    for comp, nodes in context.extra.get("placement", {}).items():
+        for n in nodes:
+            on_node.setdefault(n, set()).add(index[comp])
+    in_zone: dict[str, set[int]] = {}
+    for node, zone in context.extra.get("zones", {}).items():
+        in_zone.setdefault(zone, set()).update(on_node.get(node, ()))
+    relation = np.zeros((T, S), np.float32)
+    kinds = np.zeros(T, np.int64)
+    for t, (place, kind) in enumerate(zip(context.places, context.kinds)):
+        kinds[t] = PLACE_KINDS.index(kind if kind in PLACE_KINDS else "other")
+        if kind in KINDS:
+            members = {index[place]}
+        elif kind == "node":
+            members = on_node.get(place, set())
+        elif kind == "zone":
+            members = in_zone.get(place, set())
+        elif kind == "endpoint":
+            members = {index[c] for c in [context.extra.get("endpoints", {}).get(place)] if c in index}
+        elif kind == "certificate":
+            members = {index[c] for c in [context.extra.get("certificates", {}).get(place)] if c in index}
+        else:
+            members = set()
+        if members:
+            relation[t, sorted(members)] = 1.0 / len(members)
+    masks = context.masks
+    return Structure(static, kinds, relation, masks["verb"] > 0, masks["target"] > 0, masks["argument"] > 0)
+
+
+def service_features(obs: dict[str, np.ndarray], structure: Structure) -> np.ndarray:
+    """[B, S, SERVICE_FEATURES] float32 from a batch of observations (the vector env's)."""
+    alerts = obs["alerts"]                                           # [B, S, A]
+    B, S = alerts.shape[:2]
+    query = np.log1p(obs["query"])[:, :, None] * obs["query_signal"][:, None, :]     # [B, S, F]: the value, by signal
+    return np.concatenate([
+        alerts, obs["changes"], query, obs["logs_of"][:, :, None], np.log1p(obs["traces"])[:, :, None],
+        np.broadcast_to(structure.static, (B, S, STATIC))], axis=2).astype(np.float32, copy=False)
+
+
+def global_features(obs: dict[str, np.ndarray]) -> np.ndarray:
+    """[B, GLOBAL_FEATURES] float32."""
+    return np.concatenate([obs["query_signal"], obs["logs"], obs["clock"]], axis=1).astype(np.float32, copy=False)
+
+
+def decisions(obs: dict[str, np.ndarray]) -> np.ndarray:
+    """[B] bool: whether each world's responder acts on this observation (not busy, not handed over): the env
+    ignores the actions of the others, so they teach the policy nothing."""
+    return obs["clock"][:, 1] < 0.5

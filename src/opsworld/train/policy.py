@@ -1,0 +1,112 @@
+"""The policy network: one set of weights for any topology.
+
+Each component is encoded on its own from its features (`features.service_features`); the encodings are pooled
+(mean and max) with the global features into a context vector, which gives the value and the verb. A place (target)
+is scored from the encodings of the components it stands for (`Structure.relation`) plus its kind, against a query
+made of the context and the chosen verb; the argument is chosen from the context, the verb and the chosen target.
+So the action is drawn verb -> target -> argument, each masked by what the env accepts after the choices before it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from opsworld.train.features import GLOBAL_FEATURES, PLACE_KINDS, SERVICE_FEATURES
+
+_NEG = -1e9          # the logit of a masked choice (finite: a softmax over all-masked rows stays defined)
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class ServicePolicy(nn.Module):
+    """Actor-critic over a variable set of components. Shapes: B worlds, S components, T places, V verbs, G
+    arguments, H hidden."""
+
+    def __init__(self, verbs: int, arguments: int, hidden: int = 64) -> None:
+        super().__init__()
+        H = hidden
+        self.verbs, self.arguments, self.hidden = verbs, arguments, hidden
+        self.encode = _mlp([SERVICE_FEATURES, H, H])
+        self.context = _mlp([GLOBAL_FEATURES + 2 * H, H, H])
+        self.verb_head = nn.Linear(H, verbs)
+        self.verb_embedding = nn.Embedding(verbs, H)
+        self.kind_embedding = nn.Embedding(len(PLACE_KINDS), H)
+        self.place = nn.Linear(H, H)
+        self.query = nn.Linear(2 * H, H)
+        self.argument_head = nn.Sequential(nn.Linear(3 * H, H), nn.ReLU(), nn.Linear(H, arguments))
+        self.value_head = nn.Sequential(nn.Linear(H, H), nn.ReLU(), nn.Linear(H, 1))
+        for head in (self.verb_head, self.argument_head[-1]):      # near-uniform first choices, as CleanRL does
+            nn.init.orthogonal_(head.weight, 0.01)
+            nn.init.zeros_(head.bias)
+
+    def trunk(self, services: torch.Tensor, world: torch.Tensor, relation: torch.Tensor, place_kind: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """services [B, S, F_s], world [B, F_g], relation [T, S], place_kind [T] -> context [B, H], places [B, T, H]."""
+        e = self.encode(services)                                            # [B, S, H]
+        pooled = torch.cat([e.mean(dim=1), e.amax(dim=1)], dim=1)           # [B, 2H]
+        context = self.context(torch.cat([world, pooled], dim=1))          # [B, H]
+        places = self.place(torch.matmul(relation, e)) + self.kind_embedding(place_kind)   # [B, T, H]
+        return context, places
+
+    def heads(self, context: torch.Tensor, places: torch.Tensor, masks: tuple[torch.Tensor, ...],
+              actions: torch.Tensor | None = None, generator: torch.Generator | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw actions (or score the given ones [B, 3]): (actions [B, 3], log-prob [B], entropy [B], value [B])."""
+        verb_mask, target_mask, argument_mask = masks                     # [V], [V, T], [V, G] bool
+        B = context.shape[0]
+        verb_logits = self.verb_head(context).masked_fill(~verb_mask, _NEG)
+        verb = _choose(verb_logits, actions, 0, generator)
+        v = self.verb_embedding(verb)                                      # [B, H]
+        q = self.query(torch.cat([context, v], dim=1))                     # [B, H]
+        target_logits = torch.einsum("bth,bh->bt", places, q) / self.hidden ** 0.5
+        target_logits = target_logits.masked_fill(~target_mask[verb], _NEG)
+        target = _choose(target_logits, actions, 1, generator)
+        chosen = places[torch.arange(B), target]                           # [B, H]
+        argument_logits = self.argument_head(torch.cat([context, v, chosen], dim=1))
+        argument_logits = argument_logits.masked_fill(~argument_mask[verb], _NEG)
+        argument = _choose(argument_logits, actions, 2, generator)
+        logp, entropy = torch.zeros(B), torch.zeros(B)
+        for logits, pick in ((verb_logits, verb), (target_logits, target), (argument_logits, argument)):
+            log_probs = torch.log_softmax(logits, dim=1)
+            logp = logp + log_probs.gather(1, pick[:, None])[:, 0]
+            entropy = entropy - (log_probs.exp() * log_probs).sum(dim=1)
+        value = self.value_head(context)[:, 0]
+        return torch.stack([verb, target, argument], dim=1), logp, entropy, value
+
+    def forward(self, services: torch.Tensor, world: torch.Tensor, structure: "TorchStructure",
+                actions: torch.Tensor | None = None, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        context, places = self.trunk(services, world, structure.relation, structure.place_kind)
+        return self.heads(context, places, structure.masks, actions, generator)
+
+    def value(self, services: torch.Tensor, world: torch.Tensor, structure: "TorchStructure") -> torch.Tensor:
+        context, _ = self.trunk(services, world, structure.relation, structure.place_kind)
+        return self.value_head(context)[:, 0]
+
+
+class TorchStructure:
+    """A `features.Structure` as tensors."""
+
+    def __init__(self, structure) -> None:
+        self.relation = torch.from_numpy(structure.relation)
+        self.place_kind = torch.from_numpy(structure.place_kind)
+        self.masks = (torch.from_numpy(structure.verb_mask), torch.from_numpy(structure.target_mask),
+                      torch.from_numpy(structure.argument_mask))
+
+
+def _choose(logits: torch.Tensor, actions: torch.Tensor | None, column: int,
+            generator: torch.Generator | None) -> torch.Tensor:
+    """The given actions' column, or a draw from the logits (Gumbel-max: one uniform per choice from `generator`,
+    so a draw depends on the generator's state alone); greedy (argmax) without a generator."""
+    if actions is not None:
+        return actions[:, column]
+    if generator is None:
+        return logits.argmax(dim=1)
+    u = torch.rand(logits.shape, generator=generator).clamp_(1e-20, 1.0)
+    return (logits - torch.log(-torch.log(u))).argmax(dim=1)

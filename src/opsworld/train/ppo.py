@@ -1,0 +1,293 @@
+"""PPO with action masking on generated worlds, CleanRL style: the config, then `train` from top to bottom.
+
+One iteration = `topologies` worlds drawn from the training distribution (`splits.TRAIN`), each run as one batched
+engine of `worlds` incidents for a whole episode (every world of an engine ends together, at the horizon), then
+`update_epochs` passes of clipped PPO over what was collected. The topologies are collected on `workers` processes
+(one batched engine and a one-thread copy of the policy each); the update runs here on `threads` threads.
+
+Decisions only: a responder that is busy with its last action, or has handed over, is not asked (the env ignores its
+action), so a sample is a decision, and its reward is what the world earned until the responder's next decision,
+discounted tick by tick (a semi-MDP; GAE discounts by the ticks between decisions). Environment steps (`global_step`,
+`charts/SPS`) still count every world-tick.
+
+Determinism: everything an iteration does follows from (seed, iteration): its worlds, faults and engine noise, the
+action draws (a torch Generator per topology), the minibatch order. A checkpoint is written after every iteration,
+so `--resume` continues bit-for-bit as if never stopped (with the same `threads`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import multiprocessing
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from opsworld.rollout.runner import derive_seed
+from opsworld.train.collect import Rollout, collect
+from opsworld.train.config import TrainConfig
+from opsworld.train.policy import ServicePolicy, TorchStructure
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.csv"
+CURVE = "learning_curve.png"
+POLICY = "policy.pt"
+_SHUFFLE = 0x5F1E          # seed tag of the minibatch order (collect.py has the others)
+
+
+@dataclass
+class ReturnStats:
+    """Running mean and variance of the discounted return (Chan's merge): rewards are divided by its deviation, as
+    CleanRL's NormalizeReward does, so that one learning rate suits any reward weights."""
+
+    count: float = 1e-4
+    mean: float = 0.0
+    var: float = 1.0
+
+    def merge(self, count: float, mean: float, var: float) -> None:
+        total = self.count + count
+        delta = mean - self.mean
+        m2 = self.var * self.count + var * count + delta * delta * self.count * count / total
+        self.mean, self.var, self.count = self.mean + delta * count / total, m2 / total, total
+
+    @property
+    def scale(self) -> float:
+        return 1.0 / math.sqrt(self.var + 1e-8)
+
+
+def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, int, dict], None] | None = None
+          ) -> dict[str, float]:
+    """Train a policy; write OUT/checkpoint.pt (after every iteration), OUT/metrics.csv, TensorBoard events (when
+    tensorboard is installed) and OUT/learning_curve.png; return the last iteration's metrics. `resume` continues
+    from OUT/checkpoint.pt."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    from opsworld.envs.gym_env import FAULT_CLASSES, VERBS  # noqa: F401  (the vocabularies the network is sized to)
+    model = ServicePolicy(len(VERBS), _arguments(), config.hidden)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
+    stats = ReturnStats()
+    start, global_step, elapsed = 0, 0, 0.0
+    if resume:
+        state = torch.load(out / CHECKPOINT, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        stats = ReturnStats(**state["returns"])
+        start, global_step, elapsed = state["iteration"], state["global_step"], state["elapsed"]
+    log = _MetricsLog(out, keep=start)
+    pool = _pool(config.workers)
+    last: dict[str, float] = {}
+    try:
+        for iteration in range(start, config.iterations):
+            began = time.perf_counter()
+            if config.anneal_lr:
+                optimizer.param_groups[0]["lr"] = config.learning_rate * (1.0 - iteration / config.iterations)
+
+            # ---- collect: each topology's episode on a worker, with the policy as it is now
+            weights = {k: v.clone() for k, v in model.state_dict().items()}
+            jobs = [(weights, config, iteration, g) for g in range(config.topologies)]
+            rollouts: list[Rollout] = pool.starmap(collect, jobs) if pool is not None else [collect(*j) for j in jobs]
+            for r in rollouts:
+                stats.merge(*r.return_moments(config.gamma))
+            collected = time.perf_counter()
+
+            # ---- update: clipped PPO over the decisions, minibatches within one topology
+            torch.set_num_threads(config.threads)
+            tensors = [r.tensors(stats.scale, config.gamma, config.gae_lambda) for r in rollouts]
+            losses = _update(model, optimizer, tensors, config, iteration)
+
+            global_step += sum(r.steps for r in rollouts)
+            elapsed += time.perf_counter() - began
+            last = {"global_step": global_step, **_episode_metrics(rollouts), **losses,
+                    "charts/learning_rate": optimizer.param_groups[0]["lr"],
+                    "charts/SPS": global_step / elapsed,
+                    "charts/collect_seconds": collected - began, "charts/update_seconds": time.perf_counter() - collected,
+                    "charts/decisions": sum(len(r.actions) for r in rollouts), "charts/reward_scale": stats.scale}
+            log.write(iteration, last)
+            _save(out / CHECKPOINT, model, optimizer, stats, iteration + 1, global_step, elapsed, config)
+            if progress is not None:
+                progress(iteration + 1, config.iterations, last)
+            if config.minutes is not None and elapsed >= 60.0 * config.minutes:
+                break
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        log.close()
+    from opsworld.train.agent import save_policy
+    save_policy(out / POLICY, model, {"config": asdict(config), "command": command_of(config),
+                                      "global_step": global_step, "metrics": last})
+    _plot(out)
+    return last
+
+
+def command_of(config: TrainConfig) -> str:
+    """The `opsworld train` command line that makes this config (the defaults left out)."""
+    default = TrainConfig()
+    parts = ["opsworld train"]
+    for name, value in asdict(config).items():
+        flag = "--" + name.replace("_", "-")
+        if value == getattr(default, name) or value is None:
+            continue
+        if isinstance(value, bool):
+            parts.append(flag if value else flag.replace("--", "--no-", 1))
+        else:
+            parts.append(f"{flag} {value[0]}-{value[1]}" if isinstance(value, (tuple, list)) else f"{flag} {value}")
+    return " ".join(parts)
+
+
+def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: list[dict], config: TrainConfig,
+            iteration: int) -> dict[str, float]:
+    """`update_epochs` passes of clipped PPO over each topology's decisions (`Rollout.tensors`); the losses of the
+    last minibatch and the iteration's diagnostics."""
+    order = torch.Generator().manual_seed(derive_seed(config.seed, _SHUFFLE, iteration))
+    clipfracs, kls = [], []
+    stats: dict[str, float] = {}
+    for epoch in range(config.update_epochs):
+        batches = [(g, idx) for g, t in enumerate(tensors)
+                   for idx in torch.randperm(len(t["actions"]), generator=order).split(config.minibatch_size)]
+        for b in torch.randperm(len(batches), generator=order).tolist():
+            g, idx = batches[b]
+            t = tensors[g]
+            _, logp, entropy, value = model(t["services"][idx], t["world"][idx], t["structure"],
+                                            actions=t["actions"][idx])
+            log_ratio = logp - t["logp"][idx]
+            ratio = log_ratio.exp()
+            with torch.no_grad():
+                approx_kl = ((ratio - 1) - log_ratio).mean()
+                clipfracs.append(((ratio - 1.0).abs() > config.clip_coef).float().mean().item())
+                kls.append(approx_kl.item())
+            adv = t["advantages"][idx]
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8) if len(idx) > 1 else adv
+            policy_loss = torch.max(-adv * ratio,
+                                    -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)).mean()
+            value_loss = 0.5 * ((value - t["returns"][idx]) ** 2).mean()
+            entropy_loss = entropy.mean()
+            loss = policy_loss - config.ent_coef * entropy_loss + config.vf_coef * value_loss
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            stats = {"losses/policy_loss": policy_loss.item(), "losses/value_loss": value_loss.item(),
+                     "losses/entropy": entropy_loss.item()}
+        if config.target_kl is not None and kls and np.mean(kls[-len(batches):]) > config.target_kl:
+            break
+    values = torch.cat([t["values"] for t in tensors])
+    returns = torch.cat([t["returns"] for t in tensors])
+    var = returns.var().item() if len(returns) > 1 else 0.0
+    explained = float("nan") if var == 0 else 1.0 - (returns - values).var().item() / var
+    return {**stats, "losses/approx_kl": float(np.mean(kls)) if kls else 0.0,
+            "losses/clipfrac": float(np.mean(clipfracs)) if clipfracs else 0.0,
+            "losses/explained_variance": explained}
+
+
+def _episode_metrics(rollouts: list[Rollout]) -> dict[str, float]:
+    """The iteration's episodes, in the field's terms: return, mitigated share, unsafe share, ..."""
+    reports = [r for ro in rollouts for r in ro.reports]
+    mean = lambda key: float(np.mean([float(bool(x[key])) if isinstance(x[key], (bool, list)) else float(x[key])  # noqa
+                                      for x in reports]))
+    return {"charts/episodic_return": float(np.mean([x["reward"] for x in reports])),
+            "charts/episodic_length": float(np.mean([len(ro.rewards) for ro in rollouts])),
+            "charts/mitigated": mean("mitigated"), "charts/localized": mean("localized"),
+            "charts/impact_minutes": mean("impact_minutes"), "charts/unsafe_share": mean("unsafe"),
+            "charts/paged": mean("paged"), "charts/submitted": mean("submitted")}
+
+
+def _arguments() -> int:
+    """G: the width of the argument choice (the env's action space's third dimension)."""
+    from opsworld.envs import gym_env as g
+    from opsworld.observe.dashboard import SIGNALS
+    return max(len(g.FAULT_CLASSES), len(SIGNALS), len(g.WAIT_TICKS), len(g.SILENCE_SECONDS), len(g.SCALE_FACTORS))
+
+
+def _pool(workers: int):
+    if workers <= 1:
+        return None
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["opsworld.train.collect"])
+    return context.Pool(workers)
+
+
+def _save(path: Path, model: ServicePolicy, optimizer: torch.optim.Optimizer, stats: ReturnStats, iteration: int,
+          global_step: int, elapsed: float, config: TrainConfig) -> None:
+    partial = path.with_suffix(".partial")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "returns": asdict(stats),
+                "iteration": iteration, "global_step": global_step, "elapsed": elapsed, "config": asdict(config)},
+               partial)
+    os.replace(partial, path)
+
+
+class _MetricsLog:
+    """metrics.csv (one row per iteration; on resume, the rows past the checkpoint are dropped) and TensorBoard
+    events when tensorboard is installed."""
+
+    def __init__(self, out: Path, keep: int) -> None:
+        self.path = out / METRICS
+        rows: list[dict] = []
+        if keep and self.path.exists():
+            with self.path.open() as f:
+                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) < keep]
+        self.rows = rows
+        self._rewrite()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=None)
+        except ImportError:
+            self.tb = None
+
+    def write(self, iteration: int, metrics: dict[str, float]) -> None:
+        self.rows.append({"iteration": iteration, **metrics})
+        self._rewrite()
+        if self.tb is not None:
+            for k, v in metrics.items():
+                if k != "global_step":
+                    self.tb.add_scalar(k, v, int(metrics["global_step"]))
+
+    def _rewrite(self) -> None:
+        if not self.rows:
+            self.path.write_text("")
+            return
+        names = list(dict.fromkeys(k for r in self.rows for k in r))
+        partial = self.path.with_suffix(".partial")
+        with partial.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=names)
+            w.writeheader()
+            w.writerows(self.rows)
+        os.replace(partial, self.path)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _plot(out: Path) -> None:
+    """OUT/learning_curve.png: the episodic return and the mitigated share against environment steps."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    with (out / METRICS).open() as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    steps = [float(r["global_step"]) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    axes[0].plot(steps, [float(r["charts/episodic_return"]) for r in rows])
+    axes[0].set(xlabel="environment steps", ylabel="mean episode reward", title="episodic return")
+    axes[1].plot(steps, [float(r["charts/mitigated"]) for r in rows], label="mitigated")
+    axes[1].plot(steps, [float(r["charts/unsafe_share"]) for r in rows], label="unsafe share")
+    axes[1].set(xlabel="environment steps", ylabel="share of episodes", title="outcomes", ylim=(0, 1))
+    axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(out / CURVE, dpi=110)
+    plt.close(fig)

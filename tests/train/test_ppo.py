@@ -1,0 +1,167 @@
+"""The PPO trainer: its advantages, its masked policy on any topology, bit-for-bit resume, workers, the CLI, and the
+trained policy as an agent."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from opsworld.agents import AGENTS, agent_factory, context_of  # noqa: E402
+from opsworld.cli import app  # noqa: E402
+from opsworld.envs.gym_env import VERBS, IncidentVectorEnv, _valid  # noqa: E402
+from opsworld.train.agent import SHIPPED, PolicyAgent, PolicyError, load_policy  # noqa: E402
+from opsworld.train.collect import advantages_of, training_world  # noqa: E402
+from opsworld.train.config import TrainConfig  # noqa: E402
+from opsworld.train.features import structure_of  # noqa: E402
+from opsworld.train.policy import ServicePolicy, TorchStructure  # noqa: E402
+from opsworld.train.ppo import CHECKPOINT, CURVE, METRICS, POLICY, _arguments, command_of, train  # noqa: E402
+
+TINY = dict(worlds=6, topologies=2, services=(5, 8), horizon=120.0, minibatch_size=16, update_epochs=2, hidden=16,
+            threads=1, workers=1)
+TIMING = ("charts/SPS", "charts/collect_seconds", "charts/update_seconds")
+
+
+def test_advantages_discount_by_the_ticks_between_decisions():
+    # one world, decisions at ticks 0 and 2 (tick 1: busy); lambda = 1 gives discounted returns minus values
+    g, rewards = 0.9, np.array([[1.0], [2.0], [4.0]])
+    values = np.array([[0.5], [0.0], [0.25]])
+    asked = np.array([[True], [False], [True]])
+    adv = advantages_of(rewards, values, asked, g, 1.0)
+    assert adv[2, 0] == pytest.approx(4.0 - 0.25)
+    assert adv[0, 0] == pytest.approx(1.0 + g * 2.0 + g * g * 4.0 - 0.5)
+    assert adv[1, 0] == 0.0
+    # lambda = 0: one-step TD over the two ticks to the next decision
+    adv0 = advantages_of(rewards, values, asked, g, 0.0)
+    assert adv0[0, 0] == pytest.approx(1.0 + g * 2.0 + g * g * 0.25 - 0.5)
+
+
+def _env(config: TrainConfig, topology: int) -> IncidentVectorEnv:
+    world = training_world(config, 0, topology)
+    env = IncidentVectorEnv(num_envs=4, config=world.config(300.0), seed=topology)
+    env.reset(seed=topology)
+    return env
+
+
+def test_one_network_acts_validly_on_topologies_of_any_size():
+    config = TrainConfig(services=(5, 30))
+    model = ServicePolicy(len(VERBS), _arguments(), hidden=16)
+    sizes = set()
+    for topology in range(3):
+        env = _env(config, topology)
+        structure = structure_of(context_of(env))
+        sizes.add(structure.components)
+        obs = env._obs()
+        from opsworld.train.features import global_features, service_features
+        s = torch.from_numpy(np.repeat(service_features(obs, structure), 100, axis=0))
+        g = torch.from_numpy(np.repeat(global_features(obs), 100, axis=0))
+        actions, logp, entropy, value = model(s, g, TorchStructure(structure), generator=torch.Generator())
+        a = actions.numpy()
+        assert _valid(env._masks, a[:, 0], a[:, 1], a[:, 2]).all()
+        assert torch.isfinite(logp).all() and (entropy > 0).all() and value.shape == (400,)
+        # scoring the drawn actions gives back their log-probabilities
+        again = model(s, g, TorchStructure(structure), actions=actions)[1]
+        assert torch.allclose(again, logp, atol=1e-5)
+    assert len(sizes) > 1
+
+
+def _rows(out: Path) -> list[dict]:
+    with (out / METRICS).open() as f:
+        return [{k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader(f)]
+
+
+def _weights(out: Path) -> dict:
+    return torch.load(out / CHECKPOINT, weights_only=False)["model"]
+
+
+def test_resume_continues_bit_for_bit_and_workers_change_nothing(tmp_path):
+    straight = TrainConfig(**TINY, total_steps=3 * 6 * 2 * 12, out=str(tmp_path / "straight"))
+    train(straight)
+    first = replace(straight, out=str(tmp_path / "resumed"), minutes=0.0)      # stops after one iteration
+    train(first)
+    assert len(_rows(tmp_path / "resumed")) == 1
+    train(replace(first, minutes=None), resume=True)
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _rows(tmp_path / "straight") == _rows(tmp_path / "resumed")
+    two = replace(straight, out=str(tmp_path / "two"), workers=2)
+    train(two)
+    c = _weights(tmp_path / "two")
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    # and the run learned something: the weights moved
+    fresh = TrainConfig(**TINY, out=str(tmp_path / "none"))
+    torch.manual_seed(fresh.seed)
+    initial = ServicePolicy(len(VERBS), _arguments(), fresh.hidden).state_dict()
+    assert any(not torch.equal(initial[k], a[k]) for k in a)
+    for name in (POLICY, CURVE):
+        assert (tmp_path / "straight" / name).stat().st_size > 0
+
+
+def test_cli_trains_writes_a_policy_that_runs_as_an_agent(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "--worlds", "4", "--topologies", "1", "--services", "5-8",
+                                      "--horizon", "60", "--total-steps", "24", "--hidden", "16", "--workers", "1",
+                                      "--threads", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "SPS" in result.output and (out / POLICY).exists()
+    model, about = load_policy(out / POLICY)
+    assert about["command"].startswith("opsworld train") and "--hidden 16" in about["command"]
+    assert about["global_step"] == 24
+    # the policy file is an agent: it acts validly in an env it never saw
+    agent = agent_factory(str(out / POLICY))()
+    env = IncidentVectorEnv(num_envs=3, scenario="online-shop", horizon=60.0)
+    obs, _ = env.reset(seed=0)
+    agent.reset(context_of(env), 0)
+    for _ in range(6):
+        a = agent.act_batch(obs)
+        assert _valid(env._masks, a[:, 0], a[:, 1], a[:, 2]).all()
+        obs, *_ = env.step(a)
+    # the audit holds a trained policy to beating the cheats, not to losing to the heuristic
+    from opsworld.score.audit import audit
+    result = audit(agents=[str(out / POLICY), "page-at-once"], seeds=1, templates=("hotel-reservation",),
+                   entries=("db_connection_limit",), silence_agents=())
+    checks = {c.name: c for c in result.checks}
+    assert str(out / POLICY) not in checks["heuristic beats every other agent"].detail["margins_se"]
+    beat = checks["the trained policy beats every cheat"]
+    assert beat.detail["closest"] == f"{out / POLICY} over page-at-once" and beat.figure is not None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--services", "9-3"], "--services must be MIN-MAX"),
+    (["--services", "x"], "MIN-MAX"),
+    (["--worlds", "0"], "--worlds must be at least 1"),
+    (["--resume"], "no checkpoint"),
+])
+def test_cli_rejects_bad_options_in_one_line(tmp_path, args, message):
+    result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "x"), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "x" / CHECKPOINT).exists()
+
+
+def test_command_of_names_only_what_differs_from_the_defaults():
+    config = TrainConfig(seed=3, services=(5, 20), anneal_lr=False, minutes=90.0)
+    assert command_of(config) == "opsworld train --seed 3 --minutes 90.0 --services 5-20 --no-anneal-lr"
+
+
+def test_a_bad_policy_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a policy")
+    with pytest.raises(PolicyError, match="not a policy file"):
+        PolicyAgent(bad)
+    with pytest.raises(PolicyError, match="no such policy file"):
+        load_policy(tmp_path / "missing.pt")
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped policy yet")
+def test_the_shipped_policy_is_a_registered_agent():
+    assert "ppo" in AGENTS
+    agent = AGENTS["ppo"]()
+    assert "seed" in agent.about["config"] and agent.about["command"].startswith("opsworld train")
