@@ -836,8 +836,14 @@ def play(
     seed: int = typer.Option(0, help="random seed: which incident, when, and the world's noise"),
     fault: Optional[str] = typer.Option(None, "--fault", help="a catalogue entry (default: drawn from the seed)"),
     horizon: Optional[str] = typer.Option(None, help="episode length, e.g. 1h (default: the scenario's)"),
+    watch: Optional[str] = typer.Option(None, "--watch", metavar="AGENT",
+                                        help="watch an agent (registered name, module:Class or a policy .pt file) "
+                                             "handle the incident instead"),
 ) -> None:
     """Be the on-call engineer: read the pages, type runbook actions, submit a diagnosis, get scored."""
+    if watch is not None:
+        _watch(watch, scenario, seed, fault, horizon)
+        return
     session = _incident(scenario, seed, fault, horizon)
     out.print(session.pages_text(), markup=False, highlight=False)
     service = next(iter(session.scenario.components))
@@ -870,6 +876,25 @@ def play(
         elif name != "submit":
             out.print(result.text, markup=False, highlight=False, soft_wrap=True)
     _print_score(session.report())
+
+
+def _watch(agent: str, scenario: Optional[str], seed: int, fault: Optional[str], horizon: Optional[str]) -> None:
+    """`play --watch`: the agent's actions and the alerts as they come, then the score."""
+    from opsworld.agents import AgentError
+    from opsworld.agents.watch import watch
+    from opsworld.faults import CATALOGUE, FaultError
+    from opsworld.score.report import ScoreReport
+
+    if fault is not None and fault not in CATALOGUE:
+        _error(f"--fault: no catalogue entry {fault!r}; see `opsworld faults`")
+    chosen = scenario or (CATALOGUE[fault].example.template if fault is not None else "online-shop")
+    try:
+        seconds = parse_duration(horizon) if horizon is not None else None
+        report = watch(agent, chosen, seed, fault, seconds,
+                       say=lambda line: out.print(line, markup=False, highlight=False, soft_wrap=True))
+    except (AgentError, ScenarioError, FaultError, UnitError, ValueError) as exc:
+        _error(str(exc).splitlines()[0])
+    _print_score(ScoreReport.model_validate(report))
 
 
 def _play_line(line: str) -> tuple[str, dict[str, Any]]:

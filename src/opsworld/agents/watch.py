@@ -1,0 +1,69 @@
+"""Watch an agent handle one incident (`opsworld play --watch AGENT`): each action it takes, the alerts it sees as
+they fire and clear, then the ground truth and its score."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from opsworld.agents import load_agent
+from opsworld.agents.base import context_of
+
+
+def describe(context, action: np.ndarray) -> str:
+    """An action [verb, target, argument] as an on-call engineer would write it."""
+    from opsworld.envs import gym_env as g
+    verb, target, arg = (int(x) for x in action)
+    name = context.verbs[verb]
+    place = context.places[target]
+    if name == "wait":
+        return f"wait {g.WAIT_TICKS[arg] * context.dt:g}s"
+    if name == "query_metrics":
+        return f"query_metrics {context.signals[arg]}"
+    if name == "silence_alert":
+        return f"silence_alert {place} for {g.SILENCE_SECONDS[arg]:g}s"
+    if name == "submit":
+        return f"submit {place}: {context.fault_classes[arg]}"
+    factor = {"scale": g.SCALE_FACTORS, "rate_limit": g.RATE_FACTORS, "set_pool_size": g.POOL_FACTORS}.get(name)
+    if factor is not None:
+        return f"{name} {place} x{factor[arg]:g}"
+    if context.masks["target"][verb].sum() == 1 and context.masks["target"][verb][0] and target == 0:
+        return name                                   # a verb that takes no target (page_human)
+    return f"{name} {place}"
+
+
+def watch(agent: str, scenario: str, seed: int = 0, fault: str | None = None, horizon: float | None = None,
+          say: Callable[[str], None] = print) -> dict:
+    """Run one episode of `agent` on `scenario` (a template or scenario file), saying what happens; return its score
+    report (a dict). Raises `AgentError`, `ScenarioError` or `FaultError` for a bad request, before anything runs."""
+    from opsworld.envs.gym_env import IncidentVectorEnv
+    from opsworld.observe.dashboard import ALERTS
+    actor = load_agent(agent)
+    env = IncidentVectorEnv(num_envs=1, scenario=scenario, faults=[fault] if fault else None, horizon=horizon,
+                            seed=seed)
+    obs, info = env.reset(seed=seed)
+    context = context_of(env)
+    actor.reset(context, seed)
+    act = getattr(actor, "act_batch", None)
+    names = list(ALERTS)
+    firing: set[tuple[str, str]] = set()
+    report: dict = {}
+    while True:
+        now = float(info["time"][0])
+        clock = f"[{int(now) // 3600:02d}:{int(now) % 3600 // 60:02d}:{int(now) % 60:02d}]"
+        alerts = obs["alerts"][0]
+        seen = {(context.components[s], names[a]) for s, a in zip(*np.nonzero(alerts > 0.5))}
+        for comp, alert in sorted(seen - firing):
+            say(f"{clock} alert   {alert} on {comp}")
+        for comp, alert in sorted(firing - seen):
+            say(f"{clock} cleared {alert} on {comp}")
+        firing = seen
+        action = np.asarray(act(obs)[0] if act is not None else actor.act({k: v[0] for k, v in obs.items()}))
+        if obs["clock"][0, 1] < 0.5 and context.verbs[int(action[0])] != "wait":
+            say(f"{clock} {agent}: {describe(context, action)}")
+        obs, _, terminated, _, info = env.step(action[None])
+        if terminated[0]:
+            report = info["truth"][0]
+            break
+    return report
