@@ -25,7 +25,7 @@ from opsworld.train.policy import ServicePolicy, TorchStructure  # noqa: E402
 from opsworld.train.ppo import CHECKPOINT, CURVE, METRICS, POLICY, _arguments, command_of, train  # noqa: E402
 
 TINY = dict(worlds=6, topologies=2, services=(5, 8), horizon=120.0, minibatch_size=16, update_epochs=2, hidden=16,
-            threads=1, workers=1)
+            threads=1, workers=1, imitate="heuristic-sre", imitate_iterations=1)
 TIMING = ("charts/SPS", "charts/collect_seconds", "charts/update_seconds")
 
 
@@ -138,6 +138,7 @@ def test_cli_trains_writes_a_policy_that_runs_as_an_agent(tmp_path):
     (["--services", "x"], "MIN-MAX"),
     (["--worlds", "0"], "--worlds must be at least 1"),
     (["--resume"], "no checkpoint"),
+    (["--imitate", "nobody"], "--imitate: no agent named 'nobody'"),
 ])
 def test_cli_rejects_bad_options_in_one_line(tmp_path, args, message):
     result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "x"), *args])

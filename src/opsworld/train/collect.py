@@ -73,17 +73,18 @@ def training_world(config, iteration: int, topology: int):
     return replace(TRAIN, services=tuple(config.services)).draw(derive_seed(config.seed, _WORLD, iteration, topology))
 
 
-def collect(weights: dict, config, iteration: int, topology: int) -> Rollout:
-    """Run topology `topology` of iteration `iteration` with the policy `weights`."""
+def collect(weights: dict, config, iteration: int, topology: int, teacher: str | None = None) -> Rollout:
+    """Run topology `topology` of iteration `iteration` with the policy `weights` (its values estimated by it), the
+    actions drawn from the policy, or taken by the `teacher` agent when one is named (to imitate)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)        # the same arithmetic in a worker and in the trainer's process
     try:
-        return _collect(weights, config, iteration, topology)
+        return _collect(weights, config, iteration, topology, teacher)
     finally:
         torch.set_num_threads(threads)
 
 
-def _collect(weights: dict, config, iteration: int, topology: int) -> Rollout:
+def _collect(weights: dict, config, iteration: int, topology: int, teacher: str | None) -> Rollout:
     world = training_world(config, iteration, topology)
     W = config.worlds
     engine_seed = derive_seed(config.seed, _ENGINE, iteration, topology)
@@ -96,6 +97,11 @@ def _collect(weights: dict, config, iteration: int, topology: int) -> Rollout:
     model = ServicePolicy(len(structure.verb_mask), structure.argument_mask.shape[1], config.hidden)
     model.load_state_dict(weights)
     generator = torch.Generator().manual_seed(derive_seed(config.seed, _ACT, iteration, topology))
+    guide = None
+    if teacher is not None:
+        from opsworld.agents import load_agent
+        guide = load_agent(teacher)
+        guide.reset(context_of(env), derive_seed(config.seed, _ACT, iteration, topology))
     T = env.inc.ticks
     rewards = np.zeros((T, W), np.float32)
     free = np.zeros((T, W), bool)
@@ -105,11 +111,13 @@ def _collect(weights: dict, config, iteration: int, topology: int) -> Rollout:
     for t in range(T):
         asked = np.flatnonzero(decisions(obs))
         actions = np.zeros((W, 3), np.int64)
+        shown = torch.from_numpy(guide.act_batch(obs)[asked]) if guide is not None else None   # (sees every tick)
         if len(asked):
             sub = {k: v[asked] for k, v in obs.items()}
             s, g = service_features(sub, structure), global_features(sub)
             with torch.no_grad():
-                a, logp, _, v = model(torch.from_numpy(s), torch.from_numpy(g), torch_structure, generator=generator)
+                a, logp, _, v = model(torch.from_numpy(s), torch.from_numpy(g), torch_structure, actions=shown,
+                                      generator=generator)
             actions[asked] = a.numpy()
             values[t, asked] = v.numpy()
             free[t, asked] = True

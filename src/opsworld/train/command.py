@@ -78,6 +78,12 @@ def _check(config, resume: bool) -> str | None:
         return "--total-steps, --horizon (>= 10 s) and --learning-rate must be positive"
     if not (0 < config.gamma <= 1 and 0 <= config.gae_lambda <= 1):
         return "--gamma must be in (0, 1] and --gae-lambda in [0, 1]"
+    if config.imitate != "none":
+        from opsworld.agents import AgentError, load_agent
+        try:
+            load_agent(config.imitate)
+        except AgentError as exc:
+            return f"--imitate: {exc} (or 'none')"
     if resume and not (Path(config.out) / CHECKPOINT).exists():
         return f"--resume: no checkpoint at {Path(config.out) / CHECKPOINT}"
     return None

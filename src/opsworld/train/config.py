@@ -44,7 +44,7 @@ class TrainConfig:
     """decisions per gradient step (drawn within one topology)"""
     clip_coef: float = 0.2
     """PPO's clipping of the probability ratio"""
-    ent_coef: float = 0.01
+    ent_coef: float = 0.003
     """weight of the entropy bonus"""
     vf_coef: float = 0.5
     """weight of the value loss"""
@@ -52,6 +52,12 @@ class TrainConfig:
     """gradients are clipped to this global norm"""
     target_kl: float | None = None
     """stop an iteration's update early past this approximate KL (None: never)"""
+    imitate: str = "none"
+    """an agent whose actions the policy first learns to copy (behaviour cloning) before PPO goes on, or 'none'
+    (PPO from scratch). Copying a teacher that remembers what it has seen (the heuristic SRE) into this memoryless
+    network does poorly: see README"""
+    imitate_iterations: int = 10
+    """iterations of imitation at the start"""
     out: str = "runs/ppo"
     """where the checkpoint, metrics.csv, TensorBoard events and the learning curve go"""
 

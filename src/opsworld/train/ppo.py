@@ -1,5 +1,9 @@
 """PPO with action masking on generated worlds, CleanRL style: the config, then `train` from top to bottom.
 
+Imitation first (`imitate`): for the first `imitate_iterations` iterations a teacher agent (the heuristic SRE by
+default) acts, and the policy learns to give its actions high probability (behaviour cloning) while the value head
+learns what they earn; PPO then improves on the copy. With `imitate="none"` it is PPO from scratch.
+
 One iteration = `topologies` worlds drawn from the training distribution (`splits.TRAIN`), each run as one batched
 engine of `worlds` incidents for a whole episode (every world of an engine ends together, at the horizon), then
 `update_epochs` passes of clipped PPO over what was collected. The topologies are collected on `workers` processes
@@ -93,7 +97,9 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, in
 
             # ---- collect: each topology's episode on a worker, with the policy as it is now
             weights = {k: v.clone() for k, v in model.state_dict().items()}
-            jobs = [(weights, config, iteration, g) for g in range(config.topologies)]
+            imitating = config.imitate != "none" and iteration < config.imitate_iterations
+            teacher = config.imitate if imitating else None
+            jobs = [(weights, config, iteration, g, teacher) for g in range(config.topologies)]
             rollouts: list[Rollout] = pool.starmap(collect, jobs) if pool is not None else [collect(*j) for j in jobs]
             for r in rollouts:
                 stats.merge(*r.return_moments(config.gamma))
@@ -102,7 +108,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, in
             # ---- update: clipped PPO over the decisions, minibatches within one topology
             torch.set_num_threads(config.threads)
             tensors = [r.tensors(stats.scale, config.gamma, config.gae_lambda) for r in rollouts]
-            losses = _update(model, optimizer, tensors, config, iteration)
+            losses = _update(model, optimizer, tensors, config, iteration, imitating)
 
             global_step += sum(r.steps for r in rollouts)
             elapsed += time.perf_counter() - began
@@ -145,9 +151,10 @@ def command_of(config: TrainConfig) -> str:
 
 
 def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: list[dict], config: TrainConfig,
-            iteration: int) -> dict[str, float]:
-    """`update_epochs` passes of clipped PPO over each topology's decisions (`Rollout.tensors`); the losses of the
-    last minibatch and the iteration's diagnostics."""
+            iteration: int, imitating: bool = False) -> dict[str, float]:
+    """`update_epochs` passes of clipped PPO over each topology's decisions (`Rollout.tensors`), or of behaviour
+    cloning (the teacher's actions' negative log-likelihood) while `imitating`; the losses of the last minibatch and
+    the iteration's diagnostics."""
     order = torch.Generator().manual_seed(derive_seed(config.seed, _SHUFFLE, iteration))
     clipfracs, kls = [], []
     stats: dict[str, float] = {}
@@ -167,8 +174,11 @@ def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: lis
                 kls.append(approx_kl.item())
             adv = t["advantages"][idx]
             adv = (adv - adv.mean()) / (adv.std() + 1e-8) if len(idx) > 1 else adv
-            policy_loss = torch.max(-adv * ratio,
-                                    -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)).mean()
+            if imitating:
+                policy_loss = -logp.mean()
+            else:
+                policy_loss = torch.max(-adv * ratio,
+                                        -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)).mean()
             value_loss = 0.5 * ((value - t["returns"][idx]) ** 2).mean()
             entropy_loss = entropy.mean()
             loss = policy_loss - config.ent_coef * entropy_loss + config.vf_coef * value_loss
@@ -184,7 +194,7 @@ def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: lis
     returns = torch.cat([t["returns"] for t in tensors])
     var = returns.var().item() if len(returns) > 1 else 0.0
     explained = float("nan") if var == 0 else 1.0 - (returns - values).var().item() / var
-    return {**stats, "losses/approx_kl": float(np.mean(kls)) if kls else 0.0,
+    return {**stats, "charts/imitating": float(imitating), "losses/approx_kl": float(np.mean(kls)) if kls else 0.0,
             "losses/clipfrac": float(np.mean(clipfracs)) if clipfracs else 0.0,
             "losses/explained_variance": explained}
 
