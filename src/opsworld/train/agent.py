@@ -42,12 +42,15 @@ def load_policy(path: str | Path = SHIPPED) -> tuple[ServicePolicy, dict]:
 
 
 class PolicyAgent:
-    """The trained network acting for every world at once. Greedy by default (the most likely action); with
-    `greedy=False` it samples, seeded by `reset`."""
+    """The trained network acting for every world at once. It samples its actions, as in training (seeded by
+    `reset`); `greedy=True` takes the most likely one instead (a memoryless policy that way may repeat itself)."""
 
-    def __init__(self, path: str | Path = SHIPPED, greedy: bool = True) -> None:
+    def __init__(self, path: str | Path = SHIPPED, greedy: bool = False) -> None:
         self.model, self.about = load_policy(path)
         self.greedy = greedy
+        # small batches of one world's observations: one thread is fastest, and rollout workers (one per core)
+        # would otherwise oversubscribe the cores
+        torch.set_num_threads(1)
         self.generator: torch.Generator | None = None
 
     def reset(self, context: Context, seed: int = 0) -> None:

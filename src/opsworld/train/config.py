@@ -55,7 +55,7 @@ class TrainConfig:
     imitate: str = "none"
     """an agent whose actions the policy first learns to copy (behaviour cloning) before PPO goes on, or 'none'
     (PPO from scratch). Copying a teacher that remembers what it has seen (the heuristic SRE) into this memoryless
-    network does poorly: see README"""
+    network did about as badly as random: see README"""
     imitate_iterations: int = 10
     """iterations of imitation at the start"""
     out: str = "runs/ppo"
