@@ -671,6 +671,7 @@ def traces(
 
 
 def _seconds(text: Optional[str], what: str) -> Optional[float]:
+    """A duration option in seconds (None when not given); a bad one ends with one line naming the option."""
     if text is None:
         return None
     try:
@@ -786,21 +787,24 @@ def serve(
 
 
 # ---- one incident for an agent or a person: mcp, play ---------------------------------------------------------------
+def _scenario_for(scenario: Optional[str], fault: Optional[str]) -> str:
+    """The scenario asked for, else the fault's own template, else online-shop; an unknown fault ends with one
+    line (exit 2)."""
+    from opsworld.faults import CATALOGUE
+
+    if fault is not None and fault not in CATALOGUE:
+        _error(f"--fault: no catalogue entry {fault!r}; see `opsworld faults`")
+    return scenario or (CATALOGUE[fault].example.template if fault is not None else "online-shop")
+
+
 def _incident(scenario: Optional[str], seed: int, fault: Optional[str], horizon: Optional[str]):
     """A ToolSession from the command line's options; mistakes end with one line (exit 2). Without a scenario, the
     fault's own template (or online-shop)."""
     from opsworld.envs.tools import ToolSession
     from opsworld.faults import CATALOGUE, FaultError
 
-    if fault is not None and fault not in CATALOGUE:
-        _error(f"--fault: no catalogue entry {fault!r}; see `opsworld faults`")
-    chosen = scenario or (CATALOGUE[fault].example.template if fault is not None else "online-shop")
-    seconds = None
-    if horizon is not None:
-        try:
-            seconds = parse_duration(horizon)
-        except UnitError as exc:
-            _error(f"--horizon: {exc}")
+    chosen = _scenario_for(scenario, fault)
+    seconds = _seconds(horizon, "--horizon")
     try:
         return ToolSession(chosen, seed=seed, fault=fault, horizon=seconds)
     except (ScenarioError, FaultError, ValueError) as exc:
@@ -882,17 +886,14 @@ def _watch(agent: str, scenario: Optional[str], seed: int, fault: Optional[str],
     """`play --watch`: the agent's actions and the alerts as they come, then the score."""
     from opsworld.agents import AgentError
     from opsworld.agents.watch import watch
-    from opsworld.faults import CATALOGUE, FaultError
+    from opsworld.faults import FaultError
     from opsworld.score.report import ScoreReport
 
-    if fault is not None and fault not in CATALOGUE:
-        _error(f"--fault: no catalogue entry {fault!r}; see `opsworld faults`")
-    chosen = scenario or (CATALOGUE[fault].example.template if fault is not None else "online-shop")
+    chosen, seconds = _scenario_for(scenario, fault), _seconds(horizon, "--horizon")
     try:
-        seconds = parse_duration(horizon) if horizon is not None else None
         report = watch(agent, chosen, seed, fault, seconds,
                        say=lambda line: out.print(line, markup=False, highlight=False, soft_wrap=True))
-    except (AgentError, ScenarioError, FaultError, UnitError, ValueError) as exc:
+    except (AgentError, ScenarioError, FaultError, ValueError) as exc:
         _error(str(exc).splitlines()[0])
     _print_score(ScoreReport.model_validate(report))
 
@@ -1187,12 +1188,7 @@ def _evaluate_splits(split: str, agents: list[str], episodes: int, seed: int, wo
     names = list(SPLITS) if split == "all" else [split]
     if split != "all" and split not in SPLITS:
         _fail(f"no split named '{split}'; splits: {', '.join(SPLITS)} or all")
-    seconds = HORIZON
-    if horizon is not None:
-        try:
-            seconds = parse_duration(horizon)
-        except UnitError as exc:
-            _fail(f"--horizon: {exc}")
+    seconds = HORIZON if horizon is None else _seconds(horizon, "--horizon")
     request = dict(episodes=episodes, seed=seed, workers=workers, horizon=seconds, batch=batch)
     started = time.perf_counter()
     try:

@@ -16,13 +16,13 @@ from typer.testing import CliRunner  # noqa: E402
 
 from opsworld.agents import AGENTS, agent_factory, context_of  # noqa: E402
 from opsworld.cli import app  # noqa: E402
-from opsworld.envs.gym_env import VERBS, IncidentVectorEnv, _valid  # noqa: E402
+from opsworld.envs.gym_env import ARGUMENTS, VERBS, IncidentVectorEnv, _valid  # noqa: E402
 from opsworld.train.agent import SHIPPED, PolicyAgent, PolicyError, load_policy  # noqa: E402
 from opsworld.train.collect import advantages_of, training_world  # noqa: E402
 from opsworld.train.config import TrainConfig  # noqa: E402
 from opsworld.train.features import structure_of  # noqa: E402
 from opsworld.train.policy import ServicePolicy, TorchStructure  # noqa: E402
-from opsworld.train.ppo import CHECKPOINT, CURVE, METRICS, POLICY, _arguments, command_of, train  # noqa: E402
+from opsworld.train.ppo import CHECKPOINT, CURVE, METRICS, POLICY, command_of, train  # noqa: E402
 
 TINY = dict(worlds=6, topologies=2, services=(5, 8), horizon=120.0, minibatch_size=16, update_epochs=2, hidden=16,
             threads=1, workers=1, imitate="heuristic-sre", imitate_iterations=1)
@@ -52,7 +52,7 @@ def _env(config: TrainConfig, topology: int) -> IncidentVectorEnv:
 
 def test_one_network_acts_validly_on_topologies_of_any_size():
     config = TrainConfig(services=(5, 30))
-    model = ServicePolicy(len(VERBS), _arguments(), hidden=16)
+    model = ServicePolicy(len(VERBS), ARGUMENTS, hidden=16)
     sizes = set()
     for topology in range(3):
         env = _env(config, topology)
@@ -98,7 +98,7 @@ def test_resume_continues_bit_for_bit_and_workers_change_nothing(tmp_path):
     # and the run learned something: the weights moved
     fresh = TrainConfig(**TINY, out=str(tmp_path / "none"))
     torch.manual_seed(fresh.seed)
-    initial = ServicePolicy(len(VERBS), _arguments(), fresh.hidden).state_dict()
+    initial = ServicePolicy(len(VERBS), ARGUMENTS, fresh.hidden).state_dict()
     assert any(not torch.equal(initial[k], a[k]) for k in a)
     for name in (POLICY, CURVE):
         assert (tmp_path / "straight" / name).stat().st_size > 0

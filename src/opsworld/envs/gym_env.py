@@ -51,6 +51,8 @@ SILENCE_SECONDS = (900.0, 3600.0, 14400.0)
 SCALE_FACTORS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)          # x the scenario's replicas
 RATE_FACTORS = (0.5, 0.8, 1.0, 1.2)                     # x the rate the target usually serves
 POOL_FACTORS = (0.5, 1.0, 2.0, 4.0)                     # x the scenario's pool size
+# G: the widest argument any verb takes
+ARGUMENTS = max(len(FAULT_CLASSES), len(SIGNALS), len(WAIT_TICKS), len(SILENCE_SECONDS), len(SCALE_FACTORS))
 _CHANGE_DECAY = 1800.0
 _HIGH = 100.0        # signals are ratios and shares; clipped here so the spaces are bounded
 
@@ -75,7 +77,7 @@ class IncidentVectorEnv(VectorEnv):
         self.places = list(places(inc))
         S, A, F, L = topo.n_components, len(ALERTS), len(SIGNALS), len(LOG_SIGNATURES)
         V, T = len(VERBS), len(self.places)
-        G = max(len(FAULT_CLASSES), F, len(WAIT_TICKS), len(SILENCE_SECONDS), len(SCALE_FACTORS))
+        G = ARGUMENTS
         box = lambda *shape, high=_HIGH: spaces.Box(0.0, high, shape, np.float32)   # noqa: E731
         self.single_observation_space = spaces.Dict({
             "alerts": box(S, A, high=1.0), "changes": box(S, 2, high=1.0), "query": box(S),

@@ -95,11 +95,9 @@ def _signature() -> inspect.Signature:
     params = []
     for f in fields(TrainConfig):
         default = f.default
-        kind: Any = f.type if isinstance(f.type, type) else eval(str(f.type))  # noqa: S307  (annotations as text)
-        if f.name == "services":
+        kind: Any = eval(f.type) if isinstance(f.type, str) else f.type  # noqa: S307  (annotations kept as text)
+        if f.name == "services":          # MIN-MAX on the command line
             default, kind = f"{default[0]}-{default[1]}", str
-        elif f.name in ("minutes", "target_kl"):
-            kind = float | None
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
                                         default=typer.Option(default, help=docs.get(f.name, ""))))
     params.append(inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=bool,

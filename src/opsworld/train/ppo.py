@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from opsworld.envs.gym_env import ARGUMENTS, VERBS
 from opsworld.rollout.runner import derive_seed
 from opsworld.train.collect import Rollout, collect
 from opsworld.train.config import TrainConfig
@@ -75,8 +76,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, in
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    from opsworld.envs.gym_env import FAULT_CLASSES, VERBS  # noqa: F401  (the vocabularies the network is sized to)
-    model = ServicePolicy(len(VERBS), _arguments(), config.hidden)
+    model = ServicePolicy(len(VERBS), ARGUMENTS, config.hidden)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
     stats = ReturnStats()
     start, global_step, elapsed = 0, 0, 0.0
@@ -209,13 +209,6 @@ def _episode_metrics(rollouts: list[Rollout]) -> dict[str, float]:
             "charts/mitigated": mean("mitigated"), "charts/localized": mean("localized"),
             "charts/impact_minutes": mean("impact_minutes"), "charts/unsafe_share": mean("unsafe"),
             "charts/paged": mean("paged"), "charts/submitted": mean("submitted")}
-
-
-def _arguments() -> int:
-    """G: the width of the argument choice (the env's action space's third dimension)."""
-    from opsworld.envs import gym_env as g
-    from opsworld.observe.dashboard import SIGNALS
-    return max(len(g.FAULT_CLASSES), len(SIGNALS), len(g.WAIT_TICKS), len(g.SILENCE_SECONDS), len(g.SCALE_FACTORS))
 
 
 def _pool(workers: int):
