@@ -1207,7 +1207,7 @@ def _evaluate_splits(split: str, agents: list[str], episodes: int, seed: int, wo
         print(json.dumps({"episodes": episodes, "seed": seed, "horizon": seconds, "batch": batch,
                           "wall_seconds": round(wall, 2),
                           "splits": {n: SPLITS[n].description for n in names},
-                          "results": [asdict(r) for r in results], "gaps": [asdict(g) for g in gaps.values()]},
+                          "results": [{k: v for k, v in asdict(r).items() if k != "rewards"} for r in results], "gaps": [asdict(g) for g in gaps.values()]},
                          indent=2))
         return
     share = lambda v: "-" if v is None else f"{v:.0%}"      # noqa: E731
@@ -1228,6 +1228,10 @@ def _evaluate_splits(split: str, agents: list[str], episodes: int, seed: int, wo
             cells += ["-", "-"] if g is None else [f"{g.advantage:+.1f} ± {g.se_advantage:.1f}", share(g.kept)]
         table.add_row(*cells)
     out.print(table)
+    for r in results:
+        if r.unsafe_rules:
+            out.print(f"unsafe, {r.agent} on ({r.split}), episodes per rule: "
+                      + ", ".join(f"{rule} {n}" for rule, n in r.unsafe_rules), highlight=False)
     out.print(f"wall time {wall:.1f} s", highlight=False)
 
 

@@ -18,9 +18,10 @@ from opsworld.agents import AGENTS, agent_factory, context_of  # noqa: E402
 from opsworld.cli import app  # noqa: E402
 from opsworld.envs.gym_env import ARGUMENTS, VERBS, IncidentVectorEnv, _valid  # noqa: E402
 from opsworld.train.agent import SHIPPED, PolicyAgent, PolicyError, load_policy  # noqa: E402
-from opsworld.train.collect import advantages_of, training_world  # noqa: E402
+from opsworld.train.collect import advantages_of, collect, training_world  # noqa: E402
 from opsworld.train.config import TrainConfig  # noqa: E402
-from opsworld.train.features import structure_of  # noqa: E402
+from opsworld.train.features import Memory, global_features, service_features, structure_of  # noqa: E402
+from opsworld.observe.dashboard import SIGNALS  # noqa: E402
 from opsworld.train.policy import ServicePolicy, TorchStructure  # noqa: E402
 from opsworld.train.ppo import CHECKPOINT, CURVE, METRICS, POLICY, command_of, train  # noqa: E402
 
@@ -59,9 +60,10 @@ def test_one_network_acts_validly_on_topologies_of_any_size():
         structure = structure_of(context_of(env))
         sizes.add(structure.components)
         obs = env._obs()
-        from opsworld.train.features import global_features, service_features
-        s = torch.from_numpy(np.repeat(service_features(obs, structure), 100, axis=0))
-        g = torch.from_numpy(np.repeat(global_features(obs), 100, axis=0))
+        memory, worlds = Memory(4, structure), np.arange(4)
+        memory.observe(obs)
+        s = torch.from_numpy(np.repeat(service_features(obs, structure, memory, worlds), 100, axis=0))
+        g = torch.from_numpy(np.repeat(global_features(obs, memory, worlds), 100, axis=0))
         actions, logp, entropy, value = model(s, g, TorchStructure(structure), generator=torch.Generator())
         a = actions.numpy()
         assert _valid(env._masks, a[:, 0], a[:, 1], a[:, 2]).all()
@@ -70,6 +72,46 @@ def test_one_network_acts_validly_on_topologies_of_any_size():
         again = model(s, g, TorchStructure(structure), actions=actions)[1]
         assert torch.allclose(again, logp, atol=1e-5)
     assert len(sizes) > 1
+
+
+def test_memory_keeps_what_was_seen_and_done_until_the_episode_ends():
+    env = _env(TrainConfig(services=(5, 30)), 0)
+    context = context_of(env)
+    structure = structure_of(context)
+    memory = Memory(4, structure)
+    obs = {k: v.copy() for k, v in env._obs().items()}
+    S, F = structure.components, len(SIGNALS)
+    obs["query"][:] = np.arange(S, dtype=np.float32)
+    obs["query_signal"][:] = 0.0
+    obs["query_signal"][0, 2] = 1.0                 # world 0 queried signal 2; the others nothing yet
+    memory.observe(obs)
+    obs["query_signal"][0] = 0.0
+    obs["query_signal"][0, 5] = 1.0                 # then signal 5: signal 2's values are still remembered
+    obs["query"][0] = 7.0
+    memory.observe(obs)
+    assert np.allclose(memory.values[0, :, 2], np.log1p(np.arange(S)))
+    assert np.allclose(memory.values[0, :, 5], np.log1p(7.0))
+    assert memory.values[1:].sum() == 0.0 and memory.looked[0, [2, 5]].tolist() == [1.0, 1.0]
+    assert memory.looked[0].sum() == 2.0 and memory.looked[1:].sum() == 0.0
+    # a node's drain counts against every component with replicas on it; a restart against its one component
+    node = next(i for i, k in enumerate(context.kinds) if k == "node" and structure.relation[i].any())
+    drain, restart = VERBS.index("drain_node"), VERBS.index("restart")
+    memory.acted(np.array([1, 3]), np.array([[drain, node, 0], [restart, 0, 0]]))
+    memory.acted(np.array([3]), np.array([[restart, 0, 0]]))
+    assert np.allclose(np.expm1(memory.done[1, :, drain]), structure.relation[node])
+    assert np.expm1(memory.done[3, 0, restart]) == pytest.approx(2.0) and memory.done[3, 1:, restart].sum() == 0
+    assert np.expm1(memory.verbs[3, restart]) == pytest.approx(2.0) and memory.verbs[[0, 2]].sum() == 0
+
+
+def test_the_cost_of_a_tick_is_its_unsafe_actions_and_the_penalty_lowers_their_advantage():
+    config = TrainConfig(**{**TINY, "imitate": "none"}, out="unused")
+    model = ServicePolicy(len(VERBS), ARGUMENTS, config.hidden)
+    rollout = collect(model.state_dict(), config, 0, 0, teacher="random")
+    per_world = rollout.costs.sum(axis=0)
+    assert per_world.tolist() == [float(len(r["unsafe"])) for r in rollout.reports] and per_world.sum() > 0
+    plain, charged = rollout.tensors(1.0, 0.99, 0.95), rollout.tensors(1.0, 0.99, 0.95, penalty=100.0)
+    assert (charged["advantages"] <= plain["advantages"] + 1e-4).all()
+    assert (charged["advantages"] < plain["advantages"] - 1.0).any()
 
 
 def _rows(out: Path) -> list[dict]:
@@ -91,6 +133,11 @@ def test_resume_continues_bit_for_bit_and_workers_change_nothing(tmp_path):
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert _rows(tmp_path / "straight") == _rows(tmp_path / "resumed")
+    rows = _rows(tmp_path / "straight")       # the unsafe price follows the constraint, iteration by iteration
+    for before, after in zip(rows, rows[1:]):
+        excess = float(before["charts/unsafe_share"]) - straight.unsafe_target
+        price = max(0.0, float(before["charts/unsafe_price"]) + straight.unsafe_price_rate * excess)
+        assert float(after["charts/unsafe_price"]) == pytest.approx(price)
     two = replace(straight, out=str(tmp_path / "two"), workers=2)
     train(two)
     c = _weights(tmp_path / "two")
@@ -139,6 +186,8 @@ def test_cli_trains_writes_a_policy_that_runs_as_an_agent(tmp_path):
     (["--worlds", "0"], "--worlds must be at least 1"),
     (["--resume"], "no checkpoint"),
     (["--imitate", "nobody"], "--imitate: no agent named 'nobody'"),
+    (["--unsafe-target", "1.5"], "--unsafe-target must be in [0, 1]"),
+    (["--unsafe-price", "-1"], "--unsafe-price and --unsafe-price-rate at least 0"),
 ])
 def test_cli_rejects_bad_options_in_one_line(tmp_path, args, message):
     result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "x"), *args])

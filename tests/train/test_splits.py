@@ -20,7 +20,7 @@ from opsworld.rollout import RolloutError, RolloutPlan, run_batch
 from opsworld.rollout.runner import check
 from opsworld.spec import templates
 from opsworld.train.splits import (HELD_OUT_CLASSES, SPLITS, TRAIN, TRAIN_DIFFICULTY, TRAIN_SERVICES, SplitError,
-                                   SplitResult, evaluate_split, gap, held_out_entries, split_table)
+                                   SplitResult, evaluate_split, gap, held_out_entries, paired_se, split_table)
 
 SHORT = dict(horizon=600.0)        # 60 ticks: the faults (onset 5-15 min) start in some episodes
 
@@ -104,6 +104,10 @@ def test_evaluate_split_is_deterministic_whatever_the_workers() -> None:
     for r in one:
         assert np.isfinite(r.mean_reward) and r.se_reward >= 0 and r.runtime_s > 0
         assert 0 <= r.unsafe_share <= 1 and r.unsafe_per_episode >= r.unsafe_share
+        # each rule's count is of episodes, so none exceeds the episodes with any unsafe action
+        assert all(0 < n <= round(r.unsafe_share * r.episodes) for _, n in r.unsafe_rules)
+        assert (r.unsafe_share > 0) == bool(r.unsafe_rules) and len(r.rewards) == r.episodes
+        assert np.mean(r.rewards) == pytest.approx(r.mean_reward, abs=1e-3)
     assert one[0].mean_reward != one[2].mean_reward        # random acts, do-nothing does not
     assert evaluate_split("random", "a", episodes=8, batch=4, seed=1, workers=1, **SHORT) != one[0]
 
@@ -134,6 +138,16 @@ def test_gap_is_the_advantage_over_random_and_the_share_of_split_a_kept() -> Non
     assert gaps["do-nothing", "b"].kept is None           # no advantage on (a) to keep
 
 
+def test_the_advantage_is_paired_over_the_same_episodes() -> None:
+    hard_easy = (-100.0, -10.0, -100.0, -10.0)            # what the episodes share cancels in the difference
+    base = replace(_result("random", "a", -55.0), rewards=hard_easy)
+    noise = (1.0, -1.0, 1.0, -1.0)
+    better = replace(_result("ppo", "a", -45.0), rewards=tuple(r + 10.0 + d for r, d in zip(hard_easy, noise)))
+    assert paired_se(better, base) == pytest.approx(np.std([1, -1, 1, -1], ddof=1) / 2)
+    assert paired_se(better, _result("random", "a", -55.0)) == pytest.approx(2 ** 0.5)   # rewards unknown
+    assert gap([base, better])[0].se_advantage == pytest.approx(0.5774, abs=1e-4)
+
+
 def test_the_splits_do_not_import_torch() -> None:
     code = "import sys, opsworld.train.splits; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -147,7 +161,8 @@ def test_eval_split_prints_the_table() -> None:
     result = runner.invoke(app, ["eval", "--split", "a", "--agent", "random", "--agent", "do-nothing",
                                  "--episodes", "8", "--horizon", "5m", "--workers", "1"])
     assert result.exit_code == 0, result.output
-    for text in ("random", "do-nothing", "vs random", "kept of (a)", "new seeds of the training distribution"):
+    for text in ("random", "do-nothing", "vs random", "kept of (a)", "new seeds of the training distribution",
+                 "unsafe, do-nothing on (a), episodes per rule: no_page_beyond_runbook"):
         assert text in result.stdout
     data = runner.invoke(app, ["eval", "--split", "a", "--agent", "random", "--agent", "do-nothing",
                                "--episodes", "8", "--horizon", "5m", "--workers", "1", "--batch", "4", "--json"])

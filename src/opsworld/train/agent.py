@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from opsworld.agents.base import Context
-from opsworld.train.features import global_features, service_features, structure_of
+from opsworld.train.features import Memory, decisions, global_features, service_features, structure_of
 from opsworld.train.policy import ServicePolicy, TorchStructure
 
 SHIPPED = Path(__file__).parent / "weights" / "ppo.pt"      # the policy that ships with the package
@@ -42,8 +42,11 @@ def load_policy(path: str | Path = SHIPPED) -> tuple[ServicePolicy, dict]:
 
 
 class PolicyAgent:
-    """The trained network acting for every world at once. It samples its actions, as in training (seeded by
-    `reset`); `greedy=True` takes the most likely one instead (a memoryless policy that way may repeat itself)."""
+    """The trained network acting for every world at once, remembering what each world's responder has seen and
+    done this episode (`features.Memory`, as in training). It samples its actions, as in training (seeded by
+    `reset`); `greedy=True` takes the most likely one instead. Call `act_batch` every tick with the whole batch:
+    only the worlds whose responder is free are given a drawn action (the others get `wait`, which the env
+    ignores)."""
 
     def __init__(self, path: str | Path = SHIPPED, greedy: bool = False) -> None:
         self.model, self.about = load_policy(path)
@@ -57,13 +60,22 @@ class PolicyAgent:
         self.structure = structure_of(context)
         self.torch_structure = TorchStructure(self.structure)
         self.generator = None if self.greedy else torch.Generator().manual_seed(int(seed))
+        self.memory: Memory | None = None       # sized by the first batch of the episode
 
     def act_batch(self, observations: dict[str, np.ndarray]) -> np.ndarray:
-        s = torch.from_numpy(service_features(observations, self.structure))
-        g = torch.from_numpy(global_features(observations))
-        with torch.no_grad():
-            actions = self.model(s, g, self.torch_structure, generator=self.generator)[0]
-        return actions.numpy()
+        W = len(observations["clock"])
+        if self.memory is None:
+            self.memory = Memory(W, self.structure)
+        self.memory.observe(observations)
+        asked = np.flatnonzero(decisions(observations))
+        actions = np.zeros((W, 3), np.int64)
+        if len(asked):
+            s = torch.from_numpy(service_features(observations, self.structure, self.memory, asked))
+            g = torch.from_numpy(global_features(observations, self.memory, asked))
+            with torch.no_grad():
+                actions[asked] = self.model(s, g, self.torch_structure, generator=self.generator)[0].numpy()
+            self.memory.acted(asked, actions[asked])
+        return actions
 
     def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         return self.act_batch({k: np.asarray(v)[None] for k, v in observation.items()})[0]

@@ -3,7 +3,11 @@ choosing every decision, and return the decisions and what each world earned tic
 runs it). The trainer computes the advantages (`Rollout.advantages`) once it has updated its reward normalisation.
 
 Only worlds whose responder is free are asked for an action (`features.decisions`); a decision's reward is what its
-world earned until its next decision, and GAE discounts by the ticks between them (a semi-MDP).
+world earned until its next decision, and GAE discounts by the ticks between them (a semi-MDP). Each world keeps a
+`features.Memory` of what its responder has seen and done, as `PolicyAgent` does at evaluation.
+
+Beside the reward, each tick's cost is counted: the unsafe control actions it found (the scorer's rules, read off the
+truth like the reward). The trainer charges them at a price it adapts (`Rollout.tensors(penalty=...)`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import torch
 from opsworld.agents.base import context_of
 from opsworld.envs.gym_env import IncidentVectorEnv
 from opsworld.rollout.runner import derive_seed
-from opsworld.train.features import (GLOBAL_FEATURES, SERVICE_FEATURES, Structure, decisions, global_features,
-                                     service_features, structure_of)
+from opsworld.train.features import (GLOBAL_FEATURES, SERVICE_FEATURES, Memory, Structure, decisions,
+                                     global_features, service_features, structure_of)
 from opsworld.train.policy import ServicePolicy, TorchStructure
 
 # seed tags of the trainer (apart from the rollout runner's and the eval's, so no stream is shared)
@@ -34,6 +38,7 @@ class Rollout:
     actions: np.ndarray         # [N, 3]
     logp: np.ndarray            # [N] log-probability of the action when drawn
     rewards: np.ndarray         # [T, W] each world's reward per tick (raw points)
+    costs: np.ndarray           # [T, W] each world's unsafe control actions found per tick
     values: np.ndarray          # [T, W] the value estimate at each decision (0 elsewhere)
     asked: np.ndarray           # [T, W] bool: the decisions (row-major order = the order of the N above)
     reports: list[dict]         # per world: its score report
@@ -53,9 +58,11 @@ class Rollout:
             seen[t] = running
         return float(seen.size), float(seen.mean()), float(seen.var())
 
-    def tensors(self, scale: float, gamma: float, lam: float) -> dict:
-        """The decisions as tensors, with advantages and value targets for rewards multiplied by `scale`."""
-        advantages = advantages_of(self.rewards * scale, self.values, self.asked, gamma, lam)[self.asked]
+    def tensors(self, scale: float, gamma: float, lam: float, penalty: float = 0.0) -> dict:
+        """The decisions as tensors, with advantages and value targets for rewards less `penalty` points per unsafe
+        action, multiplied by `scale`."""
+        shaped = (self.rewards - penalty * self.costs) * scale
+        advantages = advantages_of(shaped, self.values, self.asked, gamma, lam)[self.asked]
         values = self.values[self.asked]
         return {"services": torch.from_numpy(self.services), "world": torch.from_numpy(self.world),
                 "actions": torch.from_numpy(self.actions), "logp": torch.from_numpy(self.logp),
@@ -104,27 +111,33 @@ def _collect(weights: dict, config, iteration: int, topology: int, teacher: str 
         guide.reset(context_of(env), derive_seed(config.seed, _ACT, iteration, topology))
     T = env.inc.ticks
     rewards = np.zeros((T, W), np.float32)
+    costs = np.zeros((T, W), np.float32)
+    memory = Memory(W, structure)
+    unsafe = env.inc.score.rule_hits.sum(axis=1)
     free = np.zeros((T, W), bool)
     values = np.zeros((T, W), np.float32)
     kept: dict[str, list[np.ndarray]] = {"services": [], "world": [], "actions": [], "logp": []}
     reports: list[dict] = []
     for t in range(T):
+        memory.observe(obs)
         asked = np.flatnonzero(decisions(obs))
         actions = np.zeros((W, 3), np.int64)
         shown = torch.from_numpy(guide.act_batch(obs)[asked]) if guide is not None else None   # (sees every tick)
         if len(asked):
-            sub = {k: v[asked] for k, v in obs.items()}
-            s, g = service_features(sub, structure), global_features(sub)
+            s, g = service_features(obs, structure, memory, asked), global_features(obs, memory, asked)
             with torch.no_grad():
                 a, logp, _, v = model(torch.from_numpy(s), torch.from_numpy(g), torch_structure, actions=shown,
                                       generator=generator)
             actions[asked] = a.numpy()
+            memory.acted(asked, actions[asked])
             values[t, asked] = v.numpy()
             free[t, asked] = True
             for key, x in (("services", s), ("world", g), ("actions", a.numpy()), ("logp", logp.numpy())):
                 kept[key].append(x)
         obs, reward, terminated, _, info = env.step(actions)
         rewards[t] = reward
+        hits = env.inc.score.rule_hits.sum(axis=1)
+        costs[t], unsafe = hits - unsafe, hits
         if terminated.all():
             reports = list(info["truth"])
             T = t + 1
@@ -133,7 +146,8 @@ def _collect(weights: dict, config, iteration: int, topology: int, teacher: str 
     S = structure.components
     return Rollout(structure=structure, services=join("services", (0, S, SERVICE_FEATURES), np.float32),
                    world=join("world", (0, GLOBAL_FEATURES), np.float32), actions=join("actions", (0, 3), np.int64),
-                   logp=join("logp", (0,), np.float32), rewards=rewards[:T], values=values[:T], asked=free[:T],
+                   logp=join("logp", (0,), np.float32), rewards=rewards[:T], costs=costs[:T], values=values[:T],
+                   asked=free[:T],
                    reports=reports)
 
 

@@ -78,6 +78,8 @@ def _check(config, resume: bool) -> str | None:
         return "--total-steps, --horizon (>= 10 s) and --learning-rate must be positive"
     if not (0 < config.gamma <= 1 and 0 <= config.gae_lambda <= 1):
         return "--gamma must be in (0, 1] and --gae-lambda in [0, 1]"
+    if not 0 <= config.unsafe_target <= 1 or config.unsafe_price < 0 or config.unsafe_price_rate < 0:
+        return "--unsafe-target must be in [0, 1], --unsafe-price and --unsafe-price-rate at least 0"
     if config.imitate != "none":
         from opsworld.agents import AgentError, load_agent
         try:

@@ -52,10 +52,17 @@ class TrainConfig:
     """gradients are clipped to this global norm"""
     target_kl: float | None = None
     """stop an iteration's update early past this approximate KL (None: never)"""
+    unsafe_target: float = 0.01
+    """share of episodes with an unsafe control action that the training aims at or below"""
+    unsafe_price: float = 100.0
+    """starting price, in reward points, charged in training for each unsafe control action on top of the score's
+    own penalty (a Lagrange multiplier: it adapts after every iteration; the score itself is unchanged)"""
+    unsafe_price_rate: float = 1000.0
+    """points the price moves per iteration per unit of unsafe share above the target (down when below, never
+    under 0)"""
     imitate: str = "none"
     """an agent whose actions the policy first learns to copy (behaviour cloning) before PPO goes on, or 'none'
-    (PPO from scratch). Copying a teacher that remembers what it has seen (the heuristic SRE) into this memoryless
-    network did about as badly as random: see README"""
+    (PPO from scratch, as the shipped policy was trained)"""
     imitate_iterations: int = 10
     """iterations of imitation at the start"""
     out: str = "runs/ppo"

@@ -1,7 +1,7 @@
 """PPO with action masking on generated worlds, CleanRL style: the config, then `train` from top to bottom.
 
-Imitation first (`imitate`): for the first `imitate_iterations` iterations a teacher agent (the heuristic SRE by
-default) acts, and the policy learns to give its actions high probability (behaviour cloning) while the value head
+Imitation first (`imitate`): for the first `imitate_iterations` iterations a teacher agent (the heuristic SRE, say)
+acts, and the policy learns to give its actions high probability (behaviour cloning) while the value head
 learns what they earn; PPO then improves on the copy. With `imitate="none"` it is PPO from scratch.
 
 One iteration = `topologies` worlds drawn from the training distribution (`splits.TRAIN`), each run as one batched
@@ -13,6 +13,11 @@ Decisions only: a responder that is busy with its last action, or has handed ove
 action), so a sample is a decision, and its reward is what the world earned until the responder's next decision,
 discounted tick by tick (a semi-MDP; GAE discounts by the ticks between decisions). Environment steps (`global_step`,
 `charts/SPS`) still count every world-tick.
+
+Safety as a constraint (Lagrangian PPO): each unsafe control action is charged `unsafe_price` points in training on
+top of the score's own penalty, and the price follows the constraint: after each iteration it rises by
+`unsafe_price_rate` x (unsafe share - `unsafe_target`), and falls when the share is below the target. So the
+policy is pushed off unsafe actions exactly as hard as it takes, whatever they would earn otherwise.
 
 Determinism: everything an iteration does follows from (seed, iteration): its worlds, faults and engine noise, the
 action draws (a torch Generator per topology), the minibatch order. A checkpoint is written after every iteration,
@@ -79,12 +84,14 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, in
     model = ServicePolicy(len(VERBS), ARGUMENTS, config.hidden)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
     stats = ReturnStats()
+    price = config.unsafe_price
     start, global_step, elapsed = 0, 0, 0.0
     if resume:
         state = torch.load(out / CHECKPOINT, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         stats = ReturnStats(**state["returns"])
+        price = state["unsafe_price"]
         start, global_step, elapsed = state["iteration"], state["global_step"], state["elapsed"]
     log = _MetricsLog(out, keep=start)
     pool = _pool(config.workers)
@@ -107,18 +114,22 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, in
 
             # ---- update: clipped PPO over the decisions, minibatches within one topology
             torch.set_num_threads(config.threads)
-            tensors = [r.tensors(stats.scale, config.gamma, config.gae_lambda) for r in rollouts]
+            tensors = [r.tensors(stats.scale, config.gamma, config.gae_lambda, price) for r in rollouts]
             losses = _update(model, optimizer, tensors, config, iteration, imitating)
+            episodes = _episode_metrics(rollouts)
+            charged = price
+            excess = episodes["charts/unsafe_share"] - config.unsafe_target
+            price = max(0.0, price + config.unsafe_price_rate * excess)
 
             global_step += sum(r.steps for r in rollouts)
             elapsed += time.perf_counter() - began
-            last = {"global_step": global_step, **_episode_metrics(rollouts), **losses,
+            last = {"global_step": global_step, **episodes, **losses, "charts/unsafe_price": charged,
                     "charts/learning_rate": optimizer.param_groups[0]["lr"],
                     "charts/SPS": global_step / elapsed,
                     "charts/collect_seconds": collected - began, "charts/update_seconds": time.perf_counter() - collected,
                     "charts/decisions": sum(len(r.actions) for r in rollouts), "charts/reward_scale": stats.scale}
             log.write(iteration, last)
-            _save(out / CHECKPOINT, model, optimizer, stats, iteration + 1, global_step, elapsed, config)
+            _save(out / CHECKPOINT, model, optimizer, stats, price, iteration + 1, global_step, elapsed, config)
             if progress is not None:
                 progress(iteration + 1, config.iterations, last)
             if config.minutes is not None and elapsed >= 60.0 * config.minutes:
@@ -219,10 +230,11 @@ def _pool(workers: int):
     return context.Pool(workers)
 
 
-def _save(path: Path, model: ServicePolicy, optimizer: torch.optim.Optimizer, stats: ReturnStats, iteration: int,
-          global_step: int, elapsed: float, config: TrainConfig) -> None:
+def _save(path: Path, model: ServicePolicy, optimizer: torch.optim.Optimizer, stats: ReturnStats, price: float,
+          iteration: int, global_step: int, elapsed: float, config: TrainConfig) -> None:
     partial = path.with_suffix(".partial")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "returns": asdict(stats),
+                "unsafe_price": price,
                 "iteration": iteration, "global_step": global_step, "elapsed": elapsed, "config": asdict(config)},
                partial)
     os.replace(partial, path)

@@ -19,6 +19,7 @@ with tags of its own (`collect.py`), so the two never share a stream even for th
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Sequence
@@ -93,6 +94,8 @@ class SplitResult:
     unsafe_share: float            # episodes with at least one unsafe control action
     unsafe_per_episode: float
     runtime_s: float = field(compare=False)
+    unsafe_rules: tuple[tuple[str, int], ...] = ()     # (rule, episodes that broke it), most broken first
+    rewards: tuple[float, ...] = field(default=(), compare=False, repr=False)   # per episode, in episode order
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class Gap:
     agent: str
     split: str
     advantage: float
-    se_advantage: float            # of two independent means: an upper bound, the episodes being the same
+    se_advantage: float            # paired over the same episodes (of two independent means where they are unknown)
     kept: float | None
 
 
@@ -159,13 +162,22 @@ def gap(results: Sequence[SplitResult]) -> list[Gap]:
         a, a_base = by.get((r.agent, "a")), by.get((RANDOM, "a"))
         on_a = a.mean_reward - a_base.mean_reward if a and a_base else float("nan")
         kept = round(advantage / on_a, 4) if on_a > 0 else None
-        out.append(Gap(r.agent, r.split, round(advantage, 4),
-                       round(float(np.hypot(r.se_reward, base.se_reward)), 4), kept))
+        out.append(Gap(r.agent, r.split, round(advantage, 4), round(paired_se(r, base), 4), kept))
     return out
 
 
+def paired_se(one: SplitResult, other: SplitResult) -> float:
+    """The standard error of `one`'s mean reward less `other`'s: paired episode by episode where both hold their
+    episodes' rewards (they met the same episodes, so what the episodes share cancels), else as of two independent
+    means (an upper bound)."""
+    if len(one.rewards) == len(other.rewards) > 1:
+        return float(np.std(np.subtract(one.rewards, other.rewards), ddof=1) / np.sqrt(len(one.rewards)))
+    return float(np.hypot(one.se_reward, other.se_reward))
+
+
 # ---- inside ----------------------------------------------------------------------------------------------------------
-_COLUMNS = ["control", "reward", "mitigated", "localized", "root_cause_correct", "impact_minutes", "unsafe"]
+_COLUMNS = ["control", "reward", "mitigated", "localized", "root_cause_correct", "impact_minutes", "unsafe",
+            "unsafe_rules"]
 
 
 def _plans(agent: str, split: str, episodes: int, seed: int, batch: int, horizon: float) -> list[RolloutPlan]:
@@ -193,6 +205,7 @@ def _result(agent: str, split: str, rows: list[dict], seconds: float) -> SplitRe
         return round(float(np.mean([bool(r[key]) for r in rs])), 4) if rs else None
 
     mean, se = mean_se([r["reward"] for r in rows])
+    broken = Counter(rule for r in rows for rule in set(r["unsafe_rules"]))
     return SplitResult(
         split=split, agent=agent, episodes=len(rows), mean_reward=round(mean, 4), se_reward=round(se, 4),
         mitigated_share=share(faults, "mitigated"), localized_share=share(faults, "localized"),
@@ -200,4 +213,4 @@ def _result(agent: str, split: str, rows: list[dict], seconds: float) -> SplitRe
         mean_impact_minutes=round(float(np.mean([r["impact_minutes"] for r in rows])), 4),
         unsafe_share=round(float(np.mean([r["unsafe"] > 0 for r in rows])), 4),
         unsafe_per_episode=round(float(np.mean([r["unsafe"] for r in rows])), 4),
-        runtime_s=round(seconds, 3))
+        runtime_s=round(seconds, 3), unsafe_rules=tuple(broken.most_common()), rewards=tuple(float(r["reward"]) for r in rows))
