@@ -1207,7 +1207,8 @@ def _evaluate_splits(split: str, agents: list[str], episodes: int, seed: int, wo
         print(json.dumps({"episodes": episodes, "seed": seed, "horizon": seconds, "batch": batch,
                           "wall_seconds": round(wall, 2),
                           "splits": {n: SPLITS[n].description for n in names},
-                          "results": [{k: v for k, v in asdict(r).items() if k != "rewards"} for r in results], "gaps": [asdict(g) for g in gaps.values()]},
+                          "results": [{k: v for k, v in asdict(r).items() if k != "rewards"} for r in results],
+                          "gaps": [asdict(g) for g in gaps.values()]},
                          indent=2))
         return
     share = lambda v: "-" if v is None else f"{v:.0%}"      # noqa: E731

@@ -147,8 +147,7 @@ def _collect(weights: dict, config, iteration: int, topology: int, teacher: str 
     return Rollout(structure=structure, services=join("services", (0, S, SERVICE_FEATURES), np.float32),
                    world=join("world", (0, GLOBAL_FEATURES), np.float32), actions=join("actions", (0, 3), np.int64),
                    logp=join("logp", (0,), np.float32), rewards=rewards[:T], costs=costs[:T], values=values[:T],
-                   asked=free[:T],
-                   reports=reports)
+                   asked=free[:T], reports=reports)
 
 
 def advantages_of(rewards: np.ndarray, values: np.ndarray, free: np.ndarray, gamma: float, lam: float

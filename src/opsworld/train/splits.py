@@ -213,4 +213,5 @@ def _result(agent: str, split: str, rows: list[dict], seconds: float) -> SplitRe
         mean_impact_minutes=round(float(np.mean([r["impact_minutes"] for r in rows])), 4),
         unsafe_share=round(float(np.mean([r["unsafe"] > 0 for r in rows])), 4),
         unsafe_per_episode=round(float(np.mean([r["unsafe"] for r in rows])), 4),
-        runtime_s=round(seconds, 3), unsafe_rules=tuple(broken.most_common()), rewards=tuple(float(r["reward"]) for r in rows))
+        runtime_s=round(seconds, 3), unsafe_rules=tuple(broken.most_common()),
+        rewards=tuple(float(r["reward"]) for r in rows))
