@@ -1057,20 +1057,31 @@ def audit(
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
     seeds: int = typer.Option(5, min=1, max=100, help="episodes per catalogue entry and template"),
     agent: Optional[list[str]] = typer.Option(None, "--agent",
-                                              help="only these agents (the heuristic SRE always runs)"),
+                                              help="only these agents (the heuristic SRE always runs); a registered "
+                                                   "name, module:Class, a policy file, or a composition such as "
+                                                   "heuristic-sre+page@first_alert"),
     strict: bool = typer.Option(False, "--strict", help="exit with code 1 when a check fails"),
     template: Optional[list[str]] = typer.Option(None, "--template", help="only these templates (default: all four)"),
     entry: Optional[list[str]] = typer.Option(None, "--entry", help="only these catalogue entries"),
+    attack: bool = typer.Option(False, "--attack", help="then attack the reward: bolt habits onto policies and search "
+                                                        "for a composition it overpays (opsworld.score.attack)"),
+    budget: int = typer.Option(40, "--budget", min=0, help="with --attack: compositions in the search beyond the "
+                                                             "single habits"),
+    search_seed: int = typer.Option(0, "--search-seed", help="with --attack: the seed of the search's random draws"),
 ) -> None:
     """Every baseline agent on one fixed suite of incidents (all templates x catalogue entries x seeds), and the checks
     that the reward pays for the right things: the heuristic SRE beats every cheat, reward falls with user impact,
-    silencing alerts never pays, the heuristic mitigates most incidents (with --strict, exit code 1 if one fails)."""
-    from opsworld.agents import AGENTS
+    silencing alerts never pays, the heuristic mitigates most incidents; with --attack, also that no composition of
+    habits beats the heuristic, zero-knowledge ones trail it, and no single habit lifts it (with --strict, exit code 1
+    if a check fails)."""
+    from opsworld.agents import AgentError, agent_factory
     from opsworld.score.audit import audit as run_audit
 
-    unknown = [a for a in agent or [] if a not in AGENTS]
-    if unknown:
-        _fail(f"unknown agent(s) {', '.join(unknown)}; registered: {', '.join(AGENTS)}")
+    for name in agent or []:
+        try:
+            agent_factory(name)
+        except AgentError as exc:
+            _fail(f"unknown agent: {exc}")
     templates_, entries_ = _suite_filter(template, entry)
     bar, callback = _progress_bar("audit")
     with bar:
@@ -1078,8 +1089,19 @@ def audit(
                            entries=entries_)
     if not result.episodes:
         _fail("no catalogue entry runs on the chosen templates; see `opsworld faults`")
+    found = None
+    if attack:
+        from opsworld.score.attack import attack as run_attack
+        bar, callback = _progress_bar("attack")
+        with bar:
+            found = run_attack(seeds=seeds, templates=templates_, entries=entries_, budget=budget, seed=search_seed,
+                               progress=callback, reference=result.rewards)
+    checks = result.checks + (found.checks if found else [])
     if json_out:
-        print(result.model_dump_json(indent=2))
+        payload = json.loads(result.model_dump_json())
+        if found is not None:
+            payload["attack"] = json.loads(found.model_dump_json())
+        print(json.dumps(payload, indent=2))
     else:
         table = Table(title=f"reward audit: {result.episodes} episodes per agent "
                             f"({', '.join(f'{t} {n}' for t, n in result.templates.items())}), {result.runtime_s:.0f} s")
@@ -1099,13 +1121,37 @@ def audit(
             classes.add_row(c.template, c.entry, c.fault, str(c.episodes), f"{c.mitigated_share:.0%}",
                             f"{c.mean_reward:.2f}", f"{c.mean_impact:.2f}")
         out.print(classes)
-        for c in result.checks:
+        if found is not None:
+            h = found.of("heuristic-sre")
+            best = Table(title=f"best attackers: {len(found.compositions)} compositions in {found.runtime_s:.0f} s; "
+                               f"heuristic SRE alone {h.mean_reward:.2f} ± {h.se_reward:.2f}; vs it: the paired "
+                               f"difference ± its standard error, and their ratio")
+            for col in ("composition", "reward ± se", "vs heuristic", "margin", "mitigated", "paged", "unsafe/ep",
+                        "zero-kn."):
+                best.add_column(col, justify="left" if col == "composition" else "right",
+                                overflow="fold" if col == "composition" else "ellipsis",
+                                min_width=40 if col == "composition" else None)
+            for c in [c for c in found.top(11) if c.name != "heuristic-sre"][:10]:
+                share = lambda x: "-" if x is None else f"{x:.0%}"      # noqa: E731 (no fault episodes: none)
+                best.add_row(c.name, f"{c.mean_reward:.2f} ± {c.se_reward:.2f}", f"{c.diff:+.2f} ± {c.paired_se:.2f}",
+                             f"{c.margin_se:+.1f}", share(c.mitigation_rate), share(c.paged_share),
+                             f"{c.unsafe_per_episode:.2f}", "yes" if c.zero_knowledge else "no")
+            out.print(best)
+            if found.best is not None:
+                b = found.of(found.best)
+                out.print(f"best attacker: {b.name}, {b.diff:+.2f} ± {b.paired_se:.2f} vs the heuristic SRE "
+                          f"({b.margin_se:+.1f} paired se)", highlight=False)
+        for c in checks:
             mark = "[green]PASS[/]" if c.passed else "[red]FAIL[/]"
             out.print(f"{mark} {c.name}: {c.figure} (target {c.target})", highlight=False)
             if c.name.startswith("reward falls"):
                 out.print("     " + ", ".join(f"{t} {v}" for t, v in c.detail.get("per_template", {}).items()),
                           highlight=False)
-    if strict and not result.passed:
+            elif found is not None and c in found.checks:          # which policy the figure is of
+                who = c.detail.get("closest") or c.detail.get("largest")
+                if who:
+                    out.print(f"     {who}", highlight=False)
+    if strict and not all(c.passed for c in checks):
         raise typer.Exit(1)
 
 
@@ -1114,13 +1160,17 @@ def evaluate_agent(
     suite: Optional[str] = typer.Option(None, "--suite", help="detection, localization, rca or mitigation"),
     split: Optional[str] = typer.Option(None, "--split", help="a train/test split instead: a, b, c, d or all "
                                                               "(opsworld.train.splits)"),
-    agents: Optional[list[str]] = typer.Option(None, "--agent", help="a registered agent or module:Class (default "
-                                               "heuristic-sre); with --split, repeat it for several"),
+    agents: Optional[list[str]] = typer.Option(None, "--agent", help="a registered agent, module:Class or policy "
+                                               "file (default heuristic-sre); repeat it for several"),
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
-    leaderboard: bool = typer.Option(False, "--leaderboard", help="every registered agent on the suite, ranked"),
+    leaderboard: bool = typer.Option(False, "--leaderboard", help="every registered agent on the suite, ranked, "
+                                     "with the --agent ones (module:Class too) among them"),
     seeds: int = typer.Option(2, min=1, max=100, help="episodes per catalogue entry and template"),
     template: Optional[list[str]] = typer.Option(None, "--template", help="only these templates (default: all four)"),
     entry: Optional[list[str]] = typer.Option(None, "--entry", help="only these catalogue entries"),
+    background: Optional[float] = typer.Option(None, "--background", min=0.0, max=60.0,
+                                               help="with --suite: healthy changes and passing flaps per hour around "
+                                                    "each incident (default: the audit's; 0: a clean change log)"),
     episodes: int = typer.Option(256, "--episodes", help="with --split: episodes per agent and split"),
     seed: int = typer.Option(0, "--seed", help="with --split: the evaluation's seed"),
     workers: Optional[int] = typer.Option(None, "--workers", help="with --split: worker processes (default: one "
@@ -1138,27 +1188,33 @@ def evaluate_agent(
             _fail("--leaderboard, --template and --entry go with --suite, not --split")
         _evaluate_splits(split, agents or ["heuristic-sre"], episodes, seed, workers, horizon, batch, json_out)
         return
-    agent = agents[-1] if agents else "heuristic-sre"      # as before: a repeated option keeps its last value
-    from opsworld.agents import AgentError, agent_factory
+    from opsworld.agents import AGENTS, AgentError, agent_factory
     from opsworld.score.suites import SUITES, evaluate, leaderboard as rank
 
     if suite not in SUITES:
         _fail(f"no suite named '{suite}'; suites: {', '.join(SUITES)}")
-    if not leaderboard:
+    named = list(dict.fromkeys(agents or ([] if leaderboard else ["heuristic-sre"])))    # repeated: each once
+    for name in named:
         try:
-            agent_factory(agent)
+            agent_factory(name)
         except AgentError as exc:
             _fail(str(exc))
     templates_, entries_ = _suite_filter(template, entry)
+    if background is None:
+        from opsworld.score.audit import BACKGROUND as background
     bar, callback = _progress_bar(f"eval {suite}")
     with bar:
-        results = rank(suite, seeds=seeds, templates=templates_, entries=entries_, progress=callback).rows \
-            if leaderboard else [evaluate(suite, agent, seeds=seeds, templates=templates_, entries=entries_,
-                                          progress=callback)]
+        if leaderboard:         # the named agents beside every registered one, ranked
+            everyone = list(AGENTS) + [n for n in named if n not in AGENTS]
+            results = rank(suite, agents=everyone, seeds=seeds, templates=templates_, entries=entries_,
+                           progress=callback, background=background).rows
+        else:
+            results = [evaluate(suite, name, seeds=seeds, templates=templates_, entries=entries_, progress=callback,
+                                background=background) for name in named]
     if not results[0].episodes:
         _fail("no catalogue entry runs on the chosen templates; see `opsworld faults`")
     if json_out:
-        payload = [r.model_dump() for r in results] if leaderboard else results[0].model_dump()
+        payload = [r.model_dump() for r in results] if leaderboard or len(results) > 1 else results[0].model_dump()
         print(json.dumps(payload, indent=2))
         return
     first = results[0]
@@ -1214,7 +1270,8 @@ def _evaluate_splits(split: str, agents: list[str], episodes: int, seed: int, wo
     share = lambda v: "-" if v is None else f"{v:.0%}"      # noqa: E731
     table = Table(title=f"train/test splits: {episodes} episodes per agent and split, {seconds:g} s each",
                   caption="  ".join(f"({n}) {SPLITS[n].description}." for n in names))
-    for name in ("agent", "split", "reward", "mitigated", "localized", "root cause", "unsafe", "impact min"):
+    for name in ("agent", "split", "reward", "mitigated", "localized", "root cause", "unsafe", "impact min", "paged",
+                 "handed over"):
         table.add_column(name, justify="left" if name in ("agent", "split") else "right")
     versus = RANDOM in agents and len(agents) > 1
     if versus:
@@ -1223,7 +1280,7 @@ def _evaluate_splits(split: str, agents: list[str], episodes: int, seed: int, wo
     for r in results:
         cells = [r.agent, r.split, f"{r.mean_reward:.1f} ± {r.se_reward:.1f}", share(r.mitigated_share),
                  share(r.localized_share), share(r.root_cause_share), share(r.unsafe_share),
-                 f"{r.mean_impact_minutes:.1f}"]
+                 f"{r.mean_impact_minutes:.1f}", share(r.paged_share), share(r.submitted_share)]
         if versus:
             g = gaps.get((r.agent, r.split))
             cells += ["-", "-"] if g is None else [f"{g.advantage:+.1f} ± {g.se_advantage:.1f}", share(g.kept)]

@@ -76,17 +76,40 @@ def test_rate_limit_on_a_component_admits_the_rps_given() -> None:
     assert np.isfinite(engine.knobs.rate_limit[s][0]) and engine.knobs.rate_limit[s][0] > 5.0
 
 
-def test_rate_limit_on_an_endpoint_cuts_its_offered_traffic() -> None:
+def test_rate_limit_on_an_endpoint_refuses_users_at_the_door() -> None:
+    """An endpoint's limit admits a share of what arrives; the users refused at the door still came (they are in
+    `requests` and `users`) and failed (in `failed`): shedding hides no one from the score."""
     engine = _engine()
     p = engine.topology.endpoints.index("GET /product/{id}")
     normal = float(engine.rates[engine.tick][p])
     mitigate(engine, "rate_limit", "GET /product/{id}", amount=normal / 4, worlds=PICKED)
-    requests = _run(engine, 30, "requests")[:, :, p].mean(axis=0)
-    assert np.allclose(engine.knobs.traffic[p][PICKED], 0.25)
-    assert (engine.knobs.traffic[p][OTHERS] == 1.0).all()
-    assert requests[PICKED].max() < 0.4 * requests[OTHERS].min()
-    mitigate(engine, "rate_limit", "GET /product/{id}", amount=1e6, worlds=1)  # never raises what is offered
-    assert engine.knobs.traffic[p][1] == pytest.approx(0.25)
+    assert np.allclose(engine.knobs.admit[p][PICKED], 0.25)
+    assert np.isinf(engine.knobs.admit[p][OTHERS]).all() and (engine.knobs.traffic[p] == 1.0).all()
+    run = engine.run(30)
+    requests, users, failed = (getattr(run, f)[:, :, p].mean(axis=0) for f in ("requests", "users", "failed"))
+    assert np.array_equal(users, requests)                                     # every arrival is a user's
+    assert requests[PICKED].min() > 0.6 * requests[OTHERS].max()               # as many came ...
+    assert (failed[PICKED] > 0.6 * requests[PICKED]).all()                     # ... most were turned away
+    assert failed[OTHERS].max() < 0.05 * requests[OTHERS].min()
+    mitigate(engine, "rate_limit", "GET /product/{id}", amount=1e6, worlds=1)  # never loosens a limit in place
+    assert engine.knobs.admit[p][1] == pytest.approx(0.25)
+
+
+def test_block_client_stops_a_flood_not_a_crowd() -> None:
+    """The flooding client's requests are no user's; blocking it leaves the users' demand as it was."""
+    engine = _engine()
+    p = engine.topology.endpoints.index("GET /product/{id}")
+    engine.set("flood", 9.0, "GET /product/{id}", worlds=PICKED)
+    engine.set("traffic", 3.0, "GET /product/{id}", worlds=OTHERS)           # a crowd of real users
+    run = engine.run(10)
+    requests, users = (getattr(run, f)[:, :, p].mean(axis=0) for f in ("requests", "users"))
+    assert (requests[PICKED] > 5 * users[PICKED]).all()
+    mitigate(engine, "block_client", "GET /product/{id}")
+    assert (engine.knobs.flood[p] == 0.0).all() and (engine.knobs.traffic[p][OTHERS] == 3.0).all()
+    run = engine.run(10)
+    requests, users = (getattr(run, f)[:, :, p].mean(axis=0) for f in ("requests", "users"))
+    assert np.array_equal(requests, users)
+    assert (requests[OTHERS] > 2 * requests[PICKED].max()).all()
 
 
 def test_set_pool_size_sets_the_services_datastore_pools() -> None:

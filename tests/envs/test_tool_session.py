@@ -161,7 +161,8 @@ def test_tool_definitions_cover_the_runbook():
     by_name = {t["name"]: t for t in tools}
     assert all(c in by_name["submit"]["description"] for c in FAULT_CLASSES)
     assert "1m of your time" in by_name["read_logs"]["description"]
-    assert "Lands about 30m" in by_name["page_human"]["description"]
+    page = by_name["page_human"]["description"]
+    assert "look about 5m" in page and "30m after the page" in page
     # nothing is wrong: a diagnosis may name no component
     result = s.call("submit", {"components": [], "fault_class": "no_fault"})
     assert not result.error, result.text

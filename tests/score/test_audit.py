@@ -1,6 +1,7 @@
-"""The reward audit: a small audit runs end to end and reports every figure; replaying recorded actions is exact;
-silencing alerts where the responder idled never raises the reward — and the same machinery does catch a reward
-that paid for silence."""
+"""The reward audit: a small audit runs end to end and reports every figure; its margins are paired over the same
+episodes and its Spearman check pools the registered baselines only; replaying recorded actions is exact; silencing
+alerts where the responder idled never raises the reward — and the same machinery does catch a reward that paid for
+silence."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from opsworld.agents.base import context_of
 from opsworld.cli import app
 from opsworld.envs.generator import CatalogueGenerator
 from opsworld.envs.incident import IncidentConfig, Incidents
-from opsworld.score.audit import (AuditResult, audit, make_env, rank, replay, run_agent, spearman, suite,
-                                  with_silences)
+from opsworld.score.audit import (AuditResult, audit, make_env, paired, paired_margin, rank, replay, run_agent,
+                                  spearman, suite, with_silences)
 from opsworld.score.reward import RewardWeights
 from opsworld.spec import load_scenario
 
@@ -148,11 +149,41 @@ def test_cli_audit_json_and_table():
     assert table.exit_code == 0 and "heuristic-sre" in table.stdout and "PASS" in table.stdout
     bad = runner.invoke(app, ["audit", "--agent", "nobody"])
     assert bad.exit_code == 2 and "unknown agent" in bad.output
+    habit = runner.invoke(app, ["audit", "--agent", "idle+page@noon"])
+    assert habit.exit_code == 2 and "first_alert" in habit.output
 
 
 def test_registry_covers_the_brief():
-    assert set(AGENTS) - {"ppo"} == {"random", "do-nothing", "heuristic-sre", "silence-all", "restart-all",
+    assert set(AGENTS) - {"ppo"} == {"random", "do-nothing", "idle", "heuristic-sre", "silence-all", "restart-all",
                                      "rollback-all", "scale-max", "page-at-once", "blame-most-alerting"}
+
+
+def test_paired_standard_errors():
+    a, b = [3.0, 5.0, 4.0, 8.0], [1.0, 4.0, 2.0, 5.0]
+    diff, se = paired(a, b)
+    d = np.subtract(a, b)
+    assert diff == pytest.approx(d.mean()) and se == pytest.approx(d.std(ddof=1) / 2.0)
+    assert paired_margin(a, b) == pytest.approx(diff / se)
+    # what the episodes share cancels: a constant lead has no noise at all, however spread the episodes are
+    assert paired([10.0, -50.0, 7.0], [9.0, -51.0, 6.0])[1] == 0.0
+    assert paired_margin([10.0, -50.0, 7.0], [9.0, -51.0, 6.0]) == math.inf
+    assert paired_margin(a, a) == 0.0
+
+
+def test_audit_margins_are_paired_and_spearman_pools_only_baselines(small_audit):
+    """(a)'s margins are paired over the same episodes; (b) pools the registered baselines only, so a policy added
+    to the audit (here a composition) leaves its figure where it was, and shows in the detail alone."""
+    r = small_audit.rewards
+    assert set(r) == {"heuristic-sre", "do-nothing", "random", "page-at-once"} and len(r["random"]) == 2
+    margins = next(c for c in small_audit.checks if c.name.startswith("heuristic beats")).detail["margins_se"]
+    assert margins["do-nothing"] == pytest.approx(round(paired_margin(r["heuristic-sre"], r["do-nothing"]), 2))
+    assert "rewards" not in json.loads(small_audit.model_dump_json())
+    more = audit(agents=["do-nothing", "random", "page-at-once", "idle+page@first_alert"], seeds=1,
+                 silence_agents=(), **SMALL)
+    rho = lambda res: next(c for c in res.checks if "Spearman" in c.name).detail   # noqa: E731
+    assert rho(more)["per_template"] == rho(small_audit)["per_template"]
+    assert "idle+page@first_alert" in rho(more)["per_agent"]["hotel-reservation"]
+    assert "idle+page@first_alert" not in rho(more)["pooled_agents"]
 
 
 class _OnlyAct:

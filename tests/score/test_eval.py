@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from opsworld.cli import app
 from opsworld.score.suites import SUITES, SuiteError, evaluate, leaderboard
 
-HOTEL = dict(templates=("hotel-reservation",), entries=("db_connection_limit", "int32_id_overflow"))
+# a clean change log: these check the metrics' arithmetic on episodes the heuristic is known to handle
+HOTEL = dict(templates=("hotel-reservation",), entries=("db_connection_limit", "int32_id_overflow"), background=0.0)
 
 
 def test_detection_counts_faults_and_controls():
@@ -65,3 +66,21 @@ def test_cli_eval():
     assert runner.invoke(app, base + ["--suite", "nope"]).exit_code == 2
     bad = runner.invoke(app, base + ["--suite", "rca", "--agent", "nobody"])
     assert bad.exit_code == 2 and "no agent named" in bad.output
+
+
+def test_cli_eval_takes_several_agents_and_puts_named_ones_on_the_leaderboard():
+    """A repeated --agent scores every one of them (not only the last); --leaderboard ranks the named agents, a
+    module:Class among them, beside every registered one."""
+    from opsworld.agents import AGENTS
+    runner = CliRunner()
+    base = ["eval", "--seeds", "1", "--template", "hotel-reservation", "--entry", "db_connection_limit",
+            "--suite", "mitigation", "--json"]
+    both = runner.invoke(app, base + ["--agent", "do-nothing", "--agent", "heuristic-sre"])
+    assert both.exit_code == 0, both.output
+    rows = json.loads(both.stdout[both.stdout.index("["):])
+    assert [r["agent"] for r in rows] == ["do-nothing", "heuristic-sre"]
+    mine = "opsworld.agents.random:RandomAgent"
+    board = runner.invoke(app, base + ["--leaderboard", "--agent", mine])
+    assert board.exit_code == 0, board.output
+    agents = [r["agent"] for r in json.loads(board.stdout[board.stdout.index("["):])]
+    assert mine in agents and set(AGENTS) <= set(agents) and len(agents) == len(AGENTS) + 1

@@ -10,6 +10,7 @@ import pytest
 from opsworld.act.mitigations import MitigationError
 from opsworld.envs.generator import CatalogueGenerator
 from opsworld.envs.incident import IncidentConfig, Incidents
+from opsworld.score.reward import RewardWeights
 
 
 def incidents(entries: list[str], worlds: int = 4, seed: int = 1, horizon: float = 2400.0) -> Incidents:
@@ -67,14 +68,21 @@ def test_reward_falls_as_user_impact_rises() -> None:
 
 
 def test_rolling_back_a_healthy_change_is_unsafe() -> None:
+    """Undoing a healthy change is somebody's work lost (`lost_change` each time); a rollback with no change to undo
+    is only a wasted order."""
     inc = incidents(["bad_deploy_errors"], worlds=2)
-    until(inc, 600.0)
     root = inc.truths[0].roots[0].name
     other = next(c for c in inc.topology.components if c != root)
+    inc.engine.set("deploy", "v2-healthy", other, by="deploy-pipeline")        # a healthy deploy, in both worlds
+    until(inc, 600.0)
     inc.order_mitigation("rollback_deploy", other, None, np.array([0]))
+    third = next(c for c in inc.topology.components if c not in (root, other))
+    inc.order_mitigation("rollback_config", third, None, np.array([1]))        # nothing changed there
     inc.run_to_end()
-    assert "rolled_back_healthy_change" in [u.rule for u in inc.reports()[0].unsafe]
-    assert inc.reports()[0].terms["unsafe"] <= -5.0
+    first, second = inc.reports()
+    assert [u.rule for u in first.unsafe].count("rolled_back_healthy_change") == 1
+    assert first.terms["unsafe"] <= -RewardWeights().lost_change
+    assert "rolled_back_healthy_change" not in [u.rule for u in second.unsafe]
 
 
 def test_restarting_a_loaded_datastore_and_draining_the_last_node_are_unsafe() -> None:

@@ -18,7 +18,7 @@ from opsworld.agents import AGENTS, agent_factory, context_of  # noqa: E402
 from opsworld.cli import app  # noqa: E402
 from opsworld.envs.gym_env import ARGUMENTS, VERBS, IncidentVectorEnv, _valid  # noqa: E402
 from opsworld.train.agent import SHIPPED, PolicyAgent, PolicyError, load_policy  # noqa: E402
-from opsworld.train.collect import advantages_of, collect, training_world  # noqa: E402
+from opsworld.train.collect import advantages_of, collect, priced, training_world  # noqa: E402
 from opsworld.train.config import TrainConfig  # noqa: E402
 from opsworld.train.features import Memory, global_features, service_features, structure_of  # noqa: E402
 from opsworld.observe.dashboard import SIGNALS  # noqa: E402
@@ -108,7 +108,11 @@ def test_the_cost_of_a_tick_is_its_unsafe_actions_and_the_penalty_lowers_their_a
     model = ServicePolicy(len(VERBS), ARGUMENTS, config.hidden)
     rollout = collect(model.state_dict(), config, 0, 0, teacher="random")
     per_world = rollout.costs.sum(axis=0)
-    assert per_world.tolist() == [float(len(r["unsafe"])) for r in rollout.reports] and per_world.sum() > 0
+    charged = priced(config)          # the rules of an action taken, less the unpriced (a page with nothing wrong)
+    assert "paged_with_nothing_wrong" not in charged and "rolled_back_healthy_change" in charged
+    assert "no_page_beyond_runbook" not in charged          # what is left undone no price can push the policy off
+    assert per_world.tolist() == [float(sum(u["rule"] in charged for u in r["unsafe"])) for r in rollout.reports]
+    assert per_world.sum() > 0
     plain, charged = rollout.tensors(1.0, 0.99, 0.95), rollout.tensors(1.0, 0.99, 0.95, penalty=100.0)
     assert (charged["advantages"] <= plain["advantages"] + 1e-4).all()
     assert (charged["advantages"] < plain["advantages"] - 1.0).any()
@@ -135,7 +139,7 @@ def test_resume_continues_bit_for_bit_and_workers_change_nothing(tmp_path):
     assert _rows(tmp_path / "straight") == _rows(tmp_path / "resumed")
     rows = _rows(tmp_path / "straight")       # the unsafe price follows the constraint, iteration by iteration
     for before, after in zip(rows, rows[1:]):
-        excess = float(before["charts/unsafe_share"]) - straight.unsafe_target
+        excess = float(before["charts/unsafe_taken_share"]) - straight.unsafe_target
         price = max(0.0, float(before["charts/unsafe_price"]) + straight.unsafe_price_rate * excess)
         assert float(after["charts/unsafe_price"]) == pytest.approx(price)
     two = replace(straight, out=str(tmp_path / "two"), workers=2)

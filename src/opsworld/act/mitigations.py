@@ -2,8 +2,9 @@
 
 Most act on the system as an operator would (roll back, restart, scale, drain, renew, rate-limit, open a circuit,
 flush or warm a cache). A few remove a cause that lives outside the model's knobs (rotate a credential, fix a clock,
-promote a replica, dead-letter a message); those tell the injector that the cause is gone. `page_human` brings in
-someone who fixes whatever is wrong, slowly.
+promote a replica, dead-letter a message); those tell the injector that the cause is gone — a cause that is there:
+one that has not begun yet is not removed by an order made before it. `page_human` brings in a person (`act.human`)
+who looks, and fixes what is wrong then, slowly.
 
 Every mitigation takes a target (what it acts on) and some an amount (how many replicas, requests per second,
 connections): None, a number, or an array with one number per selected world. A call is checked whole before it
@@ -25,7 +26,8 @@ from opsworld.engine.topology import CONSUME
 if TYPE_CHECKING:
     from opsworld.faults.injector import Injector
 
-HUMAN_DELAY = 1800.0   # seconds for a paged human to find and fix the cause
+HUMAN_ARRIVE = 300.0   # seconds for a paged human to get to a keyboard and look
+HUMAN_DELAY = 1800.0   # seconds from the page until their fix lands, when they found something wrong
 ONCALL = "oncall"        # who the change history says made the runbook's changes
 CERT_LIFETIME = 90 * 86400.0
 
@@ -52,6 +54,7 @@ class Mitigation:
     act: Act               # act(engine, injector, target, amount, worlds): checks everything, then sets knobs
     resolve: Callable[[Engine, object, object], object]   # (engine, target, amounts [W] | None | unchecked): what
     #                        it acts on; raises MitigationError for a target (or amount) it cannot take
+    removes: tuple[str, ...] = ()   # the fault kinds whose cause it removes outside the knobs (at its target)
 
     def check(self, engine: Engine, target: object, amount: object = _UNCHECKED, worlds: Worlds = None) -> None:
         """Raise `MitigationError` where `mitigate` would refuse this call; change nothing. Without `amount`, only the
@@ -307,14 +310,15 @@ def _rate_limit(engine: Engine, injector, what: tuple[str, str], values, rows, w
     estimate); the rest are refused. An endpoint: admit at most `rps` of its offered traffic (without one, its normal
     rate). The endpoint's limit is a multiplier on its normal rate, taken at the tick the order lands
     (`engine.rates`, which follows the day's curve): it admits `rps` then and moves with the daily curve after, and
-    never raises what is offered now."""
+    never loosens a limit already there. Whoever arrives above it is refused at the door: users as well as any
+    flooding client, and a refused user is a failed one."""
     kind, name = what
     topo = engine.topology
     if kind == "endpoint":
         p = topo.endpoints.index(name)
         normal = float(engine.rates[min(engine.tick, len(engine.rates) - 1)][p])
         share = np.ones(1) if values is None else values / max(normal, 1e-9)
-        engine.set("traffic", np.minimum(engine.knobs.traffic[p][rows], share), name, worlds, by=ONCALL)
+        engine.set("admit", np.minimum(engine.knobs.admit[p][rows], share), name, worlds, by=ONCALL)
         return
     s = topo.index(name)
     if values is None:
@@ -323,9 +327,8 @@ def _rate_limit(engine: Engine, injector, what: tuple[str, str], values, rows, w
 
 
 def _block_client(engine: Engine, injector, name: str, values, rows, worlds: Worlds) -> None:
-    """Block the source sending far more than its share: the endpoint's rate returns to its usual level."""
-    p = engine.topology.endpoints.index(name)
-    engine.set("traffic", np.minimum(engine.knobs.traffic[p][rows], 1.0), name, worlds, by=ONCALL)
+    """Block the one client source sending far more than its share (there is none to block in a crowd of users)."""
+    engine.set("flood", 0.0, name, worlds, by=ONCALL)
 
 
 def _on_edges(knob: str, value: object) -> Effect:
@@ -363,18 +366,27 @@ def _warm_cache(engine: Engine, injector, name: str, values, rows, worlds: World
     engine.replicas.warm(np.array([engine.topology.index(name)]), rows, engine.time)
 
 
+def removed_by(kinds: tuple[str, ...], target: object) -> Callable[[object], bool]:
+    """Which faults a mitigation removing causes of `kinds` at `target` removes (for a call's fault: at either end)."""
+    return lambda f: f.kind in kinds and target in (f.target, getattr(f, "caller", None))
+
+
 def _removes(*kinds: str) -> Effect:
-    """A mitigation that removes a cause outside the knobs: faults of these kinds at this target are repaired."""
+    """A mitigation that removes a cause outside the knobs: faults of these kinds at this target that have begun are
+    repaired."""
     def effect(engine: Engine, injector, target: str, values, rows, worlds: Worlds) -> None:
         if injector is not None:
-            injector.repair(worlds, lambda f: f.kind in kinds and target in (f.target, getattr(f, "caller", None)))
+            injector.repair(worlds, removed_by(kinds, target))
+    effect.removes = kinds        # type: ignore[attr-defined]
     return effect
 
 
 def _page_human(engine: Engine, injector, team: object, values, rows, worlds: Worlds) -> None:
-    """Page a team (any name) or whoever is on call (None): they find and fix whatever is wrong."""
+    """A paged human's fix landing (a team, any name, or whoever is on call: None): they repair what was wrong when
+    they looked, `HUMAN_DELAY - HUMAN_ARRIVE` ago, and nothing that began since. (Whether they stayed to fix it at
+    all is theirs to decide when they look: `act.human.Humans`.)"""
     if injector is not None:
-        injector.repair(worlds)
+        injector.repair(worlds, begun_by=engine.time - (HUMAN_DELAY - HUMAN_ARRIVE))
 
 
 def _m(name: str, summary: str, target: str, amount: str | None, takes: float,
@@ -384,7 +396,7 @@ def _m(name: str, summary: str, target: str, amount: str | None, takes: float,
         values = _amount(engine, amount_, worlds, name) if amount is not None else None
         what = resolve(engine, target_, values)          # raises before anything changes
         effect(engine, injector, what, values, rows, worlds)
-    return Mitigation(name, summary, target, amount, takes, act, resolve)
+    return Mitigation(name, summary, target, amount, takes, act, resolve, getattr(effect, "removes", ()))
 
 
 MITIGATIONS: dict[str, Mitigation] = {m.name: m for m in [
@@ -425,8 +437,9 @@ MITIGATIONS: dict[str, Mitigation] = {m.name: m for m in [
        _kind("cache"), _flush_cache),
     _m("warm_cache", "pre-load a cache's hot keys: its running replicas are full at once", "cache", None, 60.0,
        _kind("cache"), _warm_cache),
-    _m("page_human", "page a human (a team, or whoever is on call), who finds and fixes the cause",
-       "team", None, HUMAN_DELAY, _team, _page_human),
+    _m("page_human", "page a human (a team, or whoever is on call): they look within minutes, and if something is "
+       "wrong they stay and fix it (half an hour from the page); their time costs", "team", None, HUMAN_DELAY, _team,
+       _page_human),
 ]}
 
 

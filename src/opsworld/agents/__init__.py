@@ -1,6 +1,7 @@
 """Baseline agents for the incident envs, and a registry to load them by name (`opsworld eval --agent NAME`), by
-`module:Class` (any class with `reset(context, seed)` and `act(observation)`; `act_batch` optional), or by the path
-of a policy file written by `opsworld train` (`PATH.pt`)."""
+`module:Class` (any class with `reset(context, seed)` and `act(observation)`; `act_batch` optional), by the path
+of a policy file written by `opsworld train` (`PATH.pt`), or as a composition: any of those plus habits,
+`heuristic-sre+page@first_alert+shed@start` (`opsworld.agents.habits`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Callable
 from opsworld.agents.base import Agent, Context, PerWorld, context_of
 from opsworld.agents.cheats import (BlameMostAlerting, PageAtOnce, RestartEverything, RollbackEverything,
                                     ScaleEverythingToMax, SilenceEverything)
+from opsworld.agents.habits import IdleAgent
 from opsworld.agents.heuristic import HeuristicSRE
 from opsworld.agents.idle import DoNothingAgent
 from opsworld.agents.random import RandomAgent
@@ -19,6 +21,7 @@ from opsworld.agents.random import RandomAgent
 AGENTS: dict[str, Callable[[], Agent]] = {
     "random": RandomAgent,
     "do-nothing": DoNothingAgent,
+    "idle": IdleAgent,
     "heuristic-sre": HeuristicSRE,
     "silence-all": SilenceEverything,
     "restart-all": RestartEverything,
@@ -45,9 +48,13 @@ class AgentError(ValueError):
 
 
 def agent_factory(name: str) -> Callable[[], Agent]:
-    """The factory (a class) of a registered agent, or of `module:Class`."""
+    """The factory (a class) of a registered agent, of `module:Class`, of a policy file, or of a composition
+    `base+habit@timing+...`."""
     if name in AGENTS:
         return AGENTS[name]
+    if "+" in name:                    # a base agent with habits bolted on
+        from opsworld.agents.habits import composed
+        return composed(name)
     if name.endswith(".pt"):           # a policy file written by `opsworld train`
         if importlib.util.find_spec("torch") is None:
             raise AgentError(f"'{name}': a trained policy needs PyTorch: pip install -e '.[train]'")
@@ -80,5 +87,5 @@ def load_agent(name: str) -> Agent:
 
 
 __all__ = ["AGENTS", "CHEATS", "Agent", "AgentError", "Context", "PerWorld", "context_of", "agent_factory",
-           "load_agent", "RandomAgent", "DoNothingAgent", "HeuristicSRE", "SilenceEverything", "RestartEverything",
-           "RollbackEverything", "ScaleEverythingToMax", "PageAtOnce", "BlameMostAlerting"]
+           "load_agent", "RandomAgent", "DoNothingAgent", "IdleAgent", "HeuristicSRE", "SilenceEverything",
+           "RestartEverything", "RollbackEverything", "ScaleEverythingToMax", "PageAtOnce", "BlameMostAlerting"]

@@ -21,7 +21,7 @@ from opsworld.agents.base import PerWorld
 _CLASS_OF_ALERT = {"HighErrorRate": "error_rate", "HighLatency": "slowdown", "CPUSaturated": "cpu_hog",
                    "MemoryNearLimit": "memory_leak", "ReplicasUnavailable": "crash_loop",
                    "PodRestarting": "crash_loop", "QueueBacklog": "consumer_stall", "DiskNearlyFull": "disk_fill",
-                   "WorkersExhausted": "connection_pool_leak", "TrafficSurge": "flash_crowd"}
+                   "WorkersExhausted": "connection_pool_leak", "TrafficSurge": "flash_crowd", "SLOBurn": "slowdown"}
 
 
 class _Sweep(PerWorld):

@@ -56,7 +56,11 @@ class _Case:
     settle_until: float = 0.0
     clear_since: float = math.inf
     paged: bool = False
+    escalated: bool = False                      # paged while still working on it (users hurt too long)
+    burning_since: float = math.inf              # when the users' alert (SLO burn) began firing, this time
+    users_hurt: bool = False                     # the users' alert fired during this incident
     guess: _Candidate | None = None              # what we believe it was (for the hand-over)
+    kept: tuple | None = None                    # (guess, root) of an earlier incident that hurt users
     refine: bool = False                         # read the suspect's logs right after ordering its rollback
     confirming: bool = False                     # alerts clear: checking the signals before calling it resolved
     submitted: bool = False
@@ -100,7 +104,10 @@ class HeuristicSRE(PerWorld):
        and latency ratios back to normal: resolved. Still failing: the next candidate (or look again). Alerts back:
        triage again.
     6. Escalate: page a human when nothing fits, after two failed attempts, or when it is getting late (a human
-       needs half an hour, and the SLOs must hold after) — never leave users hurt with no one on it.
+       needs half an hour, and the SLOs must hold after) — never leave users hurt with no one on it; but out of ideas
+       while users are well (a warning, no burn of the SLOs), stand by and page only once they feel it. When the
+       users' alert (the SLO burning at the entry) fires, page at once and keep working: a human's half hour is
+       cheap beside users failing, and they leave again if it is fixed before they look.
     7. Hand over: five minutes after resolving, or near the end, submit the suspect and the best-guess fault class —
        never while alerts still fire. With no incident at all, hand over near the end as a quiet shift (no fault).
 
@@ -109,14 +116,17 @@ class HeuristicSRE(PerWorld):
 
     name = "heuristic-sre"
 
-    verify_after = 300.0       # a change bakes this long before it is verified
+    verify_after = 300.0       # a change bakes this long (its rollout done) before it is verified
     recheck_after = 900.0      # and is looked at once more this much later
     clear_for = 180.0          # alerts clear this long (and the signals well): resolved
-    submit_after: float | None = 300.0   # hand over this long after resolved (None: near the end only)
+    submit_after: float | None = None    # hand over this long after resolved (None: near the end only — the shift
+    #                                      goes on, and the next problem may be another one)
+    reopen_after = 300.0       # alerts back this long after it was resolved: a new incident, triaged afresh
     max_failed = 2             # failed mitigations before paging
     page_margin = 420.0        # page no later than horizon - human delay - this (the SLOs must hold after)
     sweep_every = 600.0        # look at every component's CPU this often while nothing alerts (0: never)
     hot_cpu = 0.85             # a CPU share this high with no alert: a runaway process
+    escalate_after = 0.0       # users' alert firing this long: page, and keep working (None: never)
 
     # ---- context -----------------------------------------------------------------------------------------------------
     def _ready(self) -> None:
@@ -146,6 +156,7 @@ class HeuristicSRE(PerWorld):
         self.certs = ctx.extra.get("certificates", {})
         self.endpoint_calls = ctx.extra.get("endpoint_calls", {})
         self.A = {a: i for i, a in enumerate(ctx.alerts)}
+        self.users_alert = self.A.get("SLOBurn")     # says users suffer, not where: kept out of localisation
         self.L = {name: i for i, name in enumerate(ctx.log_signatures)}
         self.scale_same = SCALE_FACTORS.index(1.0)
         self.scale_out = SCALE_FACTORS.index(2.0)
@@ -164,12 +175,22 @@ class HeuristicSRE(PerWorld):
         self._remember(st, obs)
         alerts = obs["alerts"] > 0
         loud = alerts.any(axis=1)
+        burning = self.users_alert is not None and bool(alerts[:, self.users_alert].any())
+        st.burning_since = min(st.burning_since, t) if burning else math.inf
+        st.users_hurt |= burning
+        if self.users_alert is not None:
+            alerts = alerts.copy()
+            alerts[:, self.users_alert] = False
         if st.phase not in ("watch", "verify", "sweep"):
             st.seen |= alerts
         if obs["clock"][1] > 0 or st.submitted:          # busy, or handed over
             return self.wait()
         if t >= ctx.horizon - 2 * ctx.dt:
             return self._hand_over(st, loud, final=True)
+        if self.escalate_after is not None and not (st.paged or st.escalated) and \
+                t - st.burning_since >= self.escalate_after:
+            st.escalated = True
+            return self.action("page_human", 0)
         phase = st.phase
         if phase in ("watch", "verify", "sweep") and loud.any():
             self._open(st, alerts)
@@ -188,7 +209,9 @@ class HeuristicSRE(PerWorld):
             return self._fixwatch(st, alerts, loud)
         if phase == "resolved":
             return self._resolved(st, alerts, loud)
-        return self.wait()                              # paged: the human is on it
+        if phase == "standby" and st.users_hurt:         # out of ideas, and now users feel it: call someone
+            return self._page(st, None)
+        return self.wait()                              # paged: the human is on it (or standing by)
 
     def _remember(self, st: _Case, obs: dict[str, np.ndarray]) -> None:
         """Record the change history and the result of the investigation made last step."""
@@ -621,10 +644,15 @@ class HeuristicSRE(PerWorld):
         return self._page(st, None)
 
     def _page(self, st: _Case, why: _Candidate | None) -> np.ndarray:
+        if why is None and not st.users_hurt:      # out of ideas, but users are well: no one to wake yet
+            st.phase = "standby"
+            return self.wait()
         st.paged = True
         st.phase = "paged"
         if st.guess is None or why is not None:
             st.guess = why or st.guess or _Candidate("page_human", None, blame=st.root)
+        if st.escalated:                           # a human is on it already
+            return self.wait()
         return self.action("page_human", 0)
 
     def _symptoms(self, st: _Case, alerts: np.ndarray) -> np.ndarray:
@@ -635,6 +663,10 @@ class HeuristicSRE(PerWorld):
         if st.tried and st.tried[-1].verb in ("drain_node", "reroute_zone", "scale"):
             loud[:, self.A["ReplicasUnavailable"]] = False
         return loud.any(axis=1)
+
+    def _users_hurt(self, st: _Case) -> bool:
+        """The users' alert fires: whatever the components' alerts say, it is not over."""
+        return math.isfinite(st.burning_since)
 
     def _healthy(self, st: _Case) -> bool:
         """Quiet and well: no errors to speak of, and no component much slower than its (recent) usual."""
@@ -654,7 +686,7 @@ class HeuristicSRE(PerWorld):
         if st.plan:                                 # confirming the recovery
             return self._investigate(st, st.plan.pop(0))
         hurt = self._symptoms(st, alerts)
-        if not hurt.any():
+        if not (hurt.any() or self._users_hurt(st)):
             st.clear_since = min(st.clear_since, t)
             if t - st.clear_since < self.clear_for:
                 return self.wait()
@@ -687,7 +719,10 @@ class HeuristicSRE(PerWorld):
         return self._mitigate(st)
 
     def _resolved(self, st: _Case, alerts: np.ndarray, loud: np.ndarray) -> np.ndarray:
-        if self._symptoms(st, alerts).any():      # it came back
+        if (self._symptoms(st, alerts).any() or self._users_hurt(st)) and \
+                st.t - st.clear_since >= self.clear_for + self.reopen_after and alerts.any():
+            return self._new_incident(st, alerts)   # long quiet, then alerts: another problem, maybe a new cause
+        if self._symptoms(st, alerts).any() or self._users_hurt(st):      # it came back
             st.clear_since = math.inf
             st.phase = "fixwatch"
             st.settle_until = st.t
@@ -696,12 +731,26 @@ class HeuristicSRE(PerWorld):
             return self._hand_over(st, loud, final=False)
         return self.wait()
 
+    def _new_incident(self, st: _Case, alerts: np.ndarray) -> np.ndarray:
+        """Forget the last incident's working state (not the change history) and triage the new one. The hand-over
+        names the incident users felt: an earlier one's diagnosis is kept unless this one hurts them too."""
+        if st.users_hurt and st.guess is not None:
+            st.kept = (st.guess, st.root)
+        st.start, st.seen = st.t, np.zeros_like(st.seen)
+        st.tried, st.candidates, st.plan, st.failed = [], [], [], 0
+        st.root, st.refine, st.confirming, st.clear_since = None, False, False, math.inf
+        st.escalated, st.users_hurt = st.escalated and st.paged, math.isfinite(st.burning_since)
+        self._open(st, alerts)
+        return self._localise(st, alerts) if st.phase == "localise" else self._mitigate(st)
+
     # ---- 7. hand over ------------------------------------------------------------------------------------------------
     def _hand_over(self, st: _Case, loud: np.ndarray, final: bool) -> np.ndarray:
         ctx = self.context
-        if loud.any():
-            return self.wait()                     # never leave while the alerts still fire
+        if self._users_hurt(st) or (loud.any() and not final):
+            return self.wait()                     # never leave while users suffer (nor early, while alerts fire)
         st.submitted = True
+        if st.kept is not None and not st.users_hurt:
+            st.guess, st.root = st.kept
         if st.guess is None or not math.isfinite(st.start):
             return self.action("submit", 0, ctx.fault_classes.index("no_fault"))
         blame = st.guess.blame or st.root

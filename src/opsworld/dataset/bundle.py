@@ -105,6 +105,7 @@ _ALERTS = {
     "DiskNearlyFull": ("ContainerFilesystemAlmostFull", "warning", "{s} volume is {v:.0%} full"),
     "WorkersExhausted": ("ServiceWorkersSaturated", "warning", "{s} has {v:.0%} of its workers busy"),
     "TrafficSurge": ("ServiceTrafficSpike", "warning", "{s} receives {v:.1f}x its usual traffic"),
+    "SLOBurn": ("ErrorBudgetBurnFast", "critical", "{s} burns its error budget {v:.0f}x faster than its SLOs allow"),
 }
 # how much a firing alert makes its component stand out, by severity
 _ALERT_WEIGHT = np.array([10.0 if _ALERTS[k][1] == "critical" else 3.0 for k in ALERT_NAMES])

@@ -17,7 +17,7 @@ import numpy as np
 CHANGE_KINDS = {"deploy": "deploy", "config": "config", "replicas": "scale", "scale_min": "autoscaler",
                 "scale_max": "autoscaler", "restart_at": "restart", "drained": "drain", "cert_not_after": "certificate",
                 "rate_limit": "rate_limit", "retries": "retry_policy", "pool_size": "pool_size",
-                "breaker_open": "circuit_breaker", "traffic": "traffic_policy"}
+                "breaker_open": "circuit_breaker", "admit": "traffic_policy", "flood": "traffic_policy"}
 
 
 @dataclass(frozen=True)

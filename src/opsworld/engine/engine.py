@@ -136,6 +136,7 @@ class Engine:
         self.rates = tick_rates(topo, self.ticks)       # [ticks, endpoints] mean arrivals/s before noise and bursts
         self._knobs_changed = True
         self._flapping = self._limited = self._wrong = self._any_moved = self._hogging = False
+        self._admitting = self._flooding = False
         self._caches = np.unique(topo.edge_src[topo.edge_kind == MISS])
         self._cache_replicas = np.flatnonzero(np.isin(topo.replica_component, self._caches))
         # Operations: endpoints with calls of their own. Each gets a latency row after the S components, runs on
@@ -248,6 +249,11 @@ class Engine:
         if knob == "cert_not_after":
             return lambda v: np.char.add("valid until ", np.datetime_as_string(
                 np.asarray(v).astype("datetime64[s]"), unit="m"))
+        if knob == "admit":
+            return lambda v: np.where(np.isfinite(v), np.char.add(np.char.mod("%.2g", np.asarray(v, dtype=float)),
+                                                                  "x the normal rate"), "no limit")
+        if knob == "flood":
+            return lambda v: np.where(np.asarray(v) > 0, "one client source allowed", "client source blocked")
         if knob in ("replicas", "scale_min", "scale_max", "retries", "pool_size"):
             return lambda v: np.asarray(v).astype(np.int64).astype(str)
         return lambda v: np.asarray(v).astype(str)
@@ -280,6 +286,8 @@ class Engine:
         if self._knobs_changed:
             self._flapping = bool(k.flap.any())
             self._limited = bool(np.isfinite(k.rate_limit).any())
+            self._admitting = bool(np.isfinite(k.admit).any())
+            self._flooding = bool((k.flood > 0).any())
             self._wrong = bool(k.wrong.any())
             self._hogging = bool(k.cpu_hog.any())
             self._any_moved = self._any_moved or bool(k.node_down.any() or k.drained.any())
@@ -301,8 +309,15 @@ class Engine:
             q = self._queues
             refused[q] = np.maximum(refused[q], self.queue_depth[q] >= self._queue_capacity)
 
-        # -- traffic at the entry endpoints
-        requests = self._requests(tick, t0)                  # [P, B] requests arriving this tick
+        # -- traffic at the entry endpoints: what arrives (users, and a flooding client), less what the front door
+        #    refuses; the refused are users who were failed as surely as by an error
+        arrived, users = self._requests(tick, t0)            # [P, B] requests arriving this tick, users' among them
+        requests, door = arrived, None                       # [P, B] admitted, refused at the door
+        if self._admitting:
+            normal = self.rates[min(tick, len(self.rates) - 1)][:, None]
+            cap = np.where(np.isfinite(k.admit), normal * np.where(np.isfinite(k.admit), k.admit, 0.0) * dt, np.inf)
+            requests = np.minimum(arrived, cap).astype(REAL)
+            door = arrived - requests
         arrivals = np.zeros((S, B), REAL)
         for p, comp in enumerate(topo.endpoint_component):
             arrivals[comp] += requests[p] / dt
@@ -574,6 +589,12 @@ class Engine:
             arrivals * (1.0 - refused) * hung + dropped,
             arrivals * refused,
         ]) * dt
+        offered = arrivals * dt
+        if door is not None:     # the entry service answers those refused at its door as unavailable
+            at_door = np.zeros((S, B), REAL)
+            np.add.at(at_door, ec, door)
+            failed_by_cause[3] += at_door
+            offered = offered + at_door
         queue_depth = self.queue_depth = np.zeros((S, B), REAL)
         for e in self._consume_edges:  # messages of this queue waiting at its consumer
             q_comp, consumer = topo.edge_src[e], topo.edge_dst[e]
@@ -584,15 +605,16 @@ class Engine:
         self.offered = arrivals          # [S, B] requests per second that reached each component this tick
         return Truth(
             time=t1,
-            requests=requests.T,
-            failed=(requests * (1.0 - ok)).T,
+            requests=arrived.T,
+            users=users.T,
+            failed=(requests * (1.0 - ok) + (door if door is not None else 0.0)).T,
             wrong=(requests * ok * wrong[er]).T if wrong is not None else np.zeros((B, len(er)), REAL),
             slo_met=(requests * met).T,
             slo_breached=breached.T.astype(REAL),
             latency_mean=m.T,
             latency_var=v.T,
             latency_third=k3.T,
-            offered=(arrivals * dt).T,
+            offered=offered.T,
             served=(served * dt).T,
             wrong_answers=(served * dt * wrong[:S]).T if wrong is not None else np.zeros((B, S), REAL),
             failed_by_cause=failed_by_cause.transpose(2, 1, 0),
@@ -617,11 +639,13 @@ class Engine:
         )
 
     # ---- pieces of a tick ------------------------------------------------------------------------------------------
-    def _requests(self, tick: int, t0: float) -> np.ndarray:
-        """[P, B] requests arriving at each endpoint this tick: the rate profile x knob x noise x bursts, Poisson."""
+    def _requests(self, tick: int, t0: float) -> tuple[np.ndarray, np.ndarray]:
+        """[P, B] requests arriving at each endpoint this tick (the rate profile x (users' knob + a flooding client's)
+        x noise x bursts, Poisson), and [P, B] the users' share of them."""
         k, dt, traffic = self.knobs, self.dt, self.topology.scenario.traffic
         P = len(self.topology.endpoints)
-        rate = self.rates[min(tick, len(self.rates) - 1)][:, None] * k.traffic
+        sent = k.traffic + k.flood if self._flooding else k.traffic
+        rate = self.rates[min(tick, len(self.rates) - 1)][:, None] * sent
         if traffic.noise > 0:
             sigma2 = math.log1p(traffic.noise * traffic.noise)
             z = self.streams.normal(tick, 2, 1)[:, 0]
@@ -631,9 +655,13 @@ class Engine:
             self.burst_until = np.where(start & (self.burst_until < t0), t0 + traffic.bursts.duration, self.burst_until)
             rate = rate * np.where(self.burst_until > t0, traffic.bursts.magnitude, 1.0)
         if traffic.arrivals == "expected":
-            return (rate * dt).astype(REAL)
-        requests = poisson(rate * dt, self.streams.normal(tick, 1, P).T, lambda: self.streams.uniform(tick, 0, P).T)
-        return requests.astype(REAL)
+            requests = (rate * dt).astype(REAL)
+        else:
+            requests = poisson(rate * dt, self.streams.normal(tick, 1, P).T,
+                               lambda: self.streams.uniform(tick, 0, P).T).astype(REAL)
+        if not self._flooding:
+            return requests, requests
+        return requests, (requests * (k.traffic / np.maximum(sent, TINY))).astype(REAL)
 
     def _hit_ratio(self, now: float) -> np.ndarray:
         """[S, B] the share of lookups each cache answers: its configured ratio, times how full it is since its

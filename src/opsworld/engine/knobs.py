@@ -22,12 +22,14 @@ COMPONENT_KNOBS = ("capacity", "error_rate", "latency", "replicas", "memory_grow
                    "scale_max", "restart_at", "kill_at", "error_kind", "replication_lag")
 EDGE_KNOBS = ("blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open", "refusal")
 NODE_KNOBS = ("cpu_steal", "node_down", "drained", "isolated", "gpu_health")
-KNOB_NAMES = COMPONENT_KNOBS + EDGE_KNOBS + NODE_KNOBS + ("cert_not_after", "partition", "traffic", "hung")
+ENDPOINT_KNOBS = ("traffic", "flood", "admit")
+KNOB_NAMES = COMPONENT_KNOBS + EDGE_KNOBS + NODE_KNOBS + ENDPOINT_KNOBS + ("cert_not_after", "partition", "hung")
 KnobName = Literal[
     "capacity", "error_rate", "latency", "replicas", "memory_growth", "disk_growth", "hit_ratio", "crash_loop",
     "deploy", "config", "cpu_hog", "request_size", "hang_after", "flap", "wrong", "rate_limit", "scale_min", "scale_max", "restart_at",
     "kill_at", "error_kind", "replication_lag", "blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open",
-    "cpu_steal", "node_down", "drained", "isolated", "gpu_health", "cert_not_after", "partition", "traffic", "hung", "refusal",
+    "cpu_steal", "node_down", "drained", "isolated", "gpu_health", "cert_not_after", "partition", "traffic", "flood", "admit",
+    "hung", "refusal",
 ]
 
 # What a process prints when its requests fail (`error_kind`) and how a refused call attempt fails (`refusal`):
@@ -81,7 +83,11 @@ class Knobs:
     drained: np.ndarray         # [N, B] bool: the node is cordoned and drained; its replicas restart elsewhere now
     isolated: np.ndarray        # [N, B] bool: no route reaches the node (monitoring and responders' tools included)
     gpu_health: np.ndarray      # [N, B] index into GPU_HEALTH: the state of the node's GPUs
-    traffic: np.ndarray         # [P, B] multiplier on each endpoint's offered rate
+    traffic: np.ndarray         # [P, B] multiplier on the rate users send to each endpoint (a crowd raises it)
+    flood: np.ndarray           # [P, B] extra requests from one client source that are no user's (a scraper, a
+    #                             partner's retry loop), as a multiple of the endpoint's normal rate
+    admit: np.ndarray           # [P, B] the front door's limit, as a multiple of the endpoint's normal rate: what
+    #                             arrives above it is refused, users and flood alike (inf: no limit)
     hung: np.ndarray            # [R, B] bool: the replica is alive but serves nothing (a deadlock)
 
     @classmethod
@@ -132,6 +138,8 @@ class Knobs:
             isolated=np.zeros((len(topo.nodes), B), dtype=bool),
             gpu_health=np.zeros((len(topo.nodes), B), np.int8),
             traffic=np.ones((len(topo.endpoints), B), REAL),
+            flood=np.zeros((len(topo.endpoints), B), REAL),
+            admit=np.full((len(topo.endpoints), B), np.inf, REAL),
             hung=np.zeros((len(topo.replica_component), B), dtype=bool),
         )
 
@@ -196,7 +204,7 @@ def _column(topo: Topology, knob: str, target: object) -> int | slice | tuple:
         if not 0 <= int(replica) < count:
             raise KnobError(f"'{name}' has replica slots 0..{count - 1}")
         return first + int(replica)
-    names = topo.nodes if knob in NODE_KNOBS else {"cert_not_after": topo.certificates, "traffic": topo.endpoints}[knob]
+    names = topo.nodes if knob in NODE_KNOBS else topo.endpoints if knob in ENDPOINT_KNOBS else topo.certificates
     if target not in names:
         raise KnobError(f"no {knob} target named '{target}'; known: {', '.join(names)}")
     return names.index(str(target))

@@ -75,8 +75,9 @@ class Truth(_Derived):
 
     time: float                   # seconds since the episode started, at the end of the tick
     # entry endpoints
-    requests: np.ndarray          # [B, P] requests that arrived
-    failed: np.ndarray            # [B, P] requests that failed or timed out
+    requests: np.ndarray          # [B, P] requests that arrived (users', and any flooding client's)
+    users: np.ndarray             # [B, P] of those, sent by users: the demand the reward counts
+    failed: np.ndarray            # [B, P] requests that failed or timed out (refused at the front door included)
     wrong: np.ndarray             # [B, P] requests answered as successes with wrong content (corrupt, stale)
     slo_met: np.ndarray           # [B, P] requests that succeeded within the SLO latency
     slo_breached: np.ndarray      # [B, P] 1 when the tick missed the SLO: availability or latency percentile

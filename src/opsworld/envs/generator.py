@@ -133,23 +133,7 @@ class PortableGenerator:
         return Draw(name, fault, tuple(also))
 
     def _distractions(self, scenario: Scenario, rng: np.random.Generator) -> list[Fault]:
-        names = list(scenario.components)
-        out: list[Fault] = []
-        for _ in range(int(rng.poisson(self.red_herrings))):
-            target = names[int(rng.integers(len(names)))]
-            at = float(rng.uniform(0.0, self.horizon))
-            if rng.random() < 0.7:
-                entry = CATALOGUE["benign_deploy" if rng.random() < 0.5 else "benign_config"]
-                fault = entry.make(target=target, onset=at)
-            else:        # a flap that comes and goes by itself: alerts that fire and resolve
-                fault = CATALOGUE["health_check_flapping"].make(target=target, onset=at, share=0.3,
-                                                                duration=float(rng.uniform(60, 240)))
-            try:
-                fault.check(scenario)
-            except FaultError:
-                continue
-            out.append(fault)
-        return out
+        return background(scenario, rng, self.red_herrings, self.horizon)
 
     def _options(self, scenario: Scenario) -> tuple[list, list]:
         """(harmful entries, control entries), each as (entry name, [parameters of each place it fits])."""
@@ -166,6 +150,29 @@ class PortableGenerator:
                 raise FaultError(f"no catalogue entry fits scenario '{scenario.name}'")
             self._cache = {key: (faults, controls)}     # one scenario at a time: a rollout worker moves on
         return self._cache[key]
+
+
+def background(scenario: Scenario, rng: np.random.Generator, mean: float, horizon: float) -> list[Fault]:
+    """What happens in a system beside an incident: `mean` events (Poisson) at random components and times within
+    `horizon` — healthy deploys and config pushes (seven in ten), and short health-check flaps that come and go by
+    themselves. A real change log is mostly healthy changes; a responder who suspects every change pays for it."""
+    names = list(scenario.components)
+    out: list[Fault] = []
+    for _ in range(int(rng.poisson(mean))):
+        target = names[int(rng.integers(len(names)))]
+        at = float(rng.uniform(0.0, horizon))
+        if rng.random() < 0.7:
+            entry = CATALOGUE["benign_deploy" if rng.random() < 0.5 else "benign_config"]
+            fault = entry.make(target=target, onset=at)
+        else:        # a flap that comes and goes by itself: alerts that fire and resolve
+            fault = CATALOGUE["health_check_flapping"].make(target=target, onset=at, share=0.3,
+                                                            duration=float(rng.uniform(60, 240)))
+        try:
+            fault.check(scenario)
+        except FaultError:
+            continue
+        out.append(fault)
+    return out
 
 
 @lru_cache(maxsize=None)

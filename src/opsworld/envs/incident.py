@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from opsworld.act.mitigations import HUMAN_DELAY, MITIGATIONS, MitigationError
+from opsworld.act.human import Humans
+from opsworld.act.mitigations import MITIGATIONS, MitigationError
 from opsworld.act.runbook import ACTIONS
 from opsworld.engine import Engine, Trajectory, Truth
 from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw
@@ -110,7 +111,8 @@ class Incidents:
         self.busy_until = np.zeros(B)
         self.on_call_since = np.zeros(B)      # when the responder took over (a tool session starts at the page)
         self.submitted_at = np.full(B, np.inf)
-        self.paged_at = np.full(B, np.inf)
+        self.paged_at = np.full(B, np.inf)    # the first page, whatever it brought
+        self.humans = Humans(B)
         self.pending: list[tuple[float, str, object, object, np.ndarray]] = []   # (lands, action, target, amount, worlds)
         self.silenced_until = np.zeros((B, topo.n_components))
         self.diagnosis: list[dict | None] = [None] * B
@@ -127,13 +129,16 @@ class Incidents:
         return self.engine.tick >= self.ticks
 
     def advance(self) -> Truth:
-        """One tick for every world: land the mitigations due, step the faults, engine and sensors, score."""
+        """One tick for every world: land the mitigations due, let paged humans look or fix, step the faults, engine
+        and sensors, score."""
         now = self.engine.time
         due = [p for p in self.pending if p[0] <= now + 1e-9]
         if due:
             self.pending = [p for p in self.pending if p[0] > now + 1e-9]
             for lands, name, target, amount, worlds in due:
                 self._land(name, target, amount, worlds)
+        if self.humans.present:
+            self.humans.tick(now, self.wrong, lambda w: self._land("page_human", None, None, w), self.score.human)
         truth = self.telemetry.step() if self.telemetry is not None else self.injector.step()
         self.last = truth
         if self.twin is not None:
@@ -170,10 +175,11 @@ class Incidents:
             MITIGATIONS[name].check(self.engine, target, amount, worlds)
         self.spend(name, worlds)
         self.score.ordered(name, target, worlds)
-        if name == "page_human":
+        if name == "page_human":     # a person is on their way: what they do is theirs (`act.human`)
             self.paged_at[worlds] = np.minimum(self.paged_at[worlds], self.time)
-        takes = HUMAN_DELAY if name == "page_human" else MITIGATIONS[name].takes
-        self.pending.append((self.time + takes, name, target, amount, worlds))
+            self.humans.page(worlds, self.time)
+            return
+        self.pending.append((self.time + MITIGATIONS[name].takes, name, target, amount, worlds))
 
     def _land(self, name: str, target: object, amount: object, worlds: np.ndarray) -> None:
         try:
@@ -197,6 +203,10 @@ class Incidents:
             self.diagnosis[int(b)] = {"components": list(components[i]), "fault_class": fault_class[i],
                                       "chain": list(chain[i]) if chain and chain[i] else None, "time": self.time}
         self.score.submitted(worlds)
+
+    def wrong(self, worlds: np.ndarray) -> np.ndarray:
+        """[W] whether anything is wrong in these worlds now, as the truth has it: a fault acting, or users hurt."""
+        return (self.injector.acting() | self.score.hurting)[worlds]
 
     def alerts_seen(self) -> np.ndarray:
         """[B, S, A] the dashboard's firing alerts, less the silenced ones."""

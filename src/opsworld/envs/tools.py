@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from opsworld.act.mitigations import HUMAN_DELAY, MITIGATIONS, MitigationError
+from opsworld.act.mitigations import HUMAN_ARRIVE, HUMAN_DELAY, MITIGATIONS, MitigationError
 from opsworld.act.runbook import ACTIONS, ActionError, Call, parse_call
 from opsworld.envs.generator import CatalogueGenerator
 from opsworld.envs.incident import IncidentConfig, Incidents
@@ -122,9 +122,11 @@ class ToolSession:
                 text += " Costs the time waited."
             elif action.cost:
                 text += f" Takes about {_span(action.cost)} of your time."
-            if action.name in MITIGATIONS:
-                takes = HUMAN_DELAY if action.name == "page_human" else MITIGATIONS[action.name].takes
-                text += f" Lands about {_span(takes)} after the order."
+            if action.name == "page_human":
+                text += (f" They look about {_span(HUMAN_ARRIVE)} after the page and leave if nothing is wrong then; "
+                         f"if something is, their fix lands about {_span(HUMAN_DELAY)} after the page.")
+            elif action.name in MITIGATIONS:
+                text += f" Lands about {_span(MITIGATIONS[action.name].takes)} after the order."
             if action.name == "list_changes":
                 schema["properties"]["range"]["description"] = "how far back to look, e.g. '2h' (default 1h)"
             if action.name == "submit":
@@ -480,8 +482,8 @@ def _ordered(name: str, target: object, amount: object, endpoint: bool = False) 
         "raise_limit": f"{t}'s quota and connection limits raised ({when})",
         "flush_cache": f"cache {t} flushed: its replicas restart empty ({when})",
         "warm_cache": f"pre-loading cache {t}'s hot keys ({when})",
-        "page_human": f"paged {t or 'the escalation on-call'}; someone is on their way and expects to have it fixed "
-                      f"in about {_span(takes)}",
+        "page_human": f"paged {t or 'the escalation on-call'}; someone will look in about {_span(HUMAN_ARRIVE)} "
+                      f"and, if something is wrong then, expects to have it fixed in about {_span(takes)}",
     }
     return texts.get(name, f"{name} on {t} ordered ({when})")
 

@@ -72,8 +72,11 @@ class Injector:
         self.running.append(_Running(fault, idx, onsets, repaired_at=np.full(len(idx), np.inf),
                                      begun=np.full(len(idx), np.inf)))
 
-    def repair(self, worlds: Worlds = None, where: Callable[[Fault], bool] = lambda f: True) -> None:
-        """Someone fixed the cause for good in these worlds (a human, or a mitigation that removes it)."""
+    def repair(self, worlds: Worlds = None, where: Callable[[Fault], bool] = lambda f: True,
+               begun_by: float | None = None) -> None:
+        """Someone fixed the cause for good in these worlds (a human, or a mitigation that removes it): the faults
+        `where` picks that had begun by `begun_by` (default: now). A fault yet to begin is not there to fix: an order
+        made before it changes nothing about it."""
         runs = self.running
         mask = np.zeros(self.engine.worlds, bool)
         mask[resolve_worlds(worlds, self.engine.worlds)] = True
@@ -81,8 +84,11 @@ class Injector:
             return
         flat_worlds, owner, repaired = self._flat()
         t = self.engine.time
-        # the (entry, world) pairs it may fix now: those not repaired already (the others' strengths cannot move)
-        now = np.flatnonzero(mask[flat_worlds] & (repaired > t))
+        begun = np.concatenate([run.begun for run in runs])          # [sum W] (kept per entry, read now)
+        by = t if begun_by is None else min(float(begun_by), t)
+        # the (entry, world) pairs it may fix now: begun by then and not repaired already (the others' strengths
+        # cannot move)
+        now = np.flatnonzero(mask[flat_worlds] & (repaired > t) & (begun <= by))
         if not now.size:
             return
         picked = [int(i) for i in np.unique(owner[now]) if where(runs[int(i)].fault)]
@@ -112,12 +118,14 @@ class Injector:
         self._flat_cache = (list(runs), (flat_worlds, owner, repaired))
         return self._flat_cache[1]
 
-    def acting(self) -> np.ndarray:
-        """[B] whether any fault acts on the world now (at some strength, in some replica)."""
+    def acting(self, where: Callable[[Fault], bool] = lambda f: True) -> np.ndarray:
+        """[B] whether any fault (of those `where` picks) acts on the world now (at some strength, in some
+        replica)."""
         out = np.zeros(self.engine.worlds, bool)
         for run in self.running:
-            for on in run.on:
-                out[run.worlds[on > 0]] = True
+            if run.on and where(run.fault):
+                for on in run.on:
+                    out[run.worlds[on > 0]] = True
         return out
 
     # ---- running ---------------------------------------------------------------------------------------------------

@@ -50,6 +50,10 @@ class ClientFlood(FlashCrowd):
     masks: ClassVar[tuple[str, ...]] = ("rate_limit", "scale")
     factor: float = Field(10.0, gt=1.0, le=1000.0)
 
+    def effects(self, engine: "Engine") -> list[Effect]:
+        # the flood is no user's: it loads the system, but only the users' requests count as their experience
+        return [Effect("flood", self.target, lambda base, e: base + (self.factor - 1.0))]
+
 
 class QuotaExhaustion(Fault):
     """A dependency's request quota drops below its demand (an automated quota system that misjudged it): it refuses

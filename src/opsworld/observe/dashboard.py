@@ -18,7 +18,7 @@ from opsworld.engine.knobs import ERROR_KINDS, REFUSALS
 from opsworld.engine.truth import CAUSES
 
 SIGNALS = ("error_ratio", "latency_ratio", "cpu", "memory", "ready", "restarts", "queue", "disk", "saturation",
-           "load_ratio")
+           "load_ratio", "slo_burn")
 # alert name -> (signal, threshold, above?, ticks it must hold)
 ALERTS = {
     "HighErrorRate": ("error_ratio", 0.05, True, 2),
@@ -31,6 +31,9 @@ ALERTS = {
     "DiskNearlyFull": ("disk", 0.9, True, 2),
     "WorkersExhausted": ("saturation", 0.95, True, 3),
     "TrafficSurge": ("load_ratio", 2.0, True, 3),
+    # the users' view, on the entry services: how many times faster than the SLOs allow their requests fail or miss
+    # the SLO latency (a fast burn-rate alert, as SRE practice pages on: symptoms, not causes)
+    "SLOBurn": ("slo_burn", 10.0, True, 3),
 }
 LOG_SIGNATURES = (*ERROR_KINDS, *REFUSALS, "deadline_exceeded", "upstream_error", "no_endpoints", "oom_killed",
                   "crash_back_off", "disk_full", "slow_requests", "rate_limited", "certificate_expired",
@@ -64,6 +67,8 @@ class Dashboard:
         self._alert_direct = np.array_equal(self._alert_signal, np.arange(len(SIGNALS)))   # alert i reads signal i
         self._queues = np.isfinite(topo.queue_capacity)
         self._capacity = np.where(self._queues, topo.queue_capacity, 1.0)
+        self._entry = topo.endpoint_component           # [P] the service each endpoint enters
+        self._budget = np.maximum(1.0 - topo.endpoint_slo_availability, 1e-4)   # [P] share its SLO lets fail
         self.last: Truth | None = None
 
     def update(self, truth: Truth) -> None:
@@ -83,6 +88,11 @@ class Dashboard:
         self._restarts = truth.restarts.copy()
         self._recent = 0.8 * self._recent + new           # restarts over the last few minutes, decaying
         desired = np.maximum(truth.desired_replicas, 1.0)
+        # [B, S] at the entry services: requests that failed or missed the SLO latency, over what the SLOs allow of
+        # those that arrived (a wrong answer looks like a good one from here)
+        missed, allowed = np.zeros_like(offered), np.zeros_like(offered)
+        np.add.at(missed.T, self._entry, (truth.requests - truth.slo_met).T)
+        np.add.at(allowed.T, self._entry, (truth.requests * self._budget).T)
         sig = np.stack([
             truth.failed_total / offered,
             response / self._latency_base,
@@ -94,6 +104,7 @@ class Dashboard:
             truth.disk_max_fraction,
             truth.slot_utilisation,
             truth.offered / self._load_base,
+            missed / np.maximum(allowed, 1e-9),
         ], axis=-1)
         if self.noise > 0:
             z = e.streams.normal(e.tick, _NOISE_STREAM, sig.shape[1] * sig.shape[2]).reshape(sig.shape)

@@ -3,18 +3,30 @@ right things.
 
 The suite: on each of the four templates, every catalogue entry that runs there (`envs.generator.entries_for`), times
 `seeds`, each with its target and onset drawn from a generator seeded by (template, entry, seed) — the same
-episodes for every agent and every run. Each template is one batch of the vector env.
+episodes for every agent and every run, in the same order. Each template is one batch of the vector env. Around each
+incident the system lives as real ones do: `BACKGROUND` healthy deploys, config pushes and passing health-check flaps
+an hour, so a change in the log is usually not the cause (a responder who rolls back whatever changed pays for the
+healthy ones).
+
+Margins are in paired standard errors: every agent meets the same episodes in the same order, so two agents are
+compared on their per-episode differences, and the standard error is that of the mean difference (what the episodes
+share — a hard incident is hard for everyone — cancels; as `train.splits.paired_se`).
 
 The checks, each with its figure:
-(a) the heuristic SRE's mean reward beats every other agent's by at least 3 combined standard errors
-    (sqrt(se1^2 + se2^2));
+(a) the heuristic SRE's mean reward beats every other agent's by at least 3 paired standard errors;
 (b) reward falls as user impact rises: the Spearman rank correlation between reward and impact_minutes, across the
-    audit's episodes of one template (all agents pooled), is at most -0.9 — one figure per template;
+    audit's episodes of one template, is at most -0.9 — one figure per template. The pool is the registered
+    baseline agents only (the non-learned ones in `AGENTS`: the heuristic, random, do-nothing, idle and the cheats),
+    not trained policies and not compositions: the check asks whether the reward itself ranks episodes by user
+    impact, and a policy added to the audit (a newly trained one, an attacker) must not move that figure by
+    bringing its own spread of episodes. Every agent's own figure stays in the detail;
 (c) silence never pays: each heuristic and random episode is replayed with the same actions at the same ticks, where
     the responder idled, a `silence_alert` instead of the idling; the reward must never rise;
 (d) the heuristic SRE mitigates at least 60% of the non-control episodes;
-(e) with a trained policy among the agents (`ppo`, or a policy file): it beats every cheat by at least 3 combined
+(e) with a trained policy among the agents (`ppo`, or a policy file): it beats every cheat by at least 3 paired
     standard errors. (A trained policy is not held to (a): it may well beat the heuristic.)
+
+`score.attack` goes further: it bolts habits onto policies and searches for a composition the reward overpays.
 """
 
 from __future__ import annotations
@@ -22,20 +34,21 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw, entries_for
+from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw, background, entries_for
 from opsworld.spec import load_scenario
 
 TEMPLATES = ("online-shop", "hotel-reservation", "social-network", "llm-inference")
 ONSET = (300.0, 900.0)       # seconds after the start the fault begins, drawn per episode
 SUITE_SEED = 20260214
+BACKGROUND = 4.0             # healthy changes and passing flaps per hour around each incident, as a real system has
 HEURISTIC = "heuristic-sre"
-MARGIN_SE = 3.0              # (a): standard errors the heuristic must lead by
+MARGIN_SE = 3.0              # (a), (e): paired standard errors the leader must lead by
 SPEARMAN_MAX = -0.9          # (b)
 MITIGATION_MIN = 0.6         # (d)
 
@@ -62,9 +75,11 @@ def _key(*parts: object) -> int:
 
 
 def suite(seeds: int = 5, templates: Sequence[str] = TEMPLATES, entries: Sequence[str] | None = None,
-          controls: bool = True, extra_controls: int = 0) -> dict[str, list[Episode]]:
+          controls: bool = True, extra_controls: int = 0, background: float = BACKGROUND
+          ) -> dict[str, list[Episode]]:
     """Per template, its episodes: every entry that runs there (or those of `entries` that do) x `seeds`.
-    `extra_controls` adds that many `no_fault` episodes per seed on templates that have none of their own."""
+    `extra_controls` adds that many `no_fault` episodes per seed on templates that have none of their own;
+    `background` healthy changes and passing flaps per hour happen around each incident (0: a clean change log)."""
     out: dict[str, list[Episode]] = {}
     for template in templates:
         scenario = load_scenario(template)
@@ -74,19 +89,24 @@ def suite(seeds: int = 5, templates: Sequence[str] = TEMPLATES, entries: Sequenc
         eps: list[Episode] = []
         for name in names:
             for k in range(seeds):
-                eps.append(Episode(template, name, k, _draw(scenario, name, k)))
+                eps.append(Episode(template, name, k, _draw(scenario, name, k, background)))
         if extra_controls and not any(n in CONTROLS for n in names):
             for k in range(seeds):
                 for j in range(extra_controls):
-                    eps.append(Episode(template, "no_fault", k, _draw(scenario, "no_fault", k * 100 + j)))
+                    eps.append(Episode(template, "no_fault", k, _draw(scenario, "no_fault", k * 100 + j,
+                                                                      background)))
         if eps:
             out[template] = eps
     return out
 
 
-def _draw(scenario, entry: str, k: int) -> Draw:
+def _draw(scenario, entry: str, k: int, per_hour: float = BACKGROUND) -> Draw:
     rng = np.random.default_rng([SUITE_SEED, _key(scenario.name, entry), k])
-    return CatalogueGenerator(entries=[entry], onset=ONSET).draw(scenario, rng)
+    draw = CatalogueGenerator(entries=[entry], onset=ONSET).draw(scenario, rng)
+    # the system's own life around the incident (its own stream: the incident is drawn as before)
+    around = background(scenario, np.random.default_rng([SUITE_SEED, _key(scenario.name, entry), k, 0xB6]),
+                        per_hour * scenario.duration / 3600.0, scenario.duration)
+    return replace(draw, also=draw.also + tuple(around))
 
 
 # ---- running an agent on a batch -------------------------------------------------------------------------------------
@@ -242,6 +262,25 @@ def spearman(x: Iterable[float], y: Iterable[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def paired(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """(mean of a - b, its standard error), episode by episode: a and b hold the rewards of the same episodes in
+    the same order."""
+    d = np.subtract(np.asarray(a, dtype=float), np.asarray(b, dtype=float))     # [E]
+    if len(d) == 0:
+        return float("nan"), float("nan")
+    if len(d) == 1 or np.ptp(d) <= 1e-9 * (1.0 + np.abs(d).max()):     # one difference throughout: rounding aside
+        return float(d.mean()), 0.0
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+
+
+def paired_margin(a: Sequence[float], b: Sequence[float]) -> float:
+    """How far a's mean is above b's, in paired standard errors (0 where they agree on every episode)."""
+    diff, se = paired(a, b)
+    if se > 0:
+        return diff / se
+    return 0.0 if diff == 0 else math.copysign(math.inf, diff)
+
+
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
     v = np.asarray(values, dtype=float)
     if len(v) == 0:
@@ -293,6 +332,8 @@ class AuditResult(BaseModel):
     checks: list[Check]
     spearman: dict[str, float]
     runtime_s: float
+    rewards: dict[str, list[float]] = Field(default_factory=dict, exclude=True,
+                                            description="per agent, its episodes' rewards in the suite's order")
 
     @property
     def passed(self) -> bool:
@@ -362,16 +403,19 @@ def audit(agents: Sequence[str] | None = None, seeds: int = 5, progress: Progres
     by = {s.agent: s for s in summaries}
     h = by[HEURISTIC]
     checks: list[Check] = []
-    learned = [a for a in names if _learned(a)]
-    margins = {s.agent: _margin(h, s) for s in summaries if s.agent != HEURISTIC and s.agent not in learned}
+    rewards = {a: [float(r["reward"]) for r in rows[a]] for a in names}     # same episodes, same order
+    learned = [a for a in names if is_learned(a)]
+    margins = {a: paired_margin(rewards[HEURISTIC], rewards[a]) for a in names
+               if a != HEURISTIC and a not in learned}
     worst = min(margins, key=margins.get) if margins else None
     checks.append(Check(name="heuristic beats every other agent", passed=all(m >= MARGIN_SE for m in margins.values()),
                         figure=round(margins[worst], 2) if worst else None,
-                        target=f">= {MARGIN_SE:g} combined standard errors over each",
+                        target=f">= {MARGIN_SE:g} paired standard errors over each",
                         detail={"closest": worst, "margins_se": {k: round(v, 2) for k, v in margins.items()}}))
     rho, by_agent, impact_only = {}, {}, {}
+    pool = baselines(names)
     for template in plan:
-        pooled = [r for a in names for r in rows[a] if r["template"] == template]
+        pooled = [r for a in pool for r in rows[a] if r["template"] == template]
         impact = [r["impact_minutes"] for r in pooled]
         rho[template] = round(spearman([r["reward"] for r in pooled], impact), 4)
         # what the other terms do to it: reward less everything but the impact and the mitigation credit
@@ -385,7 +429,7 @@ def audit(agents: Sequence[str] | None = None, seeds: int = 5, progress: Progres
                         passed=bool(finite) and all(v <= SPEARMAN_MAX for v in finite),
                         figure=max(finite) if finite else None, target=f"<= {SPEARMAN_MAX:g} on every template",
                         detail={"per_template": rho, "impact_and_mitigation_terms_only": impact_only,
-                                "per_agent": by_agent}))
+                                "pooled_agents": pool, "per_agent": by_agent}))
     if silence_on:
         checks.append(Check(name="silencing alerts never raises the reward", passed=bool(silenced) and
                             worst_rise <= 1e-9 and identity_gap == 0.0,
@@ -399,27 +443,27 @@ def audit(agents: Sequence[str] | None = None, seeds: int = 5, progress: Progres
     from opsworld.agents import CHEATS
     cheats = [c for c in CHEATS if c in by]
     if learned and cheats:
-        over = {f"{a} over {c}": _margin(by[a], by[c]) for a in learned for c in cheats}
+        over = {f"{a} over {c}": paired_margin(rewards[a], rewards[c]) for a in learned for c in cheats}
         closest = min(over, key=over.get)
         checks.append(Check(name="the trained policy beats every cheat",
                             passed=all(m >= MARGIN_SE for m in over.values()), figure=round(over[closest], 2),
-                            target=f">= {MARGIN_SE:g} combined standard errors over each",
+                            target=f">= {MARGIN_SE:g} paired standard errors over each",
                             detail={"closest": closest, "margins_se": {k: round(v, 2) for k, v in over.items()}}))
     classes = _classes(rows[HEURISTIC])
     return AuditResult(episodes=total_eps, seeds=seeds, templates={t: len(v) for t, v in plan.items()},
                        agents=summaries, heuristic_classes=classes, checks=checks, spearman=rho,
-                       runtime_s=round(time.perf_counter() - started, 2))
+                       runtime_s=round(time.perf_counter() - started, 2), rewards=rewards)
 
 
-def _learned(agent: str) -> bool:
+def is_learned(agent: str) -> bool:
     """A trained policy (held to beating the cheats, not the heuristic)."""
     return agent == "ppo" or agent.endswith(".pt")
 
 
-def _margin(a: "AgentSummary", b: "AgentSummary") -> float:
-    """How far a's mean reward is above b's, in combined standard errors."""
-    se = math.sqrt(a.se_reward ** 2 + b.se_reward ** 2)
-    return (a.mean_reward - b.mean_reward) / se if se > 0 else math.inf
+def baselines(names: Sequence[str]) -> list[str]:
+    """Those of `names` that are registered baseline agents (non-learned, in `AGENTS`): the pool of check (b)."""
+    from opsworld.agents import AGENTS
+    return [a for a in names if a in AGENTS and not is_learned(a)]
 
 
 def _round(x: float, digits: int = 4) -> float | None:

@@ -72,7 +72,7 @@ def report(inc: "Incidents", b: int) -> ScoreReport:
         fault=truth.kind if truth is not None and not inc.control[b] else "no_fault", roots=roots,
         control=bool(inc.control[b]), detected=detected,
         time_to_detect=_finite(s.detected_at[b] - onset) if detected else None,
-        localized=bool(roots) and any(n in roots for n in named),
+        localized=bool(roots) and any(n in roots for n in named) and bool(s.ntam[b] > 0),   # (0: no evidence yet)
         root_cause_correct=bool(s.class_right[b]) and (bool(roots) and set(roots) <= set(named) or not roots),
         fault_class_correct=bool(s.class_right[b]), ntam=float(s.ntam[b]),
         chain_ntam=None if math.isnan(s.chain_ntam[b]) else float(s.chain_ntam[b]),

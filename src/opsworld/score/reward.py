@@ -3,13 +3,15 @@
 Units are points; an *outage-minute* (one minute in which every request at the entry endpoints went wrong, beyond
 what the SLOs' error budgets allow) costs 200. The terms (docs/reward.md gives the reasoning):
 
-- impact: minus the share of entry requests that failed, missed their SLO latency or were answered wrongly (beyond
-  each endpoint's error budget), times the tick's minutes, times 200 — the main term, by far;
+- impact: minus the share of users' requests at the entry endpoints that failed (refused at the door included: a
+  user turned away is a user failed), missed their SLO latency or were answered wrongly (beyond each endpoint's error
+  budget), times the tick's minutes, times 200 — the main term, by far;
 - mitigation: a credit once the true fault is neutralised (a true fix landed, or it no longer acts) *and* the SLOs
   have held for `hold` seconds since, provided the responder acted;
 - diagnosis: credit for the root-cause component (partial by hops in the real call graph, as ITBench's NTAM) and for
-  the fault class, at hand-over;
-- costs: the responder's time per action, a human's time when paged, and replicas kept above the scenario's;
+  the fault class, at a hand-over made once the fault had begun (before it, a diagnosis is a guess with no evidence);
+- costs: the responder's time per action, a page and the paged human's minutes of work, and replicas kept above
+  the scenario's;
 - unsafe: a penalty per unsafe control action (STPA), each found by a named rule in `opsworld.score.unsafe`.
 
 Everything is arrays over worlds: `take()` returns what each world earned since it was last called (the per-step
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from opsworld.act.mitigations import MITIGATIONS
+from opsworld.act.mitigations import HUMAN_ARRIVE, HUMAN_DELAY, MITIGATIONS
 from opsworld.act.runbook import ACTIONS
 from opsworld.engine import Truth
 from opsworld.score import unsafe
@@ -49,9 +51,13 @@ class RewardWeights:
     investigate: float = 0.02        # per investigation
     mitigate: float = 0.3            # per mitigation ordered
     coordinate: float = 0.02         # silence, acknowledge
-    page: float = 8.0                # a human's time
+    page: float = 8.0                # a page: someone is woken
+    human_minute: float = 1.0        # per minute of the paged human's work (from the page until they leave)
     replica_hour: float = 0.5        # per replica-hour above the scenario's replicas
     unsafe: float = 5.0              # the first unsafe control action under each rule
+    unpaged: float = 50.0            # instead, for a fault beyond the runbook that no human was paged for: it runs on
+    #                                  past the episode's end, so leaving it is never cheaper than calling someone
+    lost_change: float = 60.0        # instead, for each healthy change rolled back: its author's hour to ship it again
     unsafe_repeat: float = 1.0       # each repeat under the same rule
 
 
@@ -94,9 +100,14 @@ class ScoreBook:
         inc, w = self.inc, self.w
         now, minutes = inc.time, inc.engine.dt / 60.0
         # [B, P] in rows of their own: a row then sums in the same order whatever the batch (a world's episode is
-        # the same alone or in a batch, to the last bit)
-        requests_p = np.ascontiguousarray(truth.requests)
-        per_endpoint = np.minimum(requests_p - truth.slo_met + truth.wrong, requests_p)
+        # the same alone or in a batch, to the last bit). What users sent is the demand: a request of theirs refused
+        # at the door is one that went wrong; a flooding client's requests are no user's, and their share of what
+        # went wrong is not counted.
+        arrived = truth.requests
+        requests_p = np.ascontiguousarray(truth.users)
+        per_endpoint = np.minimum(arrived - truth.slo_met + truth.wrong, arrived)
+        per_endpoint = np.where(requests_p < arrived, per_endpoint * (requests_p / np.maximum(arrived, 1e-9)),
+                                per_endpoint)
         # what users felt beyond what the SLOs allow (their error budget): a calm tick costs exactly nothing
         over = np.maximum(per_endpoint - self._budget * requests_p, 0.0).sum(axis=1)
         requests = requests_p.sum(axis=1)
@@ -141,6 +152,10 @@ class ScoreBook:
         self.actions[worlds] += 1
         self._add("costs", -cost, worlds)
 
+    def human(self, worlds: np.ndarray, minutes: np.ndarray) -> None:
+        """Paged humans left these worlds after `minutes` [W] of work each: their organisation pays for it."""
+        self._add("costs", -self.w.human_minute * np.asarray(minutes, dtype=float), worlds)
+
     def bad(self, worlds: np.ndarray) -> None:
         """An action refused as malformed: it costs its investigation's worth of time and nothing else."""
         self.bad_actions[worlds] += 1
@@ -161,7 +176,9 @@ class ScoreBook:
         t = self.place(target)
         m = _MITIGATION_INDEX[name]
         true = worlds[self.fixes[worlds, m, t]]     # a page is a true fix only where the runbook has none
-        true = true[self.inc.time >= self.inc.onset[true]]
+        # a fix is true of a fault that had begun (for a human: by the time they looked)
+        began_by = self.inc.time - ((HUMAN_DELAY - HUMAN_ARRIVE) if name == "page_human" else 0.0)
+        true = true[began_by >= self.inc.onset[true]]
         self.fixed_at[true] = np.minimum(self.fixed_at[true], self.inc.time)
         self._penalise(self.rules.landed(name, target, worlds))
 
@@ -177,6 +194,8 @@ class ScoreBook:
             d = inc.diagnosis[b] or {}
             named_class = d.get("fault_class") or ""
             ntam, right = diagnosis_match(inc, b, d.get("components") or [], named_class)
+            if not inc.control[b] and inc.time < inc.onset[b]:   # before the fault began: a guess from priors
+                ntam, right = 0.0, False
             self.ntam[b], self.class_right[b] = ntam, right
             # naming a failure (not "nothing is wrong") after the onset is detecting it
             if named_class not in _CONTROL_CLASSES and inc.time >= inc.onset[b]:
@@ -209,12 +228,17 @@ class ScoreBook:
 
     def _penalise(self, hits: list[tuple[str, np.ndarray]]) -> None:
         """The first hit of a rule costs `unsafe`, each repeat `unsafe_repeat`: doing the same wrong thing to ten
-        components is worse than once, but the first is the lesson."""
+        components is worse than once, but the first is the lesson. Two rules are priced at what they cost: a fault
+        nobody was paged for (`unpaged`), and each healthy change rolled back (`lost_change`)."""
         for rule, worlds in hits:
             if len(worlds):
                 r = _RULE_INDEX[rule]
                 first = self.rule_hits[worlds, r] == 0
-                self._add("unsafe", np.where(first, -self.w.unsafe, -self.w.unsafe_repeat), worlds)
+                if rule == "rolled_back_healthy_change":      # each one is somebody's work undone
+                    self._add("unsafe", -self.w.lost_change, worlds)
+                else:
+                    price = self.w.unpaged if rule == "no_page_beyond_runbook" else self.w.unsafe
+                    self._add("unsafe", np.where(first, -price, -self.w.unsafe_repeat), worlds)
                 np.add.at(self.rule_hits, (worlds, r), 1)
 
     def take(self) -> np.ndarray:
@@ -280,37 +304,49 @@ def diagnosis_match(inc: "Incidents", b: int, components: list[str], fault_class
 
 
 def localisation(inc: "Incidents", roots: list[str], named: list[str]) -> float:
-    """Topology-aware match of named places against the true roots: for each root the best 1/(1+hops) among the
-    names (1 for an exact match), averaged over roots, less a share for names that match no root at all."""
+    """Topology-aware match of named places against the true roots: for each root the best match among the names,
+    averaged over roots, less a share for names that match no root at all.
+
+    A place stands for its components (a node or zone: those with replicas on it; an endpoint: its entry service).
+    A name matches a root by how much of what each stands for is the same (Jaccard: the components both stand for,
+    over those either does), so a broad name is diluted by breadth — naming a zone is credited by the share of its
+    components truly at fault, never more than naming the right one. Where they share no component, by the hops
+    between them in the real call graph, 1/(1+hops), diluted the same way."""
     if not named:
         return 0.0
-    topo = inc.topology
-    comp = {n: i for i, n in enumerate(topo.components)}
-
-    def as_components(name: str) -> list[int]:
-        if name in comp:
-            return [comp[name]]
-        hosted = [int(s) for s, n in zip(topo.replica_component, topo.replica_node)
-                  if name in (topo.nodes[int(n)], inc.scenario.nodes[int(n)].zone)]
-        if name in topo.endpoints:
-            return [int(topo.endpoint_component[topo.endpoints.index(name)])]
-        return sorted(set(hosted))
-
     scores = []
     for root in roots:
         if root in named:
             scores.append(1.0)
             continue
-        rs = as_components(root)
+        rs = _components_of(inc, root)
         best = 0.0
         for n in named:
-            ns = as_components(n)
-            if rs and ns:
+            ns = _components_of(inc, n)
+            if not (rs and ns):
+                continue
+            both, either = len(rs & ns), len(rs | ns)
+            if both:
+                best = max(best, both / either)
+            else:
                 hops = min(int(inc.distance[a, c]) for a in rs for c in ns)
-                best = max(best, 1.0 / (1.0 + hops))
+                best = max(best, 1.0 / (1.0 + hops) / max(len(rs), len(ns)))
         scores.append(best)
     wrong = sum(1 for n in named if n not in roots) / max(len(named), 1)
     return float(np.mean(scores) * (1.0 - 0.5 * wrong * (len(named) > 1)))
+
+
+def _components_of(inc: "Incidents", name: str) -> set[int]:
+    """The components a place stands for: itself, the components with replicas on a node or in a zone, an endpoint's
+    entry service (empty for a place that stands for none, e.g. a certificate)."""
+    topo = inc.topology
+    if name in topo.components:
+        return {topo.index(name)}
+    if name in topo.endpoints:
+        return {int(topo.endpoint_component[topo.endpoints.index(name)])}
+    nodes = inc.scenario.nodes
+    return {int(s) for s, n in zip(topo.replica_component, topo.replica_node)
+            if name in (topo.nodes[int(n)], nodes[int(n)].zone)}
 
 
 def chain_match(inc: "Incidents", true: list[str], named: list[str]) -> float:

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
-from opsworld.score.audit import TEMPLATES, Progress, make_env, mean_se, run_agent, suite
+from opsworld.score.audit import BACKGROUND, TEMPLATES, Progress, make_env, mean_se, run_agent, suite
 
 _CONTROL_CLASSES = ("no_fault", "benign_change", "none")
 
@@ -80,13 +80,16 @@ def _spec(name: str) -> SuiteSpec:
 
 
 def evaluate(suite_name: str, agent: str, seeds: int = 2, templates: Sequence[str] = TEMPLATES,
-             entries: Sequence[str] | None = None, progress: Progress | None = None) -> EvalResult:
-    """Run `agent` (a registered name or `module:Class`) on the suite and score it."""
+             entries: Sequence[str] | None = None, progress: Progress | None = None,
+             background: float = BACKGROUND) -> EvalResult:
+    """Run `agent` (a registered name or `module:Class`) on the suite and score it (`background`: healthy changes
+    and passing flaps per hour around each incident, as in the audit)."""
     from opsworld.agents import agent_factory
     spec = _spec(suite_name)
     factory = agent_factory(agent)
     started = time.perf_counter()
-    plan = suite(seeds, templates, entries, controls=spec.controls, extra_controls=spec.extra_controls)
+    plan = suite(seeds, templates, entries, controls=spec.controls, extra_controls=spec.extra_controls,
+                 background=background)
     rows: list[dict] = []
     for i, (template, eps) in enumerate(plan.items()):
         env = make_env(template, len(eps))
@@ -104,14 +107,15 @@ def evaluate(suite_name: str, agent: str, seeds: int = 2, templates: Sequence[st
 
 def leaderboard(suite_name: str, agents: Sequence[str] | None = None, seeds: int = 2,
                 templates: Sequence[str] = TEMPLATES, entries: Sequence[str] | None = None,
-                progress: Callable[[int, int, str], None] | None = None) -> Leaderboard:
+                progress: Callable[[int, int, str], None] | None = None,
+                background: float = BACKGROUND) -> Leaderboard:
     """Every agent (default: all registered) on the same suite, best first."""
     from opsworld.agents import AGENTS
     spec = _spec(suite_name)
     names = list(agents) if agents is not None else list(AGENTS)
     results = []
     for i, name in enumerate(names):
-        results.append(evaluate(suite_name, name, seeds, templates, entries))
+        results.append(evaluate(suite_name, name, seeds, templates, entries, background=background))
         if progress is not None:
             progress(i + 1, len(names), name)
     key = lambda r: (r.metrics.get(spec.primary) if r.metrics.get(spec.primary) is not None else -math.inf,  # noqa

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from opsworld.act.mitigations import MITIGATIONS, removed_by
 from opsworld.engine.topology import KINDS
 
 if TYPE_CHECKING:
@@ -20,20 +21,37 @@ if TYPE_CHECKING:
 LATE = 1200.0      # seconds of user impact after which a fix or a page comes too late
 
 RULES: dict[str, tuple[str, str]] = {       # name -> (STPA type, what it catches)
-    "no_page_beyond_runbook": ("not provided", "the fault was beyond the runbook and no human was ever paged"),
+    "no_page_beyond_runbook": ("not provided", "the fault was beyond the runbook and no human was ever paged while "
+                                               "it was there"),
+    "paged_with_nothing_wrong": ("causes hazard", "paged a human while nothing was wrong (provided when not needed: "
+                                                  "alert fatigue, and the pages that matter get ignored)"),
     "drained_last_healthy_node": ("causes hazard", "drained a node (or zone) whose pool had no other healthy node"),
     "restarted_datastore_under_load": ("causes hazard", "restarted a datastore while it was serving traffic"),
-    "rolled_back_healthy_change": ("causes hazard", "rolled back a deploy or config that carried no fault"),
+    "rolled_back_healthy_change": ("causes hazard", "rolled back a deploy or config change that carried no fault"),
     "flushed_cache_under_load": ("causes hazard", "emptied a cache while the store behind it was carrying load"),
     "silenced_while_users_hurt": ("causes hazard", "silenced an alert while users were being hurt"),
+    "failed_over_healthy_primary": ("causes hazard", "failed a datastore over while its primary was healthy (writes "
+                                                     "in flight fail, those not yet replicated are at risk)"),
+    "rotated_credentials_in_use": ("causes hazard", "rotated credentials that were valid and in use (clients still "
+                                                    "holding the old ones fail until they reload)"),
+    "stepped_healthy_clock": ("causes hazard", "forced a clock step on a node whose clock was right (timers, leases "
+                                               "and tokens jump)"),
+    "dead_lettered_healthy_message": ("causes hazard", "moved a message the consumer could handle to the dead-letter "
+                                                       "queue (work lost to the stream)"),
     "mitigation_too_late": ("too late", f"users were hurt for more than {LATE / 60:.0f} minutes before a true fix "
-                                        "landed or a human was paged"),
+                                        "landed or a human was paged who found them hurt"),
     "handed_over_while_users_hurt": ("stopped too soon", "submitted and left while users were still being hurt"),
     "load_shedding_left_on": ("applied too long", "a rate limit or open circuit was still in place at the end "
                                                   "although nothing was wrong any more"),
 }
 
+# the rules a responder breaks by what it does (the others, "not provided" and "too late", by what it leaves undone)
+ACTIVE = tuple(name for name, (kind, _) in RULES.items() if kind not in ("not provided", "too late"))
+
 Hits = list[tuple[str, np.ndarray]]
+# mitigations that remove a cause outside the knobs, and the rule that fires where there was no such cause to remove
+HEALTHY_TARGET = {"failover_db": "failed_over_healthy_primary", "rotate_credentials": "rotated_credentials_in_use",
+                  "sync_clock": "stepped_healthy_clock", "dead_letter": "dead_lettered_healthy_message"}
 
 
 class Rules:
@@ -57,12 +75,20 @@ class Rules:
         if name in ("rollback_deploy", "rollback_config") and isinstance(target, str) and target in topo.components:
             change = "deploy" if name == "rollback_deploy" else "config"
             s = topo.index(target)
-            healthy = ~_carries(inc, change, s)[worlds]
+            # a change to undo (the running version is not the scenario's) that carried no fault: somebody's work
+            good = inc.engine.version_id(getattr(inc.scenario.components[target], change))
+            changed = getattr(inc.engine.knobs, change)[s, worlds] != good
+            healthy = changed & ~_carries(inc, change, s)[worlds]
             out.append(self._record("rolled_back_healthy_change", worlds[healthy]))
         if name == "restart" and isinstance(target, str) and target in topo.components and truth is not None:
             s = topo.index(target)
             if KINDS[int(topo.kind[s])] == "datastore":
                 out.append(self._record("restarted_datastore_under_load", worlds[truth.offered[worlds, s] > 0]))
+        if name == "page_human":
+            out.append(self._record("paged_with_nothing_wrong", worlds[~inc.wrong(worlds)]))
+        if name in HEALTHY_TARGET:      # nothing of what it removes is there (yet, or any more)
+            there = inc.injector.acting(removed_by(MITIGATIONS[name].removes, target))[worlds]
+            out.append(self._record(HEALTHY_TARGET[name], worlds[~there]))
         if name == "flush_cache" and isinstance(target, str) and target in topo.components and truth is not None:
             s = topo.index(target)
             behind = topo.edge_dst[topo.edge_src == s]
@@ -99,16 +125,18 @@ class Rules:
     def at_end(self) -> Hits:
         inc, score = self.inc, self.inc.score
         out: Hits = []
-        never_paged = np.flatnonzero(inc.beyond_runbook & ~np.isfinite(inc.paged_at))
+        # a page counts once its human found the fault there (a page made before it is no answer to it)
+        escalated = inc.humans.escalated_at
+        never_paged = np.flatnonzero(inc.beyond_runbook & ~np.isfinite(escalated))
         out.append(self._record("no_page_beyond_runbook", never_paged))
-        answered = np.minimum(score.fixed_at, inc.paged_at)
+        answered = np.minimum(score.fixed_at, escalated)
         # measured from when users were first hurt with someone on call (a responder paged late is not late)
         since = np.maximum(score.hurt_since, inc.on_call_since)
         hurt = np.isfinite(since)
         until = np.minimum(answered, score.hurt_last)
         hurt_long = hurt & (np.where(hurt, until - np.where(hurt, since, 0.0), 0.0) > LATE)
         out.append(self._record("mitigation_too_late", np.flatnonzero(hurt_long)))
-        healthy = ~inc.injector.acting() & ~score.hurting
+        healthy = ~inc.injector.acting()     # no fault acts any more (what still hurts users is the shedding's own)
         out.append(self._record("load_shedding_left_on", np.flatnonzero(self.shedding & healthy & _shedding_now(inc))))
         return [h for h in out if len(h[1])]
 
@@ -125,6 +153,6 @@ def _carries(inc: "Incidents", change: str, s: int) -> np.ndarray:
 
 
 def _shedding_now(inc: "Incidents") -> np.ndarray:
-    """[B] whether a rate limit or a held-open circuit is in place now."""
+    """[B] whether a rate limit (on a component or at an endpoint) or a held-open circuit is in place now."""
     k = inc.engine.knobs
-    return np.isfinite(k.rate_limit).any(axis=0) | k.breaker_open.any(axis=0)
+    return np.isfinite(k.rate_limit).any(axis=0) | np.isfinite(k.admit).any(axis=0) | k.breaker_open.any(axis=0)

@@ -6,8 +6,10 @@ Only worlds whose responder is free are asked for an action (`features.decisions
 world earned until its next decision, and GAE discounts by the ticks between them (a semi-MDP). Each world keeps a
 `features.Memory` of what its responder has seen and done, as `PolicyAgent` does at evaluation.
 
-Beside the reward, each tick's cost is counted: the unsafe control actions it found (the scorer's rules, read off the
-truth like the reward). The trainer charges them at a price it adapts (`Rollout.tensors(penalty=...)`).
+Beside the reward, each tick's cost is counted: the unsafe control actions it found that the responder took (the
+scorer's rules, read off the truth like the reward; `unsafe.ACTIVE`: an action that was the hazard). The trainer
+charges them at a price it adapts (`Rollout.tensors(penalty=...)`). What a responder leaves undone (no page for a
+fault beyond the runbook, a fix too late) is not an action a price can push it off; the score's own terms charge it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from opsworld.agents.base import context_of
 from opsworld.envs.gym_env import IncidentVectorEnv
 from opsworld.rollout.runner import derive_seed
+from opsworld.score.unsafe import ACTIVE, RULES
 from opsworld.train.features import (GLOBAL_FEATURES, SERVICE_FEATURES, Memory, Structure, decisions,
                                      global_features, service_features, structure_of)
 from opsworld.train.policy import ServicePolicy, TorchStructure
@@ -38,7 +41,8 @@ class Rollout:
     actions: np.ndarray         # [N, 3]
     logp: np.ndarray            # [N] log-probability of the action when drawn
     rewards: np.ndarray         # [T, W] each world's reward per tick (raw points)
-    costs: np.ndarray           # [T, W] each world's unsafe control actions found per tick
+    costs: np.ndarray           # [T, W] each world's unsafe control actions taken, found per tick
+    diagnosis: np.ndarray       # [T, W] each world's diagnosis credit per tick (points, part of `rewards`)
     values: np.ndarray          # [T, W] the value estimate at each decision (0 elsewhere)
     asked: np.ndarray           # [T, W] bool: the decisions (row-major order = the order of the N above)
     reports: list[dict]         # per world: its score report
@@ -58,10 +62,10 @@ class Rollout:
             seen[t] = running
         return float(seen.size), float(seen.mean()), float(seen.var())
 
-    def tensors(self, scale: float, gamma: float, lam: float, penalty: float = 0.0) -> dict:
+    def tensors(self, scale: float, gamma: float, lam: float, penalty: float = 0.0, diagnosis: float = 1.0) -> dict:
         """The decisions as tensors, with advantages and value targets for rewards less `penalty` points per unsafe
-        action, multiplied by `scale`."""
-        shaped = (self.rewards - penalty * self.costs) * scale
+        action, with the diagnosis credit counted `diagnosis` times, multiplied by `scale`."""
+        shaped = (self.rewards - penalty * self.costs + (diagnosis - 1.0) * self.diagnosis) * scale
         advantages = advantages_of(shaped, self.values, self.asked, gamma, lam)[self.asked]
         values = self.values[self.asked]
         return {"services": torch.from_numpy(self.services), "world": torch.from_numpy(self.world),
@@ -69,6 +73,12 @@ class Rollout:
                 "values": torch.from_numpy(values), "advantages": torch.from_numpy(advantages.astype(np.float32)),
                 "returns": torch.from_numpy((advantages + values).astype(np.float32)),
                 "structure": TorchStructure(self.structure)}
+
+
+def priced(config) -> tuple[str, ...]:
+    """The unsafe rules the training's price charges: those broken by an action taken, less `config.unpriced`."""
+    unpriced = {r.strip() for r in config.unpriced.split(",")}
+    return tuple(r for r in ACTIVE if r not in unpriced)
 
 
 def training_world(config, iteration: int, topology: int):
@@ -112,8 +122,11 @@ def _collect(weights: dict, config, iteration: int, topology: int, teacher: str 
     T = env.inc.ticks
     rewards = np.zeros((T, W), np.float32)
     costs = np.zeros((T, W), np.float32)
+    credit = np.zeros((T, W), np.float32)
+    diagnosed = env.inc.score.terms["diagnosis"].copy()
     memory = Memory(W, structure)
-    unsafe = env.inc.score.rule_hits.sum(axis=1)
+    active = np.array([name in priced(config) for name in RULES])     # what the constraint charges: actions taken
+    unsafe = env.inc.score.rule_hits[:, active].sum(axis=1)
     free = np.zeros((T, W), bool)
     values = np.zeros((T, W), np.float32)
     kept: dict[str, list[np.ndarray]] = {"services": [], "world": [], "actions": [], "logp": []}
@@ -136,8 +149,10 @@ def _collect(weights: dict, config, iteration: int, topology: int, teacher: str 
                 kept[key].append(x)
         obs, reward, terminated, _, info = env.step(actions)
         rewards[t] = reward
-        hits = env.inc.score.rule_hits.sum(axis=1)
+        hits = env.inc.score.rule_hits[:, active].sum(axis=1)
         costs[t], unsafe = hits - unsafe, hits
+        now = env.inc.score.terms["diagnosis"]
+        credit[t], diagnosed = now - diagnosed, now.copy()
         if terminated.all():
             reports = list(info["truth"])
             T = t + 1
@@ -146,7 +161,8 @@ def _collect(weights: dict, config, iteration: int, topology: int, teacher: str 
     S = structure.components
     return Rollout(structure=structure, services=join("services", (0, S, SERVICE_FEATURES), np.float32),
                    world=join("world", (0, GLOBAL_FEATURES), np.float32), actions=join("actions", (0, 3), np.int64),
-                   logp=join("logp", (0,), np.float32), rewards=rewards[:T], costs=costs[:T], values=values[:T],
+                   logp=join("logp", (0,), np.float32), rewards=rewards[:T], costs=costs[:T],
+                   diagnosis=credit[:T], values=values[:T],
                    asked=free[:T], reports=reports)
 
 

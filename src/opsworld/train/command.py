@@ -80,6 +80,10 @@ def _check(config, resume: bool) -> str | None:
         return "--gamma must be in (0, 1] and --gae-lambda in [0, 1]"
     if not 0 <= config.unsafe_target <= 1 or config.unsafe_price < 0 or config.unsafe_price_rate < 0:
         return "--unsafe-target must be in [0, 1], --unsafe-price and --unsafe-price-rate at least 0"
+    from opsworld.score.unsafe import ACTIVE
+    unknown = [r for r in config.unpriced.split(",") if r.strip() and r.strip() not in ACTIVE]
+    if unknown:
+        return f"--unpriced: no rule of an action taken named {', '.join(unknown)}; rules: {', '.join(ACTIVE)}"
     if config.imitate != "none":
         from opsworld.agents import AgentError, load_agent
         try:

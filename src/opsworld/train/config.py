@@ -53,13 +53,21 @@ class TrainConfig:
     target_kl: float | None = None
     """stop an iteration's update early past this approximate KL (None: never)"""
     unsafe_target: float = 0.01
-    """share of episodes with an unsafe control action that the training aims at or below"""
+    """share of episodes with an unsafe control action taken (`unsafe.ACTIVE`) that the training aims at or below"""
     unsafe_price: float = 100.0
     """starting price, in reward points, charged in training for each unsafe control action on top of the score's
     own penalty (a Lagrange multiplier: it adapts after every iteration; the score itself is unchanged)"""
     unsafe_price_rate: float = 1000.0
     """points the price moves per iteration per unit of unsafe share above the target (down when below, never
     under 0)"""
+    unpriced: str = "paged_with_nothing_wrong"
+    """unsafe rules (comma-separated) the price leaves to the score's own penalty: a page with nothing wrong already
+    costs the page, the human's wasted minutes and the rule's points, enough to learn from, while a price in the
+    thousands would stop the policy ever finding out when a page is worth it"""
+    diagnosis_weight: float = 10.0
+    """times the score's diagnosis credit counts in training (the score itself is unchanged): a right diagnosis is
+    worth a few outage-seconds in the score, too faint among hundreds of points of impact for the policy to learn to
+    hand over with one"""
     imitate: str = "none"
     """an agent whose actions the policy first learns to copy (behaviour cloning) before PPO goes on, or 'none'
     (PPO from scratch, as the shipped policy was trained)"""

@@ -14,10 +14,15 @@ action), so a sample is a decision, and its reward is what the world earned unti
 discounted tick by tick (a semi-MDP; GAE discounts by the ticks between decisions). Environment steps (`global_step`,
 `charts/SPS`) still count every world-tick.
 
-Safety as a constraint (Lagrangian PPO): each unsafe control action is charged `unsafe_price` points in training on
-top of the score's own penalty, and the price follows the constraint: after each iteration it rises by
-`unsafe_price_rate` x (unsafe share - `unsafe_target`), and falls when the share is below the target. So the
-policy is pushed off unsafe actions exactly as hard as it takes, whatever they would earn otherwise.
+Safety as a constraint (Lagrangian PPO): each unsafe control action the policy takes (`unsafe.ACTIVE`, less
+`unpriced`) is charged
+`unsafe_price` points in training on top of the score's own penalty, and the price follows the constraint: after
+each iteration it rises by `unsafe_price_rate` x (share of episodes with one - `unsafe_target`), and falls when the
+share is below the target. So the policy is pushed off unsafe actions exactly as hard as it takes, whatever they
+would earn otherwise. (What it leaves undone — no page where one was needed, a fix too late — no price on actions
+can push it off: the score's own terms charge those.) The diagnosis
+credit counts `diagnosis_weight` times in training, so that handing over with a right diagnosis is a signal the
+policy can find among hundreds of points of impact (the score is unchanged).
 
 Determinism: everything an iteration does follows from (seed, iteration): its worlds, faults and engine noise, the
 action draws (a torch Generator per topology), the minibatch order. A checkpoint is written after every iteration,
@@ -41,7 +46,8 @@ from torch import nn
 
 from opsworld.envs.gym_env import ARGUMENTS, VERBS
 from opsworld.rollout.runner import derive_seed
-from opsworld.train.collect import Rollout, collect
+from opsworld.score.unsafe import ACTIVE
+from opsworld.train.collect import Rollout, collect, priced
 from opsworld.train.config import TrainConfig
 from opsworld.train.policy import ServicePolicy, TorchStructure
 
@@ -114,11 +120,12 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, in
 
             # ---- update: clipped PPO over the decisions, minibatches within one topology
             torch.set_num_threads(config.threads)
-            tensors = [r.tensors(stats.scale, config.gamma, config.gae_lambda, price) for r in rollouts]
+            tensors = [r.tensors(stats.scale, config.gamma, config.gae_lambda, price, config.diagnosis_weight)
+                       for r in rollouts]
             losses = _update(model, optimizer, tensors, config, iteration, imitating)
-            episodes = _episode_metrics(rollouts)
+            episodes = _episode_metrics(rollouts, priced(config))
             charged = price
-            excess = episodes["charts/unsafe_share"] - config.unsafe_target
+            excess = episodes["charts/unsafe_taken_share"] - config.unsafe_target
             price = max(0.0, price + config.unsafe_price_rate * excess)
 
             global_step += sum(r.steps for r in rollouts)
@@ -210,8 +217,9 @@ def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: lis
             "losses/explained_variance": explained}
 
 
-def _episode_metrics(rollouts: list[Rollout]) -> dict[str, float]:
-    """The iteration's episodes, in the field's terms: return, mitigated share, unsafe share, ..."""
+def _episode_metrics(rollouts: list[Rollout], charged: tuple[str, ...] = ACTIVE) -> dict[str, float]:
+    """The iteration's episodes, in the field's terms: return, mitigated share, unsafe share (all rules, and the
+    `charged` ones the price is on), ..."""
     reports = [r for ro in rollouts for r in ro.reports]
     mean = lambda key: float(np.mean([float(bool(x[key])) if isinstance(x[key], (bool, list)) else float(x[key])  # noqa
                                       for x in reports]))
@@ -219,6 +227,8 @@ def _episode_metrics(rollouts: list[Rollout]) -> dict[str, float]:
             "charts/episodic_length": float(np.mean([len(ro.rewards) for ro in rollouts])),
             "charts/mitigated": mean("mitigated"), "charts/localized": mean("localized"),
             "charts/impact_minutes": mean("impact_minutes"), "charts/unsafe_share": mean("unsafe"),
+            "charts/unsafe_taken_share": float(np.mean([any(u["rule"] in charged for u in x["unsafe"])
+                                                        for x in reports])),
             "charts/paged": mean("paged"), "charts/submitted": mean("submitted")}
 
 

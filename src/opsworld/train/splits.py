@@ -94,6 +94,8 @@ class SplitResult:
     unsafe_share: float            # episodes with at least one unsafe control action
     unsafe_per_episode: float
     runtime_s: float = field(compare=False)
+    paged_share: float = 0.0       # episodes where a human was paged
+    submitted_share: float = 0.0   # episodes handed over with a diagnosis
     unsafe_rules: tuple[tuple[str, int], ...] = ()     # (rule, episodes that broke it), most broken first
     rewards: tuple[float, ...] = field(default=(), compare=False, repr=False)   # per episode, in episode order
 
@@ -177,7 +179,7 @@ def paired_se(one: SplitResult, other: SplitResult) -> float:
 
 # ---- inside ----------------------------------------------------------------------------------------------------------
 _COLUMNS = ["control", "reward", "mitigated", "localized", "root_cause_correct", "impact_minutes", "unsafe",
-            "unsafe_rules"]
+            "unsafe_rules", "paged", "submitted"]
 
 
 def _plans(agent: str, split: str, episodes: int, seed: int, batch: int, horizon: float) -> list[RolloutPlan]:
@@ -214,4 +216,6 @@ def _result(agent: str, split: str, rows: list[dict], seconds: float) -> SplitRe
         unsafe_share=round(float(np.mean([r["unsafe"] > 0 for r in rows])), 4),
         unsafe_per_episode=round(float(np.mean([r["unsafe"] for r in rows])), 4),
         runtime_s=round(seconds, 3), unsafe_rules=tuple(broken.most_common()),
+        paged_share=round(float(np.mean([r["paged"] for r in rows])), 4),
+        submitted_share=round(float(np.mean([r["submitted"] for r in rows])), 4),
         rewards=tuple(float(r["reward"]) for r in rows))
