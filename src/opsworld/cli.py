@@ -1270,8 +1270,7 @@ def _evaluate_splits(split: str, agents: list[str], episodes: int, seed: int, wo
     share = lambda v: "-" if v is None else f"{v:.0%}"      # noqa: E731
     table = Table(title=f"train/test splits: {episodes} episodes per agent and split, {seconds:g} s each",
                   caption="  ".join(f"({n}) {SPLITS[n].description}." for n in names))
-    for name in ("agent", "split", "reward", "mitigated", "localized", "root cause", "unsafe", "impact min", "paged",
-                 "handed over"):
+    for name in ("agent", "split", "reward", "mitigated", "localized", "root cause", "unsafe", "impact min"):
         table.add_column(name, justify="left" if name in ("agent", "split") else "right")
     versus = RANDOM in agents and len(agents) > 1
     if versus:
@@ -1280,12 +1279,14 @@ def _evaluate_splits(split: str, agents: list[str], episodes: int, seed: int, wo
     for r in results:
         cells = [r.agent, r.split, f"{r.mean_reward:.1f} ± {r.se_reward:.1f}", share(r.mitigated_share),
                  share(r.localized_share), share(r.root_cause_share), share(r.unsafe_share),
-                 f"{r.mean_impact_minutes:.1f}", share(r.paged_share), share(r.submitted_share)]
+                 f"{r.mean_impact_minutes:.1f}"]
         if versus:
             g = gaps.get((r.agent, r.split))
             cells += ["-", "-"] if g is None else [f"{g.advantage:+.1f} ± {g.se_advantage:.1f}", share(g.kept)]
         table.add_row(*cells)
     out.print(table)
+    out.print("paged a human / handed over with a diagnosis: " + ", ".join(
+        f"{r.agent} ({r.split}) {share(r.paged_share)} / {share(r.submitted_share)}" for r in results), highlight=False)
     for r in results:
         if r.unsafe_rules:
             out.print(f"unsafe, {r.agent} on ({r.split}), episodes per rule: "
