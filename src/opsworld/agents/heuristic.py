@@ -27,6 +27,7 @@ class _Candidate:
     settle: float = 120.0
     fault_class: str = "error_rate"
     blame: str | None = None
+    checked: bool = False       # a change already found wrong (rolled back without another look)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class _Case:
     verified: set = field(default_factory=set)   # changes (s, i) already checked
     recheck: dict = field(default_factory=dict)  # (s, i) -> when to look at it once more
     checking: tuple | None = None
+    cleared: set = field(default_factory=set)    # changes (verb, component, when) a look found innocent
     next_sweep: float = 600.0                    # when to look at the CPU board next
     start: float = math.inf                      # when the alerts began
     seen: np.ndarray | None = None               # [S, A] every alert seen since the incident began
@@ -77,7 +79,9 @@ class HeuristicSRE(PerWorld):
     2. Triage: when alerts fire, look first at the change history. A deploy or config changed, before the alerts
        began, in an alerting component, below one in the documented map, or in a direct caller of one, is the prime
        suspect: roll it back. Read a config's logs first (its rollback lands at once and takes the evidence with
-       it); roll a deploy back first and read while it rolls out (unless its alerts say nothing but errors).
+       it); roll a deploy back first and read while it rolls out (unless its alerts say nothing but errors). A change
+       in a component that shows nothing itself is looked at first, as in step 1 (and its worker saturation, and a
+       latency far below its usual): on a busy day most changes are innocent, and undoing one costs its author.
     3. Localise: otherwise query the error and latency ratios of every service (and the ready share, the load,
        when replicas are missing or traffic surges). Missing replicas that the loss of one node, or of one zone,
        explains far better than no loss at all point at it: drain the node, reroute the zone. Else the suspect is the
@@ -205,6 +209,8 @@ class HeuristicSRE(PerWorld):
             return self._localise(st, alerts)
         if phase == "act":
             return self._mitigate(st)
+        if phase == "suspect":
+            return self._suspect(st, alerts)
         if phase == "fixwatch":
             return self._fixwatch(st, alerts, loud)
         if phase == "resolved":
@@ -289,8 +295,11 @@ class HeuristicSRE(PerWorld):
         sig, off = st.signals, []
         if sig.get("error_ratio", np.zeros(self.S))[s] > 0.01:
             off.append("errors")
-        if sig.get("latency_ratio", np.ones(self.S))[s] > 1.4:
+        latency = sig.get("latency_ratio", np.ones(self.S))[s]
+        if latency > 1.4 or latency < 0.5:        # far faster than usual is no better sign: failing fast, or hung
             off.append("latency")
+        if sig.get("saturation", np.zeros(self.S))[s] > 0.8:
+            off.append("workers")
         if sig.get("cpu", np.zeros(self.S))[s] > 0.8:
             off.append("cpu")
         if sig.get("memory", np.zeros(self.S))[s] > 0.6:
@@ -314,7 +323,7 @@ class HeuristicSRE(PerWorld):
         comp = self.context.components[s]
         st.off = off
         cls = self._class_of_change(st, s, i)
-        st.candidates = [_Candidate(verb, comp, 0, self._settle(verb), cls, comp)]
+        st.candidates = [_Candidate(verb, comp, 0, self._settle(verb), cls, comp, checked=True)]
         st.start = min(st.start, st.t)
         st.phase = "act"
         return self._mitigate(st)
@@ -364,7 +373,7 @@ class HeuristicSRE(PerWorld):
                 continue
             verb = ("rollback_deploy", "rollback_config")[int(i)]
             comp = self.context.components[int(s)]
-            if (verb, comp) in done:
+            if (verb, comp) in done or (verb, comp, round(float(st.changed[s, i]))) in st.cleared:
                 continue
             out.append(_Candidate(verb, comp, 0, self._settle(verb), self._class_of_change(st, int(s), int(i)), comp))
         return out
@@ -629,7 +638,11 @@ class HeuristicSRE(PerWorld):
             c = st.candidates[0]
             c.fault_class = self._class_of_change(st, self.index[c.target], int(c.verb == "rollback_config"))
         while st.candidates:
-            c = st.candidates.pop(0)
+            c = st.candidates[0]
+            if c.verb.startswith("rollback") and not c.checked and c.target in self.index and \
+                    not st.seen[self.index[c.target]].any():
+                return self._look_at_change(st, c)
+            st.candidates.pop(0)
             if c.verb == "page_human":
                 return self._page(st, c)
             if any(x.verb == c.verb and x.target == c.target for x in st.tried):
@@ -642,6 +655,35 @@ class HeuristicSRE(PerWorld):
             st.phase = "fixwatch"
             return self.action(c.verb, c.target, c.argument)
         return self._page(st, None)
+
+    def _look_at_change(self, st: _Case, c: _Candidate) -> np.ndarray:
+        """A change in a component that shows nothing itself (a red herring, as often as not, on a busy day): look at
+        it, and its callers' lines, before undoing it."""
+        s = self.index[c.target]
+        st.checking = (s, int(c.verb == "rollback_config"))
+        st.plan = self._query("error_ratio", "latency_ratio", "saturation") + \
+            [("logs", x) for x in self.callers[s][:2]] + [("logs", s)] + self._query("cpu", "memory", "disk")
+        st.phase = "suspect"
+        return self._investigate(st, st.plan.pop(0))
+
+    def _suspect(self, st: _Case, alerts: np.ndarray) -> np.ndarray:
+        """Judge the change looked at: found wrong, roll it back; else clear it and go on with the rest."""
+        s, i = st.checking
+        off = self._change_looks_wrong(st, s)
+        if st.plan and not off:
+            return self._investigate(st, st.plan.pop(0))
+        st.plan = []
+        c = st.candidates.pop(0)
+        if off:
+            st.off, c.checked = off, True
+            st.candidates.insert(0, c)
+        else:
+            st.cleared.add((c.verb, c.target, round(float(st.changed[s, i]))))
+        st.phase = "act"
+        if st.candidates:
+            return self._mitigate(st)
+        self._relocalise(st)
+        return self._localise(st, alerts)
 
     def _page(self, st: _Case, why: _Candidate | None) -> np.ndarray:
         if why is None and not st.users_hurt:      # out of ideas, but users are well: no one to wake yet
