@@ -13,9 +13,8 @@ from typing import Callable
 from opsworld.agents.base import Agent, Context, PerWorld, context_of
 from opsworld.agents.cheats import (BlameMostAlerting, PageAtOnce, RestartEverything, RollbackEverything,
                                     ScaleEverythingToMax, SilenceEverything)
-from opsworld.agents.habits import IdleAgent
 from opsworld.agents.heuristic import HeuristicSRE
-from opsworld.agents.idle import DoNothingAgent
+from opsworld.agents.idle import DoNothingAgent, IdleAgent
 from opsworld.agents.random import RandomAgent
 
 AGENTS: dict[str, Callable[[], Agent]] = {

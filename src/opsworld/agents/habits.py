@@ -30,26 +30,6 @@ END_TICKS = 3              # end: the last free steps, within this many ticks of
 _REPEAT_WINDOW = 300.0     # rollback_changes: a change this soon after our own rollback of it is that rollback
 
 
-class IdleAgent:
-    """Waits one tick at a time, for the whole episode: a zero-knowledge base on which habits fire on time (the
-    do-nothing agent waits 30 ticks at a time, so a habit would wait up to 5 minutes for its turn)."""
-
-    name = "idle"
-
-    def __init__(self) -> None:
-        self._action = np.zeros(3, np.int64)
-
-    def reset(self, context: Context, seed: int = 0) -> None:
-        from opsworld.envs.gym_env import WAIT_TICKS
-        self._action = np.array([context.verb("wait"), 0, WAIT_TICKS.index(1)], np.int64)
-
-    def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        return self._action.copy()
-
-    def act_batch(self, observations: dict[str, np.ndarray]) -> np.ndarray:
-        return np.tile(self._action, (len(observations["clock"]), 1))
-
-
 # ---- habits ----------------------------------------------------------------------------------------------------------
 class Habit:
     """One rule with per-world state for N worlds. Subclasses set `name`, `timings`, `summary` and implement `plan`;
@@ -543,6 +523,6 @@ def composed(name: str) -> Callable[[], WithHabits]:
     return lambda: WithHabits(base_factory, habits)
 
 
-__all__ = ["ALERT_DELAY", "END_TICKS", "HABITS", "TIMINGS", "Habit", "IdleAgent", "WithHabits", "check_habit",
+__all__ = ["ALERT_DELAY", "END_TICKS", "HABITS", "TIMINGS", "Habit", "WithHabits", "check_habit",
            "catalogue_fixes", "composed", "composition_name", "habit_timings", "parse_composition",
            "template_of"]

@@ -29,7 +29,7 @@ import numpy as np
 from opsworld.envs.worlds import Difficulty, WorldGenerator
 from opsworld.faults.catalogue import CATALOGUE
 from opsworld.rollout.runner import RANDOM, RolloutError, RolloutPlan, check, derive_seed, local_tasks
-from opsworld.score.audit import mean_se
+from opsworld.score.audit import mean_se, paired
 from opsworld.spec import templates
 
 HELD_OUT_CLASSES = ("crash_loop", "deadlock", "network_delay", "fd_exhaustion")     # fault kinds never trained on
@@ -173,7 +173,7 @@ def paired_se(one: SplitResult, other: SplitResult) -> float:
     episodes' rewards (they met the same episodes, so what the episodes share cancels), else as of two independent
     means (an upper bound)."""
     if len(one.rewards) == len(other.rewards) > 1:
-        return float(np.std(np.subtract(one.rewards, other.rewards), ddof=1) / np.sqrt(len(one.rewards)))
+        return paired(one.rewards, other.rewards)[1]
     return float(np.hypot(one.se_reward, other.se_reward))
 
 
