@@ -66,6 +66,7 @@ class _Case:
     refine: bool = False                         # read the suspect's logs right after ordering its rollback
     confirming: bool = False                     # alerts clear: checking the signals before calling it resolved
     submitted: bool = False
+    quiet: bool = True                           # no alert fires now (the users' included)
 
 
 class HeuristicSRE(PerWorld):
@@ -182,6 +183,7 @@ class HeuristicSRE(PerWorld):
         burning = self.users_alert is not None and bool(alerts[:, self.users_alert].any())
         st.burning_since = min(st.burning_since, t) if burning else math.inf
         st.users_hurt |= burning
+        st.quiet = not loud.any()
         if self.users_alert is not None:
             alerts = alerts.copy()
             alerts[:, self.users_alert] = False
@@ -509,10 +511,16 @@ class HeuristicSRE(PerWorld):
         kind = self.kind.get(R)
         gpu = [n for n in self.placement.get(R, []) if self.pools.get(n) not in (None, "default")]
         out: list[_Candidate] = []
+        err = st.signals.get("error_ratio", np.zeros(self.S))
+        # a datastore is failed over only while it is sick now (its alerts still firing, or its lines or its
+        # callers' saying so): one whose own failover already ran loses its writes in flight to a second, for nothing
+        sick_now = bool(alerts[root].any() or own & {"read_only"} or "invalid_response" in everywhere)
 
         def add(verb: str, target: str | None, cls: str, blame: str | None, settle: float | None = None,
                 argument: int = 0) -> None:
             if target is not None and not self.valid(verb, target):
+                return
+            if verb == "failover_db" and target == R and not sick_now:
                 return
             if any(c.verb == verb and c.target == target for c in out):
                 return
@@ -600,7 +608,6 @@ class HeuristicSRE(PerWorld):
             add(*_PAGE, "unreachable", R)
         # f2. the suspect's calls fail while what it calls looks well and its lines say nothing more: the network
         #     between them. Failing components spread over zones: reroute the zone holding most of their replicas.
-        err = st.signals.get("error_ratio", np.zeros(self.S))
         if not out and "upstream_error" in own and own <= self._VAGUE and self.callees[root] and \
                 not any(err[d] > 0.03 or seen[d].any() for d in self.callees[root]):
             failing = [comps[c] for c in np.flatnonzero(seen[:, A["HighErrorRate"]])]
@@ -621,8 +628,10 @@ class HeuristicSRE(PerWorld):
             if len(nodes) <= 2:
                 for n in nodes:
                     add("drain_node", n, "noisy_neighbour", n)
-        # h. a bug in the code or a dependency outside our hands, with no change to undo
-        if own & {"exception", "config"} or "invalid_response" in everywhere or seen[root, A["HighErrorRate"]]:
+        # h. a bug in the code or a dependency outside our hands, with no change to undo (errors the alerts alone
+        #    spoke of, and no longer do, are past)
+        if own & {"exception", "config"} or "invalid_response" in everywhere or \
+                seen[root, A["HighErrorRate"]] and not st.quiet:
             add(*_PAGE, "error_rate", R)
         return out
 
@@ -686,6 +695,10 @@ class HeuristicSRE(PerWorld):
         return self._localise(st, alerts)
 
     def _page(self, st: _Case, why: _Candidate | None) -> np.ndarray:
+        if why is None and st.quiet and not st.tried:    # it passed on its own while we looked: watch, wake no one
+            st.guess = st.guess or _Candidate("page_human", None, blame=st.root)
+            st.phase, st.clear_since = "resolved", min(st.clear_since, st.t)
+            return self.wait()
         if why is None and not st.users_hurt:      # out of ideas, but users are well: no one to wake yet
             st.phase = "standby"
             return self.wait()
