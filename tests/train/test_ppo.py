@@ -23,7 +23,7 @@ from opsworld.train.config import TrainConfig  # noqa: E402
 from opsworld.train.features import Memory, global_features, service_features, structure_of  # noqa: E402
 from opsworld.observe.dashboard import SIGNALS  # noqa: E402
 from opsworld.train.policy import ServicePolicy, TorchStructure  # noqa: E402
-from opsworld.train.ppo import CHECKPOINT, CURVE, METRICS, POLICY, command_of, train  # noqa: E402
+from opsworld.train.ppo import CHECKPOINT, CURVE, METRICS, POLICY, _update, command_of, train  # noqa: E402
 
 TINY = dict(worlds=6, topologies=2, services=(5, 8), horizon=120.0, minibatch_size=16, update_epochs=2, hidden=16,
             threads=1, workers=1, imitate="heuristic-sre", imitate_iterations=1)
@@ -116,6 +116,29 @@ def test_the_cost_of_a_tick_is_its_unsafe_actions_and_the_penalty_lowers_their_a
     plain, charged = rollout.tensors(1.0, 0.99, 0.95), rollout.tensors(1.0, 0.99, 0.95, penalty=100.0)
     assert (charged["advantages"] <= plain["advantages"] + 1e-4).all()
     assert (charged["advantages"] < plain["advantages"] - 1.0).any()
+
+
+def test_imitation_weighs_the_teachers_decisions_to_act():
+    # one update of behaviour cloning from the same start: weighting the teacher's non-wait decisions raises their
+    # log-likelihood more than the plain loss does (a responder mostly waits; its few acts decide the episode)
+    config = TrainConfig(**TINY, out="unused")
+    torch.manual_seed(0)
+    start = ServicePolicy(len(VERBS), ARGUMENTS, config.hidden).state_dict()
+    rollout = collect(start, config, 0, 0, teacher="heuristic-sre")
+    acts = rollout.actions[:, 0] != VERBS.index("wait")
+    assert acts.any() and not acts.all()
+
+    def after(weight: float) -> float:
+        model = ServicePolicy(len(VERBS), ARGUMENTS, config.hidden)
+        model.load_state_dict(start)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        t = rollout.tensors(1.0, config.gamma, config.gae_lambda)
+        _update(model, optimizer, [t], replace(config, imitate_weight=weight), 0, imitating=True)
+        with torch.no_grad():
+            _, logp, _, _ = model(t["services"], t["world"], t["structure"], actions=t["actions"])
+        return float(logp[torch.from_numpy(acts)].mean())
+
+    assert after(10.0) > after(1.0)
 
 
 def _rows(out: Path) -> list[dict]:

@@ -73,6 +73,9 @@ class TrainConfig:
     (PPO from scratch, as the shipped policy was trained)"""
     imitate_iterations: int = 10
     """iterations of imitation at the start"""
+    imitate_weight: float = 1.0
+    """times each of the teacher's decisions to act (anything but waiting) counts in the imitation loss: a responder
+    waits in most of its decisions, and the few that act decide the episode"""
     out: str = "runs/ppo"
     """where the checkpoint, metrics.csv, TensorBoard events and the learning curve go"""
 

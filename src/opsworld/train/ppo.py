@@ -56,6 +56,7 @@ METRICS = "metrics.csv"
 CURVE = "learning_curve.png"
 POLICY = "policy.pt"
 _SHUFFLE = 0x5F1E          # seed tag of the minibatch order (collect.py has the others)
+WAIT = VERBS.index("wait")
 
 
 @dataclass
@@ -171,8 +172,8 @@ def command_of(config: TrainConfig) -> str:
 def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: list[dict], config: TrainConfig,
             iteration: int, imitating: bool = False) -> dict[str, float]:
     """`update_epochs` passes of clipped PPO over each topology's decisions (`Rollout.tensors`), or of behaviour
-    cloning (the teacher's actions' negative log-likelihood) while `imitating`; the losses of the last minibatch and
-    the iteration's diagnostics."""
+    cloning (the teacher's actions' negative log-likelihood, its decisions to act weighted `imitate_weight`) while
+    `imitating`; the losses of the last minibatch and the iteration's diagnostics."""
     order = torch.Generator().manual_seed(derive_seed(config.seed, _SHUFFLE, iteration))
     clipfracs, kls = [], []
     stats: dict[str, float] = {}
@@ -193,7 +194,9 @@ def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: lis
             adv = t["advantages"][idx]
             adv = (adv - adv.mean()) / (adv.std() + 1e-8) if len(idx) > 1 else adv
             if imitating:
-                policy_loss = -logp.mean()
+                acts = t["actions"][idx][:, 0] != WAIT
+                weight = 1.0 + (config.imitate_weight - 1.0) * acts.float()
+                policy_loss = -(weight * logp).sum() / weight.sum()
             else:
                 policy_loss = torch.max(-adv * ratio,
                                         -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)).mean()
