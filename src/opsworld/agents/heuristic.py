@@ -264,9 +264,7 @@ class HeuristicSRE(PerWorld):
                 st.recheck[key[:2]] = t + self.recheck_after if due is None else math.inf
                 st.checking = (int(s), int(i))
                 st.signals = {}
-                st.plan = self._query("error_ratio", "latency_ratio") + \
-                    [("logs", c) for c in self.callers[s][:2]] + [("logs", int(s))] + \
-                    self._query("cpu", "memory", "disk")
+                st.plan = self._change_plan(int(s))
                 st.phase = "verify"
                 return self._verify(st)
         if self.sweep_every and t >= st.next_sweep:      # a look at the CPU board now and then
@@ -292,6 +290,12 @@ class HeuristicSRE(PerWorld):
         st.candidates = [_Candidate("restart", comp, 0, self._settle("restart"), "cpu_hog", comp)]
         st.phase = "act"
         return self._mitigate(st)
+
+    def _change_plan(self, s: int, *also: str) -> list[tuple]:
+        """The look at a change to component s: its error and latency ratios (and `also`), its callers' log lines
+        and its own, then its CPU, memory and disk."""
+        return self._query("error_ratio", "latency_ratio", *also) + [("logs", c) for c in self.callers[s][:2]] + \
+            [("logs", s)] + self._query("cpu", "memory", "disk")
 
     def _change_looks_wrong(self, st: _Case, s: int) -> list[str]:
         sig, off = st.signals, []
@@ -670,8 +674,7 @@ class HeuristicSRE(PerWorld):
         it, and its callers' lines, before undoing it."""
         s = self.index[c.target]
         st.checking = (s, int(c.verb == "rollback_config"))
-        st.plan = self._query("error_ratio", "latency_ratio", "saturation") + \
-            [("logs", x) for x in self.callers[s][:2]] + [("logs", s)] + self._query("cpu", "memory", "disk")
+        st.plan = self._change_plan(s, "saturation")
         st.phase = "suspect"
         return self._investigate(st, st.plan.pop(0))
 
