@@ -50,7 +50,8 @@ def _digest(*values) -> str:
 
 def vector_env() -> str:
     """Random valid actions in 8 worlds of the default scenario, 20 minutes."""
-    from opsworld.envs.gym_env import IncidentVectorEnv, sample_actions
+    from opsworld.envs.gym_env import IncidentVectorEnv
+    from opsworld.act.vocabulary import sample_actions
     env = IncidentVectorEnv(num_envs=8, seed=11, horizon=1200.0, onset=(120.0, 300.0))
     obs, info = env.reset(seed=11)
     rng = np.random.default_rng(3)

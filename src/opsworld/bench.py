@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from opsworld.act.vocabulary import sample_actions
 from opsworld.engine import Engine
 from opsworld.engine.queueing import ErlangTable
 from opsworld.observe.promql.selectors import LOOKBACK_MS
@@ -73,7 +74,7 @@ def _telemetry_episode_seconds(scenario: Any, worlds: int, seed: int, every_tick
 
 def _env_steps_per_s(scenario_name: str, envs: int, seed: int) -> float:
     """Agent steps per second of the Gymnasium vector env under a uniformly random valid policy, one episode."""
-    from opsworld.envs.gym_env import IncidentVectorEnv, sample_actions
+    from opsworld.envs.gym_env import IncidentVectorEnv
     env = IncidentVectorEnv(num_envs=envs, scenario=scenario_name, seed=seed)
     _, info = env.reset(seed=seed)
     rng = np.random.default_rng(seed)

@@ -9,7 +9,8 @@ import pytest
 from opsworld.agents import AGENTS, AgentError, HeuristicSRE, load_agent
 from opsworld.agents.base import context_of
 from opsworld.envs.generator import CatalogueGenerator
-from opsworld.envs.gym_env import SCALE_FACTORS, VERBS, IncidentEnv, IncidentVectorEnv
+from opsworld.envs.gym_env import IncidentEnv, IncidentVectorEnv
+from opsworld.act.vocabulary import SCALE_FACTORS, VERBS
 from opsworld.spec import load_scenario
 
 TEMPLATE = "online-shop"

@@ -10,7 +10,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import opsworld  # noqa: F401  (registers opsworld/Incident-v0)
-from opsworld.envs.gym_env import FAULT_CLASSES, VERBS, IncidentVectorEnv, sample_actions
+from opsworld.envs.gym_env import IncidentVectorEnv
+from opsworld.act.vocabulary import FAULT_CLASSES, VERBS, sample_actions
 
 SHORT = {"horizon": 1200.0, "onset": (120.0, 300.0)}
 

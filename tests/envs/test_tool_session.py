@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from opsworld.act.runbook import ACTIONS, places
-from opsworld.envs.gym_env import FAULT_CLASSES
+from opsworld.act.vocabulary import FAULT_CLASSES
 from opsworld.envs.tools import OVER, ToolSession
 from opsworld.faults.catalogue import CATALOGUE
 

@@ -16,7 +16,7 @@ from opsworld.agents.base import context_of
 from opsworld.cli import app
 from opsworld.agents.habits import (ALERT_DELAY, END_TICKS, HABITS, TIMINGS, WithHabits, habit_timings,
                                     parse_composition)
-from opsworld.envs.gym_env import VERBS
+from opsworld.act.vocabulary import VERBS
 from opsworld.score import attack as attack_module
 from opsworld.score.attack import AttackError, attack, habit_choices, zero_knowledge
 from opsworld.score.audit import TEMPLATES, make_env, run_agent, suite

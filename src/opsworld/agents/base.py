@@ -12,6 +12,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from opsworld.act.vocabulary import FAULT_CLASSES, VERBS, WAIT_TICKS
+
 
 @dataclass
 class Context:
@@ -60,7 +62,6 @@ class Agent(Protocol):
 def context_of(env) -> Context:
     """The context of an `IncidentVectorEnv` (or `IncidentEnv`)."""
     from opsworld.engine.topology import KINDS
-    from opsworld.envs.gym_env import FAULT_CLASSES, VERBS
     from opsworld.observe.dashboard import ALERTS, LOG_SIGNATURES, SIGNALS
     from opsworld.spec.loader import service_map
     vec = getattr(env, "vec", env)
@@ -146,7 +147,6 @@ class PerWorld:
         return np.array([ctx.verb(verb), t, argument], np.int64)
 
     def wait(self, ticks: int = 1) -> np.ndarray:
-        from opsworld.envs.gym_env import WAIT_TICKS
         return self.action("wait", 0, WAIT_TICKS.index(ticks) if ticks in WAIT_TICKS else 0)
 
     def valid(self, verb: str, target: str | int) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from opsworld.act.vocabulary import SCALE_FACTORS, SILENCE_SECONDS
 from opsworld.agents.base import PerWorld
 
 _CLASS_OF_ALERT = {"HighErrorRate": "error_rate", "HighLatency": "slowdown", "CPUSaturated": "cpu_hog",
@@ -52,7 +53,6 @@ class SilenceEverything(_Sweep):
     name = "silence-all"
 
     def _act_one(self, world: int, state: dict, obs: dict[str, np.ndarray]) -> np.ndarray:
-        from opsworld.envs.gym_env import SILENCE_SECONDS
         if obs["clock"][1] > 0:
             return self.wait()
         loud = np.flatnonzero(obs["alerts"].any(axis=1))
@@ -86,7 +86,6 @@ class ScaleEverythingToMax(_Sweep):
     name = "scale-max"
 
     def plan(self, obs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        from opsworld.envs.gym_env import SCALE_FACTORS
         return [self.action("scale", c, len(SCALE_FACTORS) - 1) for c in self.components("scale")]
 
 

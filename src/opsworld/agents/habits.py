@@ -22,6 +22,7 @@ from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 
+from opsworld.act.vocabulary import SCALE_FACTORS, SILENCE_SECONDS
 from opsworld.agents.base import Context
 
 TIMINGS = ("start", "first_alert", "alert_10m", "every", "end")
@@ -208,7 +209,6 @@ class Silence(_PerAlerting):
     verb = "silence_alert"
 
     def _ready(self) -> None:
-        from opsworld.envs.gym_env import SILENCE_SECONDS
         self.argument = len(SILENCE_SECONDS) - 1
 
 
@@ -225,7 +225,6 @@ class ScaleOut(Habit):
     summary = "scale every component to twice its replicas, once"
 
     def plan(self, world, obs):
-        from opsworld.envs.gym_env import SCALE_FACTORS
         return _valid([self.action("scale", c, SCALE_FACTORS.index(2.0)) for c in self.ctx.components])
 
 
@@ -376,7 +375,6 @@ def catalogue_fixes(template: str) -> tuple[tuple[str, str], ...]:
 def _catalogue_fixes(context: Context, habit: Habit) -> list[np.ndarray | None]:
     """The preempt plan for a context: the catalogue's fixes on a built-in template, else every valid target of
     the mitigations that remove a cause (None where the masks refuse one)."""
-    from opsworld.envs.gym_env import SCALE_FACTORS
     template = template_of(context)
     wanted = catalogue_fixes(template) if template is not None else \
         tuple((v, p) for v in _CAUSE_REMOVERS for p in context.places)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from opsworld.act.vocabulary import WAIT_TICKS
 from opsworld.agents.base import Context
 
 
@@ -17,7 +18,6 @@ class DoNothingAgent:
         self._action = np.zeros(3, np.int64)
 
     def reset(self, context: Context, seed: int = 0) -> None:
-        from opsworld.envs.gym_env import WAIT_TICKS
         wait = len(WAIT_TICKS) - 1 if self.ticks is None else WAIT_TICKS.index(self.ticks)
         self._action = np.array([context.verb("wait"), 0, wait], np.int64)
 

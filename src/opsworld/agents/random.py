@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from opsworld.act.vocabulary import sample_actions
 from opsworld.agents.base import Context
 
 
@@ -25,5 +26,4 @@ class RandomAgent:
         return self.act_batch({k: np.asarray(v)[None] for k, v in observation.items()})[0]
 
     def act_batch(self, observations: dict[str, np.ndarray]) -> np.ndarray:
-        from opsworld.envs.gym_env import sample_actions
         return sample_actions(self.context.masks, self.rng, len(observations["clock"]))

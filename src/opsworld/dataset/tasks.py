@@ -20,7 +20,7 @@ import numpy as np
 
 from opsworld.act.mitigations import MITIGATIONS
 from opsworld.act.runbook import places
-from opsworld.envs.gym_env import FAULT_CLASSES
+from opsworld.act.vocabulary import FAULT_CLASSES
 from opsworld.envs.incident import Incidents
 from opsworld.faults.ground_truth import FaultTruth, fault_truths, neighbours
 

@@ -36,23 +36,13 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from opsworld.act.mitigations import MITIGATIONS, MitigationError
-from opsworld.engine.topology import KINDS
+from opsworld.act.mitigations import MITIGATIONS
+from opsworld.act.vocabulary import (ARGUMENTS, FAULT_CLASSES, POOL_FACTORS, RATE_FACTORS, SCALE_FACTORS,
+                                     SILENCE_SECONDS, VERBS, WAIT_TICKS, masks, places, valid)
 from opsworld.envs.generator import CatalogueGenerator
 from opsworld.envs.incident import IncidentConfig, Incidents
-from opsworld.faults.catalogue import FAULT_TYPES
 from opsworld.observe.dashboard import ALERTS, LOG_SIGNATURES, SIGNALS
-from opsworld.score.reward import places
 
-VERBS = ("wait", "query_metrics", "read_logs", "get_traces", *MITIGATIONS, "silence_alert", "acknowledge", "submit")
-FAULT_CLASSES = tuple(t.kind for t in FAULT_TYPES)      # what `submit` may name (no_fault for a control)
-WAIT_TICKS = (1, 3, 6, 30)
-SILENCE_SECONDS = (900.0, 3600.0, 14400.0)
-SCALE_FACTORS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)          # x the scenario's replicas
-RATE_FACTORS = (0.5, 0.8, 1.0, 1.2)                     # x the rate the target usually serves
-POOL_FACTORS = (0.5, 1.0, 2.0, 4.0)                     # x the scenario's pool size
-# G: the widest argument any verb takes
-ARGUMENTS = max(len(FAULT_CLASSES), len(SIGNALS), len(WAIT_TICKS), len(SILENCE_SECONDS), len(SCALE_FACTORS))
 _CHANGE_DECAY = 1800.0
 _HIGH = 100.0        # signals are ratios and shares; clipped here so the spaces are bounded
 
@@ -74,7 +64,7 @@ class IncidentVectorEnv(VectorEnv):
         self._episodes = 0
         inc = self.inc
         topo = inc.topology
-        self.places = list(places(inc))
+        self.places = list(places(inc.scenario, topo))
         S, A, F, L = topo.n_components, len(ALERTS), len(SIGNALS), len(LOG_SIGNATURES)
         V, T = len(VERBS), len(self.places)
         G = ARGUMENTS
@@ -86,7 +76,7 @@ class IncidentVectorEnv(VectorEnv):
         self.single_action_space = spaces.MultiDiscrete([V, T, G])
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
-        self._masks = _masks(inc, self.places, G)
+        self._masks = masks(inc.engine, inc.scenario, self.places)
         self._G = G
         self._needs_reset = False
         self._clear(np.arange(num_envs))
@@ -112,7 +102,7 @@ class IncidentVectorEnv(VectorEnv):
         verb, target, arg = actions[:, 0], actions[:, 1], actions[:, 2]
         self.error[:] = False
         free = np.flatnonzero(inc.free(np.arange(B)))
-        ok = _valid(self._masks, verb[free], target[free], arg[free])
+        ok = valid(self._masks, verb[free], target[free], arg[free])
         bad = free[~ok]
         if len(bad):
             self.error[bad] = True
@@ -278,67 +268,6 @@ def _first_info(info: dict) -> dict:
     return {"action_mask": info["action_mask"], "time": float(info["time"][0])}
 
 
-# ---- masks -----------------------------------------------------------------------------------------------------------
-def _masks(inc: Incidents, names: list[str], G: int) -> dict[str, np.ndarray]:
-    """Which targets and arguments each verb takes (the same in every world of a scenario)."""
-    topo, sc = inc.topology, inc.scenario
-    T, V = len(names), len(VERBS)
-    kinds = {n: KINDS[int(k)] for n, k in zip(topo.components, topo.kind)}
-    is_ = {
-        "component": np.array([n in kinds for n in names]),
-        "node": np.array([n in topo.nodes for n in names]),
-        "zone": np.array([n in {x.zone for x in sc.nodes} for n in names]),
-        "endpoint": np.array([n in topo.endpoints for n in names]),
-        "certificate": np.array([n in {c.name for c in sc.certificates} for n in names]),
-    }
-    for kind in KINDS:
-        is_[kind] = np.array([kinds.get(n) == kind for n in names])
-    target = np.zeros((V, T), np.int8)
-    argument = np.zeros((V, G), np.int8)
-    first = np.arange(T) == 0
-    for v, name in enumerate(VERBS):
-        if name in ("wait",):
-            target[v], argument[v, :len(WAIT_TICKS)] = first, 1
-        elif name in ("query_metrics",):
-            target[v], argument[v, :len(SIGNALS)] = first, 1
-        elif name in ("read_logs", "get_traces", "acknowledge"):
-            target[v], argument[v, 0] = is_["component"], 1
-        elif name == "silence_alert":
-            target[v], argument[v, :len(SILENCE_SECONDS)] = is_["component"], 1
-        elif name == "submit":
-            target[v] = is_["component"] | is_["node"] | is_["zone"] | is_["endpoint"] | is_["certificate"]
-            argument[v, :len(FAULT_CLASSES)] = 1
-        else:       # a mitigation: the targets it accepts, asked of the mitigation itself
-            m = MITIGATIONS[name]
-            if m.target == "team":
-                target[v] = first
-            else:
-                target[v] = [_accepts(m, inc, n) for n in names]
-            levels = {"scale": len(SCALE_FACTORS), "rate_limit": len(RATE_FACTORS),
-                      "set_pool_size": len(POOL_FACTORS)}.get(name, 1)
-            argument[v, :levels] = 1
-    verb = target.any(axis=1).astype(np.int8)
-    if not verb.all():
-        argument[verb == 0] = 0
-    return {"verb": verb, "target": target, "argument": argument}
-
-
-def _accepts(m, inc: Incidents, place: str) -> bool:
-    try:
-        m.check(inc.engine, place)
-    except MitigationError:
-        return False
-    return True
-
-
-def _valid(masks: dict[str, np.ndarray], verb: np.ndarray, target: np.ndarray, arg: np.ndarray) -> np.ndarray:
-    V, T = masks["target"].shape
-    G = masks["argument"].shape[1]
-    inside = (verb >= 0) & (verb < V) & (target >= 0) & (target < T) & (arg >= 0) & (arg < G)
-    v, t, a = np.where(inside, verb, 0), np.where(inside, target, 0), np.where(inside, arg, 0)
-    return inside & (masks["verb"][v] > 0) & (masks["target"][v, t] > 0) & (masks["argument"][v, a] > 0)
-
-
 def _pool(inc: Incidents, place: str) -> float:
     topo = inc.topology
     s = topo.index(place)
@@ -354,14 +283,3 @@ def _reachable(topo) -> np.ndarray:
         for d in topo.edge_dst[topo.edge_src == s]:
             out[s] |= out[int(d)]
     return out.astype(np.float32)
-
-
-def sample_actions(masks: dict[str, np.ndarray], rng: np.random.Generator, n: int) -> np.ndarray:
-    """[n, 3] uniformly random valid actions, drawn for all n worlds at once."""
-    def pick(mask: np.ndarray) -> np.ndarray:           # mask [n, K] -> one valid index per row
-        keys = rng.random(mask.shape) * mask
-        return keys.argmax(axis=1)
-    verb = pick(np.broadcast_to(masks["verb"], (n, len(masks["verb"]))))
-    target = pick(masks["target"][verb])
-    arg = pick(masks["argument"][verb])
-    return np.stack([verb, target, arg], axis=1)

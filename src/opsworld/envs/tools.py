@@ -23,6 +23,7 @@ import numpy as np
 
 from opsworld.act.mitigations import HUMAN_ARRIVE, HUMAN_DELAY, MITIGATIONS, MitigationError
 from opsworld.act.runbook import ACTIONS, ActionError, Call, parse_call
+from opsworld.act.vocabulary import FAULT_CLASSES
 from opsworld.envs.generator import CatalogueGenerator
 from opsworld.envs.incident import IncidentConfig, Incidents
 from opsworld.envs.text import (render_alerts, render_changes, render_component, render_logs, render_matrix,
@@ -113,7 +114,6 @@ class ToolSession:
 
     def tools(self) -> list[dict[str, Any]]:
         """Every runbook action as a tool definition: name, description (with its time cost), JSON input schema."""
-        from opsworld.envs.gym_env import FAULT_CLASSES
         out = []
         for action in ACTIONS.values():
             schema = action.schema()
@@ -336,7 +336,6 @@ class ToolSession:
         return f"acknowledged {count} firing alert(s) matching {key!r}; their pages stop repeating until they resolve"
 
     def _submit(self, args: dict[str, Any]) -> str:
-        from opsworld.envs.gym_env import FAULT_CLASSES
         fault_class = args["fault_class"]
         if fault_class not in FAULT_CLASSES:
             raise _Refused(f"submit: argument 'fault_class' must be one of: {', '.join(FAULT_CLASSES)}; got "

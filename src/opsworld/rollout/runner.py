@@ -28,6 +28,7 @@ from typing import Any, Callable, Hashable, Iterator, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
+from opsworld.act.vocabulary import sample_actions
 from opsworld.engine.random import Streams
 from opsworld.engine.topology import topology_of
 from opsworld.envs.worlds import Difficulty, World, WorldGenerator, world_from_record
@@ -159,7 +160,6 @@ def _play(world: World, draws: list, first: int, horizon: float | None, agent: s
 def _policy(agent: str, env, masks: dict[str, np.ndarray], seed: int, batch_seed: int,
             first: int) -> Callable[[dict, int], np.ndarray]:
     """(observations, step) -> [n, 3] actions for the batch."""
-    from opsworld.envs.gym_env import sample_actions
 
     n = env.num_envs
     if agent == RANDOM:

@@ -40,6 +40,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+from opsworld.act.vocabulary import SILENCE_SECONDS, WAIT_TICKS
 from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw, background, entries_for
 from opsworld.spec import load_scenario
 
@@ -201,7 +202,6 @@ def with_silences(run: Run, context) -> tuple[np.ndarray, np.ndarray]:
     (the identity replay checks that the recording replays bit for bit); any change of reward comes from the
     silences alone (their cost, and the unsafe-action rule for silencing while users are hurt)."""
     from opsworld.act.runbook import ACTIONS
-    from opsworld.envs.gym_env import SILENCE_SECONDS, WAIT_TICKS
     k = max(1, int(math.ceil(ACTIONS["silence_alert"].cost / context.dt - 1e-9)))
     wait, silence = context.verb("wait"), context.verb("silence_alert")
     ticks = np.asarray(WAIT_TICKS)

@@ -27,6 +27,7 @@ import numpy as np
 
 from opsworld.act.mitigations import HUMAN_ARRIVE, HUMAN_DELAY, MITIGATIONS
 from opsworld.act.runbook import ACTIONS
+from opsworld.act.vocabulary import places
 from opsworld.engine import Truth
 from opsworld.score import unsafe
 
@@ -85,7 +86,7 @@ class ScoreBook:
         self.bad_actions = np.zeros(B, np.int64)
         self.failed_orders = np.zeros(B, np.int64)    # orders that could not land (their target was gone)
         self.rules = unsafe.Rules(inc)
-        self.table = places(inc)               # place name -> column
+        self.table = places(inc.scenario, inc.topology)               # place name -> column
         self.fixes = _fix_table(inc, self.table)   # [B, M, T+1] whether (mitigation, place) truly fixes the fault
         self.ntam = np.zeros(B)
         self.chain_ntam = np.full(B, np.nan)       # the submitted chain against the true one (NaN: none given)
@@ -260,17 +261,6 @@ _RULE_INDEX = {name: i for i, name in enumerate(unsafe.RULES)}
 
 
 _MITIGATION_INDEX = {name: i for i, name in enumerate(MITIGATIONS)}
-
-
-def places(inc: "Incidents") -> dict[str, int]:
-    """Every nameable place of the scenario (components, nodes, zones, endpoints, certificates) -> column."""
-    topo, sc = inc.topology, inc.scenario
-    names = list(topo.components) + list(topo.nodes) + sorted({n.zone for n in sc.nodes}) + list(topo.endpoints) \
-        + [c.name for c in sc.certificates]
-    out: dict[str, int] = {}
-    for n in names:
-        out.setdefault(n, len(out))
-    return out
 
 
 def _fix_table(inc: "Incidents", table: dict[str, int]) -> np.ndarray:

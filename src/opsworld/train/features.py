@@ -22,7 +22,7 @@ import numpy as np
 
 from opsworld.agents.base import Context
 from opsworld.engine.topology import KINDS
-from opsworld.envs.gym_env import VERBS
+from opsworld.act.vocabulary import VERBS
 from opsworld.observe.dashboard import ALERTS, LOG_SIGNATURES, SIGNALS
 
 PLACE_KINDS = (*KINDS, "node", "zone", "endpoint", "certificate", "other")

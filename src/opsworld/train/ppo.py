@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from opsworld.envs.gym_env import ARGUMENTS, VERBS
+from opsworld.act.vocabulary import ARGUMENTS, VERBS
 from opsworld.rollout.runner import derive_seed
 from opsworld.score.unsafe import ACTIVE
 from opsworld.train.collect import Rollout, collect, priced
