@@ -298,7 +298,8 @@ def inject(
 ) -> None:
     """Inject a fault from the catalogue, run it beside its counterfactual and print the ground truth."""
     from opsworld.act import MITIGATIONS
-    from opsworld.faults import FaultError, Order, entry, run_episode
+    from opsworld.act.scripted import Order, run_scripted
+    from opsworld.faults import FaultError, entry
 
     try:
         chosen = entry(fault)
@@ -314,7 +315,7 @@ def inject(
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} ticks"),
                       TimeRemainingColumn(), console=err, transient=True, disable=json_out or ticks < 1000) as bar:
             task = bar.add_task(f"{fault} beside its counterfactual", total=ticks)
-            ep = run_episode(sc, [made, *companions], worlds=worlds, seed=seed, ticks=ticks, orders=orders,
+            ep = run_scripted(sc, [made, *companions], worlds=worlds, seed=seed, ticks=ticks, orders=orders,
                              progress=lambda n: bar.advance(task, n))
     except (FaultError, UnitError, ValueError) as exc:
         _fail(str(exc))

@@ -9,7 +9,7 @@ import pytest
 
 from opsworld.act import MITIGATIONS, MitigationError, mitigate
 from opsworld.engine import Engine
-from opsworld.faults import Order, run_episode
+from opsworld.act.scripted import Order, run_scripted
 
 PICKED, OTHERS = [1, 2], [0, 3]
 
@@ -191,7 +191,7 @@ def test_page_human_takes_a_team_or_nothing() -> None:
 
 
 def test_an_order_carries_its_amount_through_an_episode() -> None:
-    ep = run_episode("online-shop", [], worlds=4, seed=1, ticks=20,
+    ep = run_scripted("online-shop", [], worlds=4, seed=1, ticks=20,
                      orders=[Order(60.0, "scale", "cartservice", worlds=PICKED, amount=[3, 4])])
     s = ep.injector.engine.topology.index("cartservice")
     assert ep.trajectory.desired_replicas[-1, :, s].tolist() == [2, 3, 4, 2]

@@ -9,7 +9,8 @@ import pytest
 
 from opsworld.act import MITIGATIONS
 from opsworld.engine.truth import TRUTH_FIELDS
-from opsworld.faults import CATALOGUE, Order, impaired_share, run_episode
+from opsworld.act.scripted import Order, run_scripted
+from opsworld.faults import CATALOGUE, impaired_share
 from opsworld.faults.ground_truth import _root_components, neighbours
 
 ONSET = 600.0            # the examples' faults start 10 minutes in
@@ -33,7 +34,7 @@ def onset_of(name: str, scenario) -> float:
 
 def episode(name: str, ticks: int, orders=()):
     example = CATALOGUE[name].example
-    return run_episode(example.scenario(), faults_of(name), worlds=1, seed=3, ticks=ticks, orders=orders)
+    return run_scripted(example.scenario(), faults_of(name), worlds=1, seed=3, ticks=ticks, orders=orders)
 
 
 @pytest.mark.parametrize("name", FAULTS)

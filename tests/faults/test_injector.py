@@ -9,7 +9,8 @@ import pytest
 
 from opsworld.act import MitigationError, mitigate
 from opsworld.engine import Engine
-from opsworld.faults import CATALOGUE, FAULT_TYPES, FaultError, Injector, fault_from, impaired_share, run_episode
+from opsworld.act.scripted import run_scripted
+from opsworld.faults import CATALOGUE, FAULT_TYPES, FaultError, Injector, fault_from, impaired_share
 from opsworld.faults.network import NetworkDelay
 from opsworld.faults.process import CpuHog, ErrorRate
 from opsworld.spec import load_scenario, service_map
@@ -59,14 +60,14 @@ def test_engine_state_names_no_fault(template: str) -> None:
 
 def test_same_faults_and_seed_give_a_bit_identical_episode() -> None:
     faults = CATALOGUE["connection_pool_leak"].example_faults() + CATALOGUE["cpu_hog"].example_faults()
-    one, two = (run_episode("online-shop", faults, worlds=3, seed=9, ticks=150) for _ in range(2))
+    one, two = (run_scripted("online-shop", faults, worlds=3, seed=9, ticks=150) for _ in range(2))
     for name, values in one.trajectory.arrays.items():
         assert np.array_equal(values, two.trajectory.arrays[name]), name
     assert [t.model_dump() for t in one.truth] == [t.model_dump() for t in two.truth]
 
 
 def test_faults_can_strike_some_worlds_only() -> None:
-    ep = run_episode("online-shop", [(ErrorRate(target="cartservice", rate=0.5), [1])], worlds=3, seed=0, ticks=90)
+    ep = run_scripted("online-shop", [(ErrorRate(target="cartservice", rate=0.5), [1])], worlds=3, seed=0, ticks=90)
     share = impaired_share(ep.trajectory, ep.baseline)
     assert share[:, [0, 2]].max() == 0.0 and share[70:, 1].min() > 0.01
     assert ep.truth[0].faults == [] and ep.truth[0].chain == [] and ep.truth[1].faults
@@ -75,7 +76,7 @@ def test_faults_can_strike_some_worlds_only() -> None:
 def test_compound_faults_have_both_roots_in_the_chain() -> None:
     faults = [CpuHog(target="checkoutservice", onset="5m"),
               NetworkDelay(target="productcatalogservice", onset="12m", delay=0.1)]
-    ep = run_episode("online-shop", faults, seed=1, ticks=120)
+    ep = run_scripted("online-shop", faults, seed=1, ticks=120)
     truth = ep.truth[0]
     assert {p.name for p in truth.root_causes} == {"checkoutservice", "productcatalogservice"}
     chained = [link.place.name for link in truth.chain]
@@ -89,7 +90,7 @@ def test_hidden_coupling_is_missing_from_the_service_map_but_in_the_ground_truth
     scenario = load_scenario("online-shop", hidden)
     assert ("shippingservice", "redis-cart") not in service_map(scenario)
     assert ("cartservice", "redis-cart") in service_map(scenario)
-    ep = run_episode(scenario, [ErrorRate(target="redis-cart", rate=0.9, onset="2m")], seed=0, ticks=40)
+    ep = run_scripted(scenario, [ErrorRate(target="redis-cart", rate=0.9, onset="2m")], seed=0, ticks=40)
     assert "shippingservice" in {link.place.name for link in ep.truth[0].chain}
 
 
@@ -97,7 +98,7 @@ def test_impact_persists_without_a_fix() -> None:
     """The fix tests are not trivial: left alone, these faults keep hurting users to the end."""
     for name in ("bad_config_push", "bad_deploy_crashloop", "zone_partition", "regex_cpu_exhaustion", "quota_exhaustion"):
         entry = CATALOGUE[name]
-        ep = run_episode(entry.example.scenario(), entry.example_faults(), seed=3, ticks=200)
+        ep = run_scripted(entry.example.scenario(), entry.example_faults(), seed=3, ticks=200)
         assert impaired_share(ep.trajectory, ep.baseline)[-30:, 0].mean() > 0.05, name
 
 

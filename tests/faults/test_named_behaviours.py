@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from opsworld.engine import Engine
-from opsworld.faults import CATALOGUE, Injector, Order, impaired_share, run_episode
+from opsworld.act.scripted import Order, run_scripted
+from opsworld.faults import CATALOGUE, Injector, impaired_share
 from opsworld.faults.process import MemoryLeak
 
 HOUR = 3600.0
@@ -32,9 +33,9 @@ def test_memory_creep_pages_between_three_and_five_hours_then_ooms_and_crash_loo
 
 def test_restart_only_masks_a_leak_while_rollback_ends_it() -> None:
     fault = MemoryLeak(target="cartservice", onset="1m", page_after="20m")
-    masked = run_episode("online-shop", [fault], ticks=int(1.2 * HOUR / 10), seed=1,
+    masked = run_scripted("online-shop", [fault], ticks=int(1.2 * HOUR / 10), seed=1,
                          orders=[Order(900.0, "restart", "cartservice")])
-    fixed = run_episode("online-shop", [fault], ticks=int(1.2 * HOUR / 10), seed=1,
+    fixed = run_scripted("online-shop", [fault], ticks=int(1.2 * HOUR / 10), seed=1,
                         orders=[Order(900.0, "rollback_deploy", "cartservice")])
     s = masked.injector.engine.topology.index("cartservice")
     late = masked.trajectory.time > 0.9 * HOUR
@@ -61,7 +62,7 @@ def test_certificate_fails_every_handshake_from_not_after_and_none_before() -> N
 
 def _storm(orders=()):
     entry = CATALOGUE["metastable_retry_storm"]
-    return run_episode(entry.example.scenario(), entry.example_faults(), ticks=240, seed=4, orders=orders)
+    return run_scripted(entry.example.scenario(), entry.example_faults(), ticks=240, seed=4, orders=orders)
 
 
 def test_metastable_retry_storm_outlives_its_trigger() -> None:

@@ -53,7 +53,8 @@ import numpy as np
 
 from opsworld.engine import queueing as qt
 from opsworld.engine.topology import CONSUME
-from opsworld.faults import CATALOGUE, run_episode
+from opsworld.act.scripted import run_scripted
+from opsworld.faults import CATALOGUE
 from opsworld.spec import load_scenario
 
 if TYPE_CHECKING:
@@ -455,7 +456,7 @@ def simulate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str
                            block))
     B = len(blocks) * worlds
     ticks = int(round((ONSET + 60.0 * AFTER_MINUTES) / dt))
-    ep = run_episode(scenario, faults, worlds=B, seed=seed, ticks=ticks)
+    ep = run_scripted(scenario, faults, worlds=B, seed=seed, ticks=ticks)
     tr, topo = ep.trajectory, ep.injector.engine.topology
     target = np.empty(B, dtype=np.int64)
     callers = np.zeros((B, topo.n_components), bool)          # [B, S] the callers of each world's target

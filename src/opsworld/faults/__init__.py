@@ -2,9 +2,8 @@
 
 from opsworld.faults.base import Effect, Fault, FaultError
 from opsworld.faults.catalogue import CATALOGUE, FAULT_TYPES, Entry, Example, entry, fault_from
-from opsworld.faults.episode import Episode, Order, run_episode
 from opsworld.faults.ground_truth import GroundTruth, ground_truth, impaired_share
 from opsworld.faults.injector import Injector
 
-__all__ = ["CATALOGUE", "FAULT_TYPES", "Effect", "Entry", "Episode", "Example", "Fault", "FaultError", "GroundTruth",
-           "Injector", "Order", "entry", "fault_from", "ground_truth", "impaired_share", "run_episode"]
+__all__ = ["CATALOGUE", "FAULT_TYPES", "Effect", "Entry", "Example", "Fault", "FaultError", "GroundTruth",
+           "Injector", "entry", "fault_from", "ground_truth", "impaired_share"]

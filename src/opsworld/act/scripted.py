@@ -1,4 +1,6 @@
-"""An episode with faults, its counterfactual, and the ground truth read off the two."""
+"""A scripted run: worlds with faults and mitigations ordered at set times, their counterfactual (the same worlds
+with neither), and the ground truth read off the two. What `opsworld fault` and the calibration run; an incident an
+agent works is `envs.incident.Incidents`."""
 
 from __future__ import annotations
 
@@ -31,16 +33,16 @@ class Order:
 
 
 @dataclass
-class Episode:
+class ScriptedRun:
     trajectory: Trajectory          # the worlds with their faults (and mitigations)
     baseline: Trajectory            # the same worlds, seed and traffic with neither
     truth: list[GroundTruth]        # one per world
     injector: Injector
 
 
-def run_episode(scenario: Scenario | str | Path, faults: Iterable[Fault | tuple[Fault, Worlds]], worlds: int = 1,
+def run_scripted(scenario: Scenario | str | Path, faults: Iterable[Fault | tuple[Fault, Worlds]], worlds: int = 1,
                 seed: int = 0, ticks: int | None = None, orders: Sequence[Order] = (),
-                progress: Callable[[int], None] | None = None) -> Episode:
+                progress: Callable[[int], None] | None = None) -> ScriptedRun:
     """Run the faulted worlds and their counterfactual side by side; mitigations land when `orders` say."""
     engine = Engine(scenario, worlds=worlds, seed=seed)
     twin = Engine(engine.scenario, worlds=worlds, seed=seed)
@@ -57,4 +59,4 @@ def run_episode(scenario: Scenario | str | Path, faults: Iterable[Fault | tuple[
         if progress is not None:
             progress(1)
     faulted, baseline = Trajectory.stack(frames), Trajectory.stack(twins)
-    return Episode(faulted, baseline, ground_truth(injector, faulted, baseline), injector)
+    return ScriptedRun(faulted, baseline, ground_truth(injector, faulted, baseline), injector)
