@@ -16,7 +16,7 @@ LAYERS = (            # lowest first; a package may import its own layer's packa
     {"rollout", "train", "dataset", "calibration", "reference"},
     {"bench", "plot", "summary", "cli", "__main__", "__init__"},
 )
-KNOWN = {("score", "agents"), ("score", "envs"), ("agents", "train")}
+KNOWN = {("score", "agents"), ("score", "envs")}
 
 
 def _level(package: str) -> int:

@@ -30,15 +30,12 @@ AGENTS: dict[str, Callable[[], Agent]] = {
     "blame-most-alerting": BlameMostAlerting,
 }
 
-def _trained() -> Agent:
-    """The trained PPO policy that ships with the package (`opsworld train` made it; extra `train`)."""
-    from opsworld.train.agent import PolicyAgent
-    return PolicyAgent()
-
-
+# the trained network as an agent, named by entry point as Gymnasium registers envs: the registry sits below the
+# trainer and imports it only when a trained agent is asked for
+POLICY_AGENT = "opsworld.train.agent:PolicyAgent"
 _SHIPPED = Path(__file__).parent.parent / "train" / "weights" / "ppo.pt"
 if _SHIPPED.exists() and importlib.util.find_spec("torch") is not None:    # it runs on PyTorch (extra `train`)
-    AGENTS["ppo"] = _trained
+    AGENTS["ppo"] = lambda: _resolve(POLICY_AGENT)()     # the shipped weights: PolicyAgent's default
 CHEATS = ("silence-all", "restart-all", "rollback-all", "scale-max", "page-at-once", "blame-most-alerting")
 
 
@@ -59,10 +56,14 @@ def agent_factory(name: str) -> Callable[[], Agent]:
             raise AgentError(f"'{name}': a trained policy needs PyTorch: pip install -e '.[train]'")
         if not Path(name).is_file():
             raise AgentError(f"'{name}': no such policy file")
-        from opsworld.train.agent import PolicyAgent
-        return lambda: PolicyAgent(name)
+        return lambda: _resolve(POLICY_AGENT)(name)
     if ":" not in name:
         raise AgentError(f"no agent named '{name}'; registered: {', '.join(AGENTS)}; or give module:Class")
+    return _resolve(name)
+
+
+def _resolve(name: str) -> Callable[..., Agent]:
+    """The object an entry point `module:Class` names."""
     module, _, attr = name.partition(":")
     try:
         obj = importlib.import_module(module)
