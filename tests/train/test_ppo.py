@@ -16,7 +16,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from opsworld.agents import AGENTS, agent_factory, context_of  # noqa: E402
 from opsworld.cli import app  # noqa: E402
-from opsworld.envs.gym_env import ARGUMENTS, VERBS, IncidentVectorEnv, _valid  # noqa: E402
+from opsworld.act.vocabulary import ARGUMENTS, VERBS, valid  # noqa: E402
+from opsworld.envs.gym_env import IncidentVectorEnv  # noqa: E402
 from opsworld.train.agent import SHIPPED, PolicyAgent, PolicyError, load_policy  # noqa: E402
 from opsworld.train.collect import advantages_of, collect, priced, training_world  # noqa: E402
 from opsworld.train.config import TrainConfig  # noqa: E402
@@ -66,7 +67,7 @@ def test_one_network_acts_validly_on_topologies_of_any_size():
         g = torch.from_numpy(np.repeat(global_features(obs, memory, worlds), 100, axis=0))
         actions, logp, entropy, value = model(s, g, TorchStructure(structure), generator=torch.Generator())
         a = actions.numpy()
-        assert _valid(env._masks, a[:, 0], a[:, 1], a[:, 2]).all()
+        assert valid(env._masks, a[:, 0], a[:, 1], a[:, 2]).all()
         assert torch.isfinite(logp).all() and (entropy > 0).all() and value.shape == (400,)
         # scoring the drawn actions gives back their log-probabilities
         again = model(s, g, TorchStructure(structure), actions=actions)[1]
@@ -195,7 +196,7 @@ def test_cli_trains_writes_a_policy_that_runs_as_an_agent(tmp_path):
     agent.reset(context_of(env), 0)
     for _ in range(6):
         a = agent.act_batch(obs)
-        assert _valid(env._masks, a[:, 0], a[:, 1], a[:, 2]).all()
+        assert valid(env._masks, a[:, 0], a[:, 1], a[:, 2]).all()
         obs, *_ = env.step(a)
     # the audit holds a trained policy to beating the cheats, not to losing to the heuristic
     from opsworld.score.audit import audit

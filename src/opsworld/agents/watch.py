@@ -7,13 +7,13 @@ from typing import Callable
 
 import numpy as np
 
+from opsworld.act import vocabulary as g
 from opsworld.agents import load_agent
 from opsworld.agents.base import context_of
 
 
 def describe(context, action: np.ndarray) -> str:
     """An action [verb, target, argument] as an on-call engineer would write it."""
-    from opsworld.envs import gym_env as g
     verb, target, arg = (int(x) for x in action)
     name = context.verbs[verb]
     place = context.places[target]
