@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from opsworld.act import vocabulary as g
+from opsworld.act import vocabulary
 from opsworld.agents import load_agent
 from opsworld.agents.base import context_of
 
@@ -18,14 +18,14 @@ def describe(context, action: np.ndarray) -> str:
     name = context.verbs[verb]
     place = context.places[target]
     if name == "wait":
-        return f"wait {g.WAIT_TICKS[arg] * context.dt:g}s"
+        return f"wait {vocabulary.WAIT_TICKS[arg] * context.dt:g}s"
     if name == "query_metrics":
         return f"query_metrics {context.signals[arg]}"
     if name == "silence_alert":
-        return f"silence_alert {place} for {g.SILENCE_SECONDS[arg]:g}s"
+        return f"silence_alert {place} for {vocabulary.SILENCE_SECONDS[arg]:g}s"
     if name == "submit":
         return f"submit {place}: {context.fault_classes[arg]}"
-    factor = {"scale": g.SCALE_FACTORS, "rate_limit": g.RATE_FACTORS, "set_pool_size": g.POOL_FACTORS}.get(name)
+    factor = {"scale": vocabulary.SCALE_FACTORS, "rate_limit": vocabulary.RATE_FACTORS, "set_pool_size": vocabulary.POOL_FACTORS}.get(name)
     if factor is not None:
         return f"{name} {place} x{factor[arg]:g}"
     if context.masks["target"][verb].sum() == 1 and context.masks["target"][verb][0] and target == 0:
