@@ -25,7 +25,8 @@ def describe(context, action: np.ndarray) -> str:
         return f"silence_alert {place} for {vocabulary.SILENCE_SECONDS[arg]:g}s"
     if name == "submit":
         return f"submit {place}: {context.fault_classes[arg]}"
-    factor = {"scale": vocabulary.SCALE_FACTORS, "rate_limit": vocabulary.RATE_FACTORS, "set_pool_size": vocabulary.POOL_FACTORS}.get(name)
+    factor = {"scale": vocabulary.SCALE_FACTORS, "rate_limit": vocabulary.RATE_FACTORS,
+              "set_pool_size": vocabulary.POOL_FACTORS}.get(name)
     if factor is not None:
         return f"{name} {place} x{factor[arg]:g}"
     if context.masks["target"][verb].sum() == 1 and context.masks["target"][verb][0] and target == 0:
