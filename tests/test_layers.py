@@ -13,10 +13,10 @@ import opsworld
 ROOT = Path(opsworld.__file__).parent
 LAYERS = (            # lowest first; a package may import its own layer's packages or lower ones
     {"spec"}, {"engine"}, {"faults"}, {"observe"}, {"act"}, {"score"}, {"envs"}, {"agents"},
-    {"rollout", "train", "dataset", "calibration", "reference"},
+    {"rollout", "train", "dataset", "calibration", "reference", "eval"},
     {"bench", "plot", "summary", "cli", "__main__", "__init__"},
 )
-KNOWN = {("score", "agents"), ("score", "envs")}
+KNOWN = {("score", "envs")}
 
 
 def _level(package: str) -> int:

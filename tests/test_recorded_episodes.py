@@ -66,7 +66,7 @@ def vector_env() -> str:
 def heuristic() -> str:
     """The heuristic responder on the audit's first seed of two templates (healthy changes around each incident)."""
     from opsworld.agents import agent_factory
-    from opsworld.score.audit import run_agent, suite
+    from opsworld.eval.audit import run_agent, suite
     out = []
     for template, episodes in suite(seeds=1, templates=("online-shop", "social-network")).items():
         run = run_agent(agent_factory("heuristic-sre"), template, episodes)

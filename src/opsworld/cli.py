@@ -1031,7 +1031,7 @@ def _print_score(report: Any) -> None:
 # ---- audit and eval: the baseline agents on fixed suites -------------------------------------------------------------
 def _suite_filter(template: Optional[list[str]], entry: Optional[list[str]]) -> tuple[tuple[str, ...], list | None]:
     from opsworld.faults.catalogue import CATALOGUE
-    from opsworld.score.audit import TEMPLATES
+    from opsworld.eval.audit import TEMPLATES
 
     bad = [t for t in template or [] if t not in TEMPLATES]
     if bad:
@@ -1065,7 +1065,7 @@ def audit(
     template: Optional[list[str]] = typer.Option(None, "--template", help="only these templates (default: all four)"),
     entry: Optional[list[str]] = typer.Option(None, "--entry", help="only these catalogue entries"),
     attack: bool = typer.Option(False, "--attack", help="then attack the reward: bolt habits onto policies and search "
-                                                        "for a composition it overpays (opsworld.score.attack)"),
+                                                        "for a composition it overpays (opsworld.eval.attack)"),
     budget: int = typer.Option(40, "--budget", min=0, help="with --attack: compositions in the search beyond the "
                                                              "single habits"),
     search_seed: int = typer.Option(0, "--search-seed", help="with --attack: the seed of the search's random draws"),
@@ -1076,7 +1076,7 @@ def audit(
     habits beats the heuristic, zero-knowledge ones trail it, and no single habit lifts it (with --strict, exit code 1
     if a check fails)."""
     from opsworld.agents import AgentError, agent_factory
-    from opsworld.score.audit import audit as run_audit
+    from opsworld.eval.audit import audit as run_audit
 
     for name in agent or []:
         try:
@@ -1092,7 +1092,7 @@ def audit(
         _fail("no catalogue entry runs on the chosen templates; see `opsworld faults`")
     found = None
     if attack:
-        from opsworld.score.attack import attack as run_attack
+        from opsworld.eval.attack import attack as run_attack
         bar, callback = _progress_bar("attack")
         with bar:
             found = run_attack(seeds=seeds, templates=templates_, entries=entries_, budget=budget, seed=search_seed,
@@ -1160,7 +1160,7 @@ def audit(
 def evaluate_agent(
     suite: Optional[str] = typer.Option(None, "--suite", help="detection, localization, rca or mitigation"),
     split: Optional[str] = typer.Option(None, "--split", help="a train/test split instead: a, b, c, d or all "
-                                                              "(opsworld.train.splits)"),
+                                                              "(opsworld.eval.splits)"),
     agents: Optional[list[str]] = typer.Option(None, "--agent", help="a registered agent, module:Class or policy "
                                                "file (default heuristic-sre); repeat it for several"),
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
@@ -1190,7 +1190,7 @@ def evaluate_agent(
         _evaluate_splits(split, agents or ["heuristic-sre"], episodes, seed, workers, horizon, batch, json_out)
         return
     from opsworld.agents import AGENTS, AgentError, agent_factory
-    from opsworld.score.suites import SUITES, evaluate, leaderboard as rank
+    from opsworld.eval.suites import SUITES, evaluate, leaderboard as rank
 
     if suite not in SUITES:
         _fail(f"no suite named '{suite}'; suites: {', '.join(SUITES)}")
@@ -1202,7 +1202,7 @@ def evaluate_agent(
             _fail(str(exc))
     templates_, entries_ = _suite_filter(template, entry)
     if background is None:
-        from opsworld.score.audit import BACKGROUND as background
+        from opsworld.eval.audit import BACKGROUND as background
     bar, callback = _progress_bar(f"eval {suite}")
     with bar:
         if leaderboard:         # the named agents beside every registered one, ranked
@@ -1240,7 +1240,7 @@ def _evaluate_splits(split: str, agents: list[str], episodes: int, seed: int, wo
     import time
     from dataclasses import asdict
 
-    from opsworld.train.splits import HORIZON, RANDOM, SPLITS, SplitError, gap, split_table
+    from opsworld.eval.splits import HORIZON, RANDOM, SPLITS, SplitError, gap, split_table
 
     names = list(SPLITS) if split == "all" else [split]
     if split != "all" and split not in SPLITS:

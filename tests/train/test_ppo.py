@@ -199,7 +199,7 @@ def test_cli_trains_writes_a_policy_that_runs_as_an_agent(tmp_path):
         assert valid(env._masks, a[:, 0], a[:, 1], a[:, 2]).all()
         obs, *_ = env.step(a)
     # the audit holds a trained policy to beating the cheats, not to losing to the heuristic
-    from opsworld.score.audit import audit
+    from opsworld.eval.audit import audit
     result = audit(agents=[str(out / POLICY), "page-at-once"], seeds=1, templates=("hotel-reservation",),
                    entries=("db_connection_limit",), silence_agents=())
     checks = {c.name: c for c in result.checks}

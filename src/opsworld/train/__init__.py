@@ -1,3 +1,3 @@
-"""Training on generated worlds: the train/test splits (`opsworld.train.splits`) and the PPO policy.
+"""Training a PPO policy on generated worlds (the train/test splits are in `opsworld.eval.splits`).
 
-Import the submodules directly; this package imports nothing itself, so that the splits load without torch."""
+Import the submodules directly; this package imports nothing itself, so that its torch-free parts load without torch."""

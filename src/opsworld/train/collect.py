@@ -86,7 +86,7 @@ def training_world(config, iteration: int, topology: int):
     `config.services`."""
     from dataclasses import replace
 
-    from opsworld.train.splits import TRAIN
+    from opsworld.eval.splits import TRAIN
     return replace(TRAIN, services=tuple(config.services)).draw(derive_seed(config.seed, _WORLD, iteration, topology))
 
 

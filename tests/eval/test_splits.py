@@ -19,7 +19,7 @@ from opsworld.faults.catalogue import CATALOGUE
 from opsworld.rollout import RolloutError, RolloutPlan, run_batch
 from opsworld.rollout.runner import check
 from opsworld.spec import templates
-from opsworld.train.splits import (HELD_OUT_CLASSES, SPLITS, TRAIN, TRAIN_DIFFICULTY, TRAIN_SERVICES, SplitError,
+from opsworld.eval.splits import (HELD_OUT_CLASSES, SPLITS, TRAIN, TRAIN_DIFFICULTY, TRAIN_SERVICES, SplitError,
                                    SplitResult, evaluate_split, gap, held_out_entries, paired_se, split_table)
 
 SHORT = dict(horizon=600.0)        # 60 ticks: the faults (onset 5-15 min) start in some episodes
@@ -149,7 +149,7 @@ def test_the_advantage_is_paired_over_the_same_episodes() -> None:
 
 
 def test_the_splits_do_not_import_torch() -> None:
-    code = "import sys, opsworld.train.splits; assert 'torch' not in sys.modules"
+    code = "import sys, opsworld.eval.splits; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

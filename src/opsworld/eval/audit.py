@@ -40,8 +40,14 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+from opsworld.act.runbook import ACTIONS
 from opsworld.act.vocabulary import SILENCE_SECONDS, WAIT_TICKS
+from opsworld.agents import AGENTS, CHEATS, agent_factory
+from opsworld.agents.base import context_of
 from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw, background, entries_for
+from opsworld.envs.gym_env import IncidentVectorEnv
+from opsworld.envs.incident import IncidentConfig
+from opsworld.score.reward import RewardWeights
 from opsworld.spec import load_scenario
 
 TEMPLATES = ("online-shop", "hotel-reservation", "social-network", "llm-inference")
@@ -129,9 +135,6 @@ def batch_seed(template: str) -> int:
 
 def make_env(template: str, n: int, weights=None, horizon: float | None = None):
     """The vector env for a batch of `n` episodes of a template (the reward's `weights`, default the standard ones)."""
-    from opsworld.envs.gym_env import IncidentVectorEnv
-    from opsworld.envs.incident import IncidentConfig
-    from opsworld.score.reward import RewardWeights
     config = IncidentConfig(scenario=template, horizon=horizon, weights=weights or RewardWeights())
     return IncidentVectorEnv(num_envs=n, config=config)
 
@@ -139,7 +142,6 @@ def make_env(template: str, n: int, weights=None, horizon: float | None = None):
 def run_agent(factory: Callable[[], object], template: str, episodes: Sequence[Episode], seed: int | None = None,
               env=None) -> Run:
     """Run a fresh agent from `factory` on the episodes (one world each) of one template, to the horizon."""
-    from opsworld.agents.base import context_of
     started = time.perf_counter()
     n = len(episodes)
     seed = batch_seed(template) if seed is None else seed
@@ -201,7 +203,6 @@ def with_silences(run: Run, context) -> tuple[np.ndarray, np.ndarray]:
     The engine never reads what the responder sees and a silence only hides alerts, so the world evolves the same
     (the identity replay checks that the recording replays bit for bit); any change of reward comes from the
     silences alone (their cost, and the unsafe-action rule for silencing while users are hurt)."""
-    from opsworld.act.runbook import ACTIONS
     k = max(1, int(math.ceil(ACTIONS["silence_alert"].cost / context.dt - 1e-9)))
     wait, silence = context.verb("wait"), context.verb("silence_alert")
     ticks = np.asarray(WAIT_TICKS)
@@ -345,8 +346,6 @@ def audit(agents: Sequence[str] | None = None, seeds: int = 5, progress: Progres
           templates: Sequence[str] = TEMPLATES, entries: Sequence[str] | None = None,
           silence_agents: Sequence[str] = (HEURISTIC, "random")) -> AuditResult:
     """Run every agent on the same suite and check the reward (see the module docstring)."""
-    from opsworld.agents import AGENTS, agent_factory
-    from opsworld.agents.base import context_of
     started = time.perf_counter()
     names = list(agents) if agents is not None else list(AGENTS)
     if HEURISTIC not in names:
@@ -440,7 +439,6 @@ def audit(agents: Sequence[str] | None = None, seeds: int = 5, progress: Progres
                                     "per_agent": silence_detail}))
     checks.append(Check(name="heuristic mitigates the non-control episodes", passed=h.mitigation_rate >= MITIGATION_MIN,
                         figure=round(h.mitigation_rate, 4), target=f">= {MITIGATION_MIN:.0%}"))
-    from opsworld.agents import CHEATS
     cheats = [c for c in CHEATS if c in by]
     if learned and cheats:
         over = {f"{a} over {c}": paired_margin(rewards[a], rewards[c]) for a in learned for c in cheats}
@@ -462,7 +460,6 @@ def is_learned(agent: str) -> bool:
 
 def baselines(names: Sequence[str]) -> list[str]:
     """Those of `names` that are registered baseline agents (non-learned, in `AGENTS`): the pool of check (b)."""
-    from opsworld.agents import AGENTS
     return [a for a in names if a in AGENTS and not is_learned(a)]
 
 

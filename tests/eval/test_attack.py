@@ -17,9 +17,9 @@ from opsworld.cli import app
 from opsworld.agents.habits import (ALERT_DELAY, END_TICKS, HABITS, TIMINGS, WithHabits, habit_timings,
                                     parse_composition)
 from opsworld.act.vocabulary import VERBS
-from opsworld.score import attack as attack_module
-from opsworld.score.attack import AttackError, attack, habit_choices, zero_knowledge
-from opsworld.score.audit import TEMPLATES, make_env, run_agent, suite
+from opsworld.eval import attack as attack_module
+from opsworld.eval.attack import AttackError, attack, habit_choices, zero_knowledge
+from opsworld.eval.audit import TEMPLATES, make_env, run_agent, suite
 from opsworld.score.reward import RewardWeights
 
 HOTEL = dict(templates=("hotel-reservation",), entries=("db_connection_limit", "slow_query_schema_change"))

@@ -27,7 +27,9 @@ from typing import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
-from opsworld.score.audit import BACKGROUND, TEMPLATES, Progress, make_env, mean_se, run_agent, suite
+from opsworld.agents import AGENTS, agent_factory
+from opsworld.agents.base import context_of
+from opsworld.eval.audit import BACKGROUND, TEMPLATES, Progress, make_env, mean_se, run_agent, suite
 
 _CONTROL_CLASSES = ("no_fault", "benign_change", "none")
 
@@ -84,7 +86,6 @@ def evaluate(suite_name: str, agent: str, seeds: int = 2, templates: Sequence[st
              background: float = BACKGROUND) -> EvalResult:
     """Run `agent` (a registered name or `module:Class`) on the suite and score it (`background`: healthy changes
     and passing flaps per hour around each incident, as in the audit)."""
-    from opsworld.agents import agent_factory
     spec = _spec(suite_name)
     factory = agent_factory(agent)
     started = time.perf_counter()
@@ -110,7 +111,6 @@ def leaderboard(suite_name: str, agents: Sequence[str] | None = None, seeds: int
                 progress: Callable[[int, int, str], None] | None = None,
                 background: float = BACKGROUND) -> Leaderboard:
     """Every agent (default: all registered) on the same suite, best first."""
-    from opsworld.agents import AGENTS
     spec = _spec(suite_name)
     names = list(agents) if agents is not None else list(AGENTS)
     results = []
@@ -127,7 +127,6 @@ def leaderboard(suite_name: str, agents: Sequence[str] | None = None, seeds: int
 def _alarms(run, env) -> np.ndarray:
     """[N] whether the responder raised the alarm: a mitigation, a page or an acknowledgement accepted by the env, or a
     hand-over naming a fault (checked against the masks, at steps where it was free to act)."""
-    from opsworld.agents.base import context_of
     ctx = context_of(env)
     verbs = [i for i, v in enumerate(ctx.verbs) if v not in ("wait", "query_metrics", "read_logs", "get_traces",
                                                             "silence_alert", "submit")]

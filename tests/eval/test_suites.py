@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from opsworld.cli import app
-from opsworld.score.suites import SUITES, SuiteError, evaluate, leaderboard
+from opsworld.eval.suites import SUITES, SuiteError, evaluate, leaderboard
 
 # a clean change log: these check the metrics' arithmetic on episodes the heuristic is known to handle
 HOTEL = dict(templates=("hotel-reservation",), entries=("db_connection_limit", "int32_id_overflow"), background=0.0)

@@ -17,7 +17,7 @@ from opsworld.agents.base import context_of
 from opsworld.cli import app
 from opsworld.envs.generator import CatalogueGenerator
 from opsworld.envs.incident import IncidentConfig, Incidents
-from opsworld.score.audit import (AuditResult, audit, make_env, paired, paired_margin, rank, replay, run_agent,
+from opsworld.eval.audit import (AuditResult, audit, make_env, paired, paired_margin, rank, replay, run_agent,
                                   spearman, suite, with_silences)
 from opsworld.score.reward import RewardWeights
 from opsworld.spec import load_scenario

@@ -36,7 +36,9 @@ from typing import Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
-from opsworld.score.audit import (HEURISTIC, MARGIN_SE, TEMPLATES, Check, Episode, Progress, is_learned,
+from opsworld.agents import CHEATS, AgentError, agent_factory
+from opsworld.agents.habits import HABITS, TIMINGS, check_habit, composition_name, parse_composition
+from opsworld.eval.audit import (HEURISTIC, MARGIN_SE, TEMPLATES, Check, Episode, Progress, is_learned,
                                   make_env, mean_se, paired, paired_margin, run_agent, suite)
 
 DEFAULT_BASES = (HEURISTIC, "idle")
@@ -116,7 +118,6 @@ class _Runner:
         self.envs = {t: make_env(t, len(eps), weights=weights, horizon=horizon) for t, eps in self.plan.items()}
 
     def run(self, name: str) -> _Outcome:
-        from opsworld.agents import agent_factory
         factory = agent_factory(name)
         reports, seconds = [], 0.0
         for template, eps in self.plan.items():
@@ -197,8 +198,6 @@ def zero_knowledge(name: str) -> bool:
 
 def habit_choices(habits: Sequence[str] | None = None) -> list[tuple[str, str]]:
     """The (habit, timing) pairs to try: every timing of each named habit, or only the one `habit@timing` names."""
-    from opsworld.agents import AgentError
-    from opsworld.agents.habits import HABITS, check_habit
     out: list[tuple[str, str]] = []
     for item in habits if habits is not None else list(HABITS):
         habit, at, timing = item.partition("@")
@@ -215,7 +214,6 @@ def habit_choices(habits: Sequence[str] | None = None) -> list[tuple[str, str]]:
 
 def _canonical(base: str, habits: Sequence[tuple[str, str]]) -> str:
     """The composition's name with its habits in `HABITS` order (then timing order): one name per set."""
-    from opsworld.agents.habits import HABITS, TIMINGS, composition_name
     order = {h: i for i, h in enumerate(HABITS)}
     return composition_name(base, sorted(habits, key=lambda p: (order[p[0]], TIMINGS.index(p[1]))))
 
@@ -233,7 +231,6 @@ def attack(bases: Sequence[str] = DEFAULT_BASES, habits: Sequence[str] | None = 
     audit's `AuditResult.rewards`). `workers`: processes (default one per CPU it may use; 1 runs here); they are
     started with forkserver, so a script that calls this with workers > 1 needs the `if __name__ == "__main__":`
     guard."""
-    from opsworld.agents import AgentError, agent_factory
     started = time.perf_counter()
     choices = habit_choices(habits)
     bases = list(dict.fromkeys([HEURISTIC, *bases]))
@@ -316,7 +313,6 @@ def _cpus() -> int:
 
 
 def _split(name: str) -> tuple[str, list[tuple[str, str]]]:
-    from opsworld.agents.habits import parse_composition
     return parse_composition(name) if "+" in name else (name, [])
 
 
@@ -341,7 +337,6 @@ def _figures(name: str, stage: str, rewards: np.ndarray, heuristic: np.ndarray,
 
 def _result(plan, seeds: int, seed: int, budget: int, outcomes: dict[str, _Outcome], stage: dict[str, str],
             reference: dict[str, np.ndarray], started: float) -> AttackResult:
-    from opsworld.agents import CHEATS
     h = outcomes[HEURISTIC].rewards
     comps = [_figures(n, stage[n], o.rewards, h, o) for n, o in outcomes.items() if stage[n] != "agent"]
     agents = [_figures(n, "agent", o.rewards, h, o) for n, o in outcomes.items() if stage[n] == "agent"]

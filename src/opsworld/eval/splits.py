@@ -27,9 +27,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from opsworld.envs.worlds import Difficulty, WorldGenerator
+from opsworld.eval.audit import mean_se, paired
 from opsworld.faults.catalogue import CATALOGUE
 from opsworld.rollout.runner import RANDOM, RolloutError, RolloutPlan, check, derive_seed, local_tasks
-from opsworld.score.audit import mean_se, paired
 from opsworld.spec import templates
 
 HELD_OUT_CLASSES = ("crash_loop", "deadlock", "network_delay", "fd_exhaustion")     # fault kinds never trained on
