@@ -11,6 +11,7 @@ from opsworld.act.mitigations import MitigationError
 from opsworld.envs.generator import CatalogueGenerator
 from opsworld.envs.incident import IncidentConfig, Incidents
 from opsworld.score.reward import RewardWeights
+from opsworld.score.scored import ScoredIncidents
 
 
 def incidents(entries: list[str], worlds: int = 4, seed: int = 1, horizon: float = 2400.0) -> Incidents:
@@ -174,3 +175,10 @@ def test_a_submitted_chain_is_matched_against_the_true_one() -> None:
     assert exact.terms["diagnosis"] == pytest.approx(none.terms["diagnosis"] + 2.0)
     with pytest.raises(ValueError):
         incidents(["no_fault"], worlds=1).ground_truth()   # no counterfactual, no chain
+
+
+def test_incidents_provide_every_member_the_score_reads() -> None:
+    """The score reads a batch of incidents only through `ScoredIncidents` (its side of the backend seam)."""
+    inc = Incidents(IncidentConfig(scenario="online-shop", horizon=600.0), worlds=2, seed=0)
+    members = set(ScoredIncidents.__annotations__) | {n for n in vars(ScoredIncidents) if not n.startswith("_")}
+    assert len(members) > 20 and not [m for m in members if not hasattr(inc, m)]

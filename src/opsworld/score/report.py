@@ -5,14 +5,11 @@ unsafe control actions by rule name. Everything here is read off the truth and t
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from opsworld.score.reward import TERMS
-
-if TYPE_CHECKING:
-    from opsworld.envs.incident import Incidents
+from opsworld.score.scored import ScoredIncidents
 
 
 class UnsafeAction(BaseModel):
@@ -57,7 +54,7 @@ def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def report(inc: "Incidents", b: int) -> ScoreReport:
+def report(inc: ScoredIncidents, b: int) -> ScoreReport:
     """The report of world b (at any time; final once the episode is done)."""
     s = inc.score
     truth = inc.truths[b]

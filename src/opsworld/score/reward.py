@@ -21,7 +21,6 @@ reward), `total` the episode's so far.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,9 +29,8 @@ from opsworld.act.runbook import ACTIONS
 from opsworld.act.vocabulary import places
 from opsworld.engine import Truth
 from opsworld.score import unsafe
+from opsworld.score.scored import ScoredIncidents
 
-if TYPE_CHECKING:
-    from opsworld.envs.incident import Incidents
 
 HURT_SHARE = 0.01       # users are hurt in a tick when more than this share of entry requests went wrong
 TERMS = ("impact", "mitigation", "diagnosis", "costs", "unsafe")
@@ -66,7 +64,7 @@ class ScoreBook:
     """The running score of a batch of incidents. `Incidents` calls the hooks; `step` and `total` are read by the
     environments."""
 
-    def __init__(self, inc: "Incidents", weights: RewardWeights) -> None:
+    def __init__(self, inc: ScoredIncidents, weights: RewardWeights) -> None:
         self.inc, self.w = inc, weights
         B = inc.worlds
         self.step = np.zeros(B)
@@ -263,7 +261,7 @@ _RULE_INDEX = {name: i for i, name in enumerate(unsafe.RULES)}
 _MITIGATION_INDEX = {name: i for i, name in enumerate(MITIGATIONS)}
 
 
-def _fix_table(inc: "Incidents", table: dict[str, int]) -> np.ndarray:
+def _fix_table(inc: ScoredIncidents, table: dict[str, int]) -> np.ndarray:
     """[B, M, T+1] whether ordering mitigation m on place t truly fixes world b's fault (the last column: no target)."""
     T = len(table)
     out = np.zeros((inc.worlds, len(_MITIGATION_INDEX), T + 1), bool)
@@ -284,7 +282,7 @@ def _fix_table(inc: "Incidents", table: dict[str, int]) -> np.ndarray:
     return out
 
 
-def diagnosis_match(inc: "Incidents", b: int, components: list[str], fault_class: str) -> tuple[float, bool]:
+def diagnosis_match(inc: ScoredIncidents, b: int, components: list[str], fault_class: str) -> tuple[float, bool]:
     """(NTAM-style localisation score in 0..1, whether the class is right) of one world's diagnosis."""
     truth = inc.truths[b]
     if inc.control[b] or truth is None:
@@ -293,7 +291,7 @@ def diagnosis_match(inc: "Incidents", b: int, components: list[str], fault_class
     return localisation(inc, roots, components), fault_class == truth.kind
 
 
-def localisation(inc: "Incidents", roots: list[str], named: list[str]) -> float:
+def localisation(inc: ScoredIncidents, roots: list[str], named: list[str]) -> float:
     """Topology-aware match of named places against the true roots: for each root the best match among the names,
     averaged over roots, less a share for names that match no root at all.
 
@@ -326,7 +324,7 @@ def localisation(inc: "Incidents", roots: list[str], named: list[str]) -> float:
     return float(np.mean(scores) * (1.0 - 0.5 * wrong * (len(named) > 1)))
 
 
-def _components_of(inc: "Incidents", name: str) -> set[int]:
+def _components_of(inc: ScoredIncidents, name: str) -> set[int]:
     """The components a place stands for: itself, the components with replicas on a node or in a zone, an endpoint's
     entry service (empty for a place that stands for none, e.g. a certificate)."""
     topo = inc.topology
@@ -339,7 +337,7 @@ def _components_of(inc: "Incidents", name: str) -> set[int]:
             if name in (topo.nodes[int(n)], nodes[int(n)].zone)}
 
 
-def chain_match(inc: "Incidents", true: list[str], named: list[str]) -> float:
+def chain_match(inc: ScoredIncidents, true: list[str], named: list[str]) -> float:
     """Topology-aware match of a submitted propagation chain against the true one (as ITBench's NTAM for the chain):
     the harmonic mean of recall (each true link's best 1/(1+hops) among the named) and precision (each named place's
     best among the true links). Order is not scored: the chain's links are what reached users, in any order."""

@@ -8,15 +8,13 @@ knobs and truth and the ground truth, never what an agent was shown. Each check 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from opsworld.act.mitigations import MITIGATIONS, removed_by
 from opsworld.engine.topology import KINDS
+from opsworld.score.scored import ScoredIncidents
 
-if TYPE_CHECKING:
-    from opsworld.envs.incident import Incidents
 
 LATE = 1200.0      # seconds of user impact after which a fix or a page comes too late
 
@@ -57,7 +55,7 @@ HEALTHY_TARGET = {"failover_db": "failed_over_healthy_primary", "rotate_credenti
 class Rules:
     """The rule checks for a batch of incidents, with the record of every hit: `hits[b]` is [(time, rule), ...]."""
 
-    def __init__(self, inc: "Incidents") -> None:
+    def __init__(self, inc: ScoredIncidents) -> None:
         self.inc = inc
         self.hits: list[list[tuple[float, str]]] = [[] for _ in range(inc.worlds)]
         self.shedding = np.zeros(inc.worlds, bool)     # the responder's rate limit or open circuit is in place
@@ -141,7 +139,7 @@ class Rules:
         return [h for h in out if len(h[1])]
 
 
-def _carries(inc: "Incidents", change: str, s: int) -> np.ndarray:
+def _carries(inc: ScoredIncidents, change: str, s: int) -> np.ndarray:
     """[B] whether component s's running deploy/config is a version that carries a harmful fault."""
     engine = inc.engine
     out = np.zeros(engine.worlds, bool)
@@ -152,7 +150,7 @@ def _carries(inc: "Incidents", change: str, s: int) -> np.ndarray:
     return out
 
 
-def _shedding_now(inc: "Incidents") -> np.ndarray:
+def _shedding_now(inc: ScoredIncidents) -> np.ndarray:
     """[B] whether a rate limit (on a component or at an endpoint) or a held-open circuit is in place now."""
     k = inc.engine.knobs
     return np.isfinite(k.rate_limit).any(axis=0) | np.isfinite(k.admit).any(axis=0) | k.breaker_open.any(axis=0)

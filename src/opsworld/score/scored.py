@@ -1,0 +1,56 @@
+"""What the score reads of a batch of incidents: the score's side of the backend seam.
+
+`envs.incident.Incidents` (the model) provides it; a backend of real processes provides the same members. Read
+only: the score never changes an incident, and nothing here reaches a sensor (principle 1: the reward comes from
+the controlled process, never from what an agent was shown)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from opsworld.act.human import Humans
+from opsworld.engine import Engine, Truth
+from opsworld.engine.topology import Topology
+from opsworld.faults.ground_truth import FaultTruth, GroundTruth
+from opsworld.faults.injector import Injector
+from opsworld.spec import Scenario
+
+if TYPE_CHECKING:
+    from opsworld.score.reward import ScoreBook
+
+
+class ScoredIncidents(Protocol):
+    """B worlds, each with at most one fault, worked by a responder (shapes: B worlds)."""
+
+    scenario: Scenario
+    topology: Topology
+    engine: Engine                       # the knobs the runbook changed, the tick, dt, deploy versions
+    injector: Injector                   # which faults act now
+    humans: Humans                       # paged humans, when they looked and fixed
+    twin: Engine | None                  # the counterfactual, where the causal chain is checked
+    worlds: int
+    ticks: int                           # the horizon, in ticks
+    truths: list[FaultTruth | None]      # per world, its fault's truth (None: a control)
+    carriers: dict[tuple[str, int], list]   # (change kind, component) -> per world the fault its change carries
+    onset: np.ndarray                    # [B] seconds, inf for a control
+    control: np.ndarray                  # [B] bool: no fault to find
+    beyond_runbook: np.ndarray           # [B] bool: only a paged human can fix it
+    on_call_since: np.ndarray            # [B] seconds: when the responder took over
+    submitted_at: np.ndarray             # [B] seconds, inf until handed over
+    paged_at: np.ndarray                 # [B] seconds of the first page, inf if none
+    diagnosis: list[dict | None]         # per world, what the responder submitted
+    distance: np.ndarray                 # [S, S] hops between components in the real call graph
+    last: Truth | None                   # the truth of the last tick
+    score: ScoreBook                     # the running score (the rules read its hurting and fixed-at records)
+
+    @property
+    def time(self) -> float:
+        """Seconds since the episode began."""
+
+    def wrong(self, worlds: np.ndarray) -> np.ndarray:
+        """[n] whether anything is wrong in these worlds now, as the truth has it."""
+
+    def ground_truth(self) -> list[GroundTruth]:
+        """Per world, the ground truth so far (needs the counterfactual)."""
