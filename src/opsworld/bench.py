@@ -26,10 +26,12 @@ import numpy as np
 from opsworld.act.vocabulary import sample_actions
 from opsworld.engine import Engine
 from opsworld.engine.queueing import ErlangTable
+from opsworld.envs.gym_env import IncidentVectorEnv
 from opsworld.observe.promql.selectors import LOOKBACK_MS
 from opsworld.observe.alerts.rules import RuleFile, rules_for
 from opsworld.observe.telemetry import Telemetry
 from opsworld.reference import ReferenceSimulator
+from opsworld.rollout import rollout
 from opsworld.spec import load_scenario, units
 
 
@@ -74,7 +76,6 @@ def _telemetry_episode_seconds(scenario: Any, worlds: int, seed: int, every_tick
 
 def _env_steps_per_s(scenario_name: str, envs: int, seed: int) -> float:
     """Agent steps per second of the Gymnasium vector env under a uniformly random valid policy, one episode."""
-    from opsworld.envs.gym_env import IncidentVectorEnv
     env = IncidentVectorEnv(num_envs=envs, scenario=scenario_name, seed=seed)
     _, info = env.reset(seed=seed)
     rng = np.random.default_rng(seed)
@@ -95,7 +96,6 @@ ROLLOUT_HORIZON = 3600.0
 def _rollout(episodes: int, batch: int, seed: int = 1, template: str | None = None) -> dict[str, Any]:
     """One timed rollout (random policy, generated worlds or `template`, one-hour episodes) into a scratch directory:
     its summary."""
-    from opsworld.rollout import rollout
     with tempfile.TemporaryDirectory() as out:
         return rollout(episodes=episodes, out=out, seed=seed, batch=batch, workers=ROLLOUT_WORKERS,
                        horizon=ROLLOUT_HORIZON, template=template)

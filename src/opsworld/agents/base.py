@@ -13,6 +13,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from opsworld.act.vocabulary import FAULT_CLASSES, VERBS, WAIT_TICKS
+from opsworld.engine.topology import KINDS
+from opsworld.observe.dashboard import ALERTS, LOG_SIGNATURES, SIGNALS
+from opsworld.spec.loader import service_map
 
 
 @dataclass
@@ -61,9 +64,6 @@ class Agent(Protocol):
 
 def context_of(env) -> Context:
     """The context of an `IncidentVectorEnv` (or `IncidentEnv`)."""
-    from opsworld.engine.topology import KINDS
-    from opsworld.observe.dashboard import ALERTS, LOG_SIGNATURES, SIGNALS
-    from opsworld.spec.loader import service_map
     vec = getattr(env, "vec", env)
     inc = vec.inc
     topo, sc = inc.topology, inc.scenario

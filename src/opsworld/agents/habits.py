@@ -24,6 +24,9 @@ import numpy as np
 
 from opsworld.act.vocabulary import SCALE_FACTORS, SILENCE_SECONDS
 from opsworld.agents.base import Context
+from opsworld.faults.catalogue import CATALOGUE
+from opsworld.faults.ground_truth import fix_target
+from opsworld.spec import load_scenario, templates
 
 TIMINGS = ("start", "first_alert", "alert_10m", "every", "end")
 ALERT_DELAY = 600.0        # alert_10m: seconds after the first visible alert
@@ -284,7 +287,6 @@ class BlameZone(Habit):
         ctx = self.ctx
         self.zones = [p for p, k in zip(ctx.places, ctx.kinds) if k == "zone"]
         self.submit = ctx.verb("submit")
-        from opsworld.faults.catalogue import CATALOGUE
         common = Counter(e.fault.kind for e in CATALOGUE.values()).most_common(1)[0][0]
         self.fault_class = ctx.fault_classes.index(common)
 
@@ -339,14 +341,12 @@ _CAUSE_REMOVERS = ("failover_db", "sync_clock", "rotate_credentials", "dead_lett
 
 @functools.lru_cache(maxsize=None)
 def _template_places(name: str) -> tuple[frozenset[str], frozenset[str]]:
-    from opsworld.spec import load_scenario
     sc = load_scenario(name)
     return frozenset(sc.components), frozenset(n.name for n in sc.nodes)
 
 
 def template_of(context: Context) -> str | None:
     """The built-in template this context is of (same components and nodes), or None (e.g. a generated world)."""
-    from opsworld.spec import templates
     mine = (frozenset(context.components), frozenset(context.extra.get("zones", {})))
     return next((name for name in templates() if _template_places(name) == mine), None)
 
@@ -355,9 +355,6 @@ def template_of(context: Context) -> str | None:
 def catalogue_fixes(template: str) -> tuple[tuple[str, str], ...]:
     """(mitigation, target) for every fix of every catalogue entry whose worked example is on `template`, on the
     example's target (`fix_target`: a certificate for renew_cert), deduplicated, in catalogue order; paging aside."""
-    from opsworld.faults.catalogue import CATALOGUE
-    from opsworld.faults.ground_truth import fix_target
-    from opsworld.spec import load_scenario
     scenario = load_scenario(template)
     out: list[tuple[str, str]] = []
     for e in CATALOGUE.values():

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from opsworld.act.mitigations import HUMAN_DELAY
 from opsworld.act.vocabulary import SCALE_FACTORS
 from opsworld.agents.base import PerWorld
 
@@ -136,7 +137,6 @@ class HeuristicSRE(PerWorld):
 
     # ---- context -----------------------------------------------------------------------------------------------------
     def _ready(self) -> None:
-        from opsworld.act.mitigations import HUMAN_DELAY
         ctx = self.context
         comps = ctx.components
         self.S = S = len(comps)

@@ -10,6 +10,8 @@ import numpy as np
 from opsworld.act import vocabulary
 from opsworld.agents import load_agent
 from opsworld.agents.base import context_of
+from opsworld.envs.gym_env import IncidentVectorEnv
+from opsworld.observe.dashboard import ALERTS
 
 
 def describe(context, action: np.ndarray) -> str:
@@ -38,8 +40,6 @@ def watch(agent: str, scenario: str, seed: int = 0, fault: str | None = None, ho
           say: Callable[[str], None] = print) -> dict:
     """Run one episode of `agent` on `scenario` (a template or scenario file), saying what happens; return its score
     report (a dict). Raises `AgentError`, `ScenarioError` or `FaultError` for a bad request, before anything runs."""
-    from opsworld.envs.gym_env import IncidentVectorEnv
-    from opsworld.observe.dashboard import ALERTS
     actor = load_agent(agent)
     env = IncidentVectorEnv(num_envs=1, scenario=scenario, faults=[fault] if fault else None, horizon=horizon,
                             seed=seed)

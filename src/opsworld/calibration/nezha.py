@@ -51,10 +51,13 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from opsworld.engine import queueing as qt
+from opsworld.engine import Engine, queueing as qt
 from opsworld.engine.topology import CONSUME
 from opsworld.act.scripted import run_scripted
 from opsworld.faults import CATALOGUE
+from opsworld.faults.injector import Injector
+from opsworld.observe.imperfection import Imperfections
+from opsworld.observe.telemetry import Telemetry
 from opsworld.spec import load_scenario
 
 if TYPE_CHECKING:
@@ -515,10 +518,6 @@ def locate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str, 
     """Inject each code-level fault into each of its services with the telemetry on, and read where an engineer would
     find it: 1 when most error traces after onset originate at the target (its span carries the exception) and the
     target's own error lines rise, else 0. Per type and service."""
-    from opsworld.engine import Engine
-    from opsworld.faults.injector import Injector
-    from opsworld.observe.imperfection import Imperfections
-    from opsworld.observe.telemetry import Telemetry
 
     scenario = load_scenario(TEMPLATE)
     ticks = int(round((ONSET + 60.0 * AFTER_MINUTES) / float(scenario.tick)))

@@ -12,7 +12,7 @@ import numpy as np
 
 from opsworld.faults.base import Fault, FaultError
 from opsworld.faults.catalogue import CATALOGUE, Entry
-from opsworld.spec import Scenario
+from opsworld.spec import Scenario, load_scenario
 
 CONTROLS = ("no_fault", "benign_deploy", "benign_config")     # entries with nothing to mitigate: detection controls
 _PINNED = ("caller", "other", "on")        # parameters naming a second place: keep the example's target
@@ -177,7 +177,6 @@ def background(scenario: Scenario, rng: np.random.Generator, mean: float, horizo
 
 @lru_cache(maxsize=None)
 def _template_kinds(template: str) -> dict[str, str]:
-    from opsworld.spec import load_scenario
     return {name: c.kind for name, c in load_scenario(template).components.items()}
 
 

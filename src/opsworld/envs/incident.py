@@ -27,6 +27,7 @@ from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw
 from opsworld.faults.ground_truth import FaultTruth, fault_truths, ground_truth, neighbours
 from opsworld.faults.injector import Injector
 from opsworld.observe.dashboard import Dashboard
+from opsworld.observe.telemetry import Telemetry
 from opsworld.score.reward import RewardWeights, ScoreBook
 from opsworld.spec import Scenario, load_scenario
 
@@ -86,7 +87,6 @@ class Incidents:
             self.injector.add(fault, worlds, onsets)
         self.dashboard = Dashboard(engine, gaps=self.config.telemetry_gaps)
         if self.config.telemetry:
-            from opsworld.observe.telemetry import Telemetry   # the full stack only where asked: it is 100x dearer
             self.telemetry = Telemetry(self.injector)
         self.twin = (Engine(self.scenario, worlds=self.worlds, seed=seed, first_world=self.first_world)
                      if self.config.counterfactual else None)

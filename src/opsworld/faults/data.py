@@ -8,7 +8,7 @@ from typing import Literal, TYPE_CHECKING, ClassVar
 import numpy as np
 from pydantic import Field
 
-from opsworld.engine.topology import CONSUME
+from opsworld.engine.topology import CONSUME, topology_of
 from opsworld.faults.base import Effect, Fault, FaultError, Seconds
 from opsworld.faults.process import CrashLoop, Slowdown, Stall, WrongAnswers
 
@@ -41,7 +41,6 @@ class ConnectionPoolLeak(Fault):
 
     def check(self, scenario: "Scenario") -> None:
         super().check(scenario)
-        from opsworld.engine.topology import topology_of
         topo = topology_of(scenario)
         s = topo.index(self.target)
         if not ((topo.edge_src == s) & (topo.edge_pool > 0)).any():
@@ -161,7 +160,6 @@ class LockContention(Slowdown):
 
 
 def _check_consumer(fault: Fault, scenario: "Scenario") -> None:
-    from opsworld.engine.topology import topology_of
     topo = topology_of(scenario)
     s = topo.index(fault.target)
     if not ((topo.edge_dst == s) & (topo.edge_kind == CONSUME)).any():

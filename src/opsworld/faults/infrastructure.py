@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from opsworld.engine.knobs import GPU_HEALTH
-from opsworld.engine.topology import CONSUME
+from opsworld.engine.topology import CONSUME, topology_of
 from opsworld.faults.base import KINDS, Effect, Fault, FaultError, Seconds
 
 if TYPE_CHECKING:
@@ -148,7 +148,6 @@ class GpuDegraded(_NodeFault):
 
     def check(self, scenario: "Scenario") -> None:
         super().check(scenario)
-        from opsworld.engine.topology import topology_of
         topo = topology_of(scenario)
         n = topo.nodes.index(self.target)
         on = topo.replica_component[(topo.replica_node == n) & (topo.replica_index < topo.replicas[topo.replica_component])]

@@ -8,7 +8,7 @@ from typing import Literal, TYPE_CHECKING, ClassVar
 import numpy as np
 from pydantic import Field
 
-from opsworld.engine.topology import CONSUME
+from opsworld.engine.topology import CONSUME, topology_of
 from opsworld.faults.base import KINDS, Effect, Fault, FaultError, Seconds
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ def check_edge(fault: Fault, scenario: "Scenario", caller: str | None) -> None:
         return
     if caller not in scenario.components:
         raise FaultError(f"{fault.kind}: caller '{caller}' is not a component")
-    from opsworld.engine.topology import topology_of
     topo = topology_of(scenario)
     s, t = topo.index(caller), topo.index(fault.target)
     if not ((topo.edge_src == s) & (topo.edge_dst == t)).any():

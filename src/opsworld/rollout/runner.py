@@ -29,10 +29,14 @@ import numpy as np
 import pyarrow as pa
 
 from opsworld.act.vocabulary import sample_actions
+from opsworld.agents import AgentError, agent_factory, context_of, load_agent
 from opsworld.engine.random import Streams
 from opsworld.engine.topology import topology_of
+from opsworld.envs.gym_env import IncidentVectorEnv
 from opsworld.envs.worlds import Difficulty, World, WorldGenerator, world_from_record
+from opsworld.faults.catalogue import CATALOGUE
 from opsworld.rollout.records import EpisodeWriter, episode_row, episode_table
+from opsworld.spec import templates
 
 CELLS = 262_144        # worlds x (replica slots + components + call edges) one engine runs at once: bounds memory
 RANDOM = "random"      # the built-in uniformly random valid policy (the hot path); any other name is a named agent
@@ -142,7 +146,6 @@ def _draw(world: World, seed: int, episode: int):
 def _play(world: World, draws: list, first: int, horizon: float | None, agent: str, seed: int,
           batch_seed: int) -> list[dict]:
     """Episodes first, first+1, ... (one per draw) in one vector env on `world`, to the horizon: their reports."""
-    from opsworld.envs.gym_env import IncidentVectorEnv
 
     n = len(draws)
     # the engine's noise of each world is that of its episode id, whatever batch it runs in
@@ -165,7 +168,6 @@ def _policy(agent: str, env, masks: dict[str, np.ndarray], seed: int, batch_seed
     if agent == RANDOM:
         streams = Streams(derive_seed(seed, _ACTIONS), np.arange(first, first + n))
         return lambda obs, step: sample_actions(masks, _CounterKeys(streams, step), n)
-    from opsworld.agents import agent_factory, context_of
 
     factory = agent_factory(agent)
     context = context_of(env)
@@ -291,10 +293,8 @@ def check(plan: RolloutPlan, workers: int = 1) -> None:
     if not 1 <= low <= high:
         raise RolloutError(f"services must be a range MIN-MAX with 1 <= MIN <= MAX (got {low}-{high})")
     if plan.template is not None:
-        from opsworld.spec import templates
         if plan.template not in templates():
             raise RolloutError(f"no template named '{plan.template}'; templates: {', '.join(templates())}")
-    from opsworld.faults.catalogue import CATALOGUE
     for option, names in (("entries", plan.entries or ()), ("exclude", plan.exclude)):
         unknown = [n for n in names if n not in CATALOGUE]
         if unknown:
@@ -302,7 +302,6 @@ def check(plan: RolloutPlan, workers: int = 1) -> None:
     if plan.entries is not None and not set(plan.entries) - set(plan.exclude):
         raise RolloutError("entries: every entry asked for is also excluded; nothing is left to draw")
     if plan.agent != RANDOM:
-        from opsworld.agents import AgentError, load_agent
         try:
             load_agent(plan.agent)
         except AgentError as exc:

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from opsworld.agents import load_agent
 from opsworld.agents.base import context_of
 from opsworld.envs.gym_env import IncidentVectorEnv
+from opsworld.eval.splits import TRAIN
 from opsworld.rollout.runner import derive_seed
 from opsworld.score.unsafe import ACTIVE, RULES
 from opsworld.train.features import (GLOBAL_FEATURES, SERVICE_FEATURES, Memory, Structure, decisions,
@@ -86,7 +88,6 @@ def training_world(config, iteration: int, topology: int):
     `config.services`."""
     from dataclasses import replace
 
-    from opsworld.eval.splits import TRAIN
     return replace(TRAIN, services=tuple(config.services)).draw(derive_seed(config.seed, _WORLD, iteration, topology))
 
 
@@ -116,7 +117,6 @@ def _collect(weights: dict, config, iteration: int, topology: int, teacher: str 
     generator = torch.Generator().manual_seed(derive_seed(config.seed, _ACT, iteration, topology))
     guide = None
     if teacher is not None:
-        from opsworld.agents import load_agent
         guide = load_agent(teacher)
         guide.reset(context_of(env), derive_seed(config.seed, _ACT, iteration, topology))
     T = env.inc.ticks
