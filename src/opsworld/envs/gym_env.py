@@ -107,11 +107,11 @@ class IncidentVectorEnv(VectorEnv):
         if len(bad):
             self.error[bad] = True
             inc.spend("wait", bad, inc.engine.dt)
-            inc.score.bad(bad)
+            inc.refuse(bad)
         self._act(free[ok], verb[free[ok]], target[free[ok]], arg[free[ok]])
         inc.advance()
         self._track_changes()
-        reward = inc.score.take()
+        reward = inc.take_reward()
         done = inc.done
         terminated = np.full(B, done)
         info = self._info()
@@ -146,8 +146,7 @@ class IncidentVectorEnv(VectorEnv):
                 inc.spend(name, w)
                 inc.silence(t, w, np.asarray(SILENCE_SECONDS)[a])
             elif name == "acknowledge":
-                inc.spend(name, w)
-                inc.score.acknowledged(w)
+                inc.acknowledge(w)
             elif name == "submit":
                 classes = [FAULT_CLASSES[int(x)] for x in a]
                 comps = [[] if c in ("no_fault", "benign_change") else [self.places[int(x)]]

@@ -194,6 +194,25 @@ class Incidents:
         self.silenced_until[worlds, components] = self.time + seconds
         self.score.silenced(worlds)
 
+    def silenced_pages(self, worlds: np.ndarray) -> None:
+        """The responders of `worlds` silenced pages at the notifier (the text tools' silence): charged and judged as
+        any silence; the notifier itself keeps the silence."""
+        self.spend("silence_alert", worlds)
+        self.score.silenced(worlds)
+
+    def acknowledge(self, worlds: np.ndarray) -> None:
+        """The responders of `worlds` acknowledged their pages."""
+        self.spend("acknowledge", worlds)
+        self.score.acknowledged(worlds)
+
+    def refuse(self, worlds: np.ndarray) -> None:
+        """An invalid action in `worlds`: charged as one, and nothing else changes (the caller spends the time)."""
+        self.score.bad(worlds)
+
+    def take_reward(self) -> np.ndarray:
+        """[B] the reward earned since the last call."""
+        return self.score.take()
+
     def submit(self, worlds: np.ndarray, components: list[list[str]], fault_class: list[str],
                chain: list[list[str] | None] | None = None) -> None:
         """Hand over with a diagnosis per world; their responders act no more."""

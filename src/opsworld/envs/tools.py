@@ -184,7 +184,7 @@ class ToolSession:
 
     def _refuse(self, message: str) -> str:
         """A bad call: one line saying why; one tick of the responder's time, and nothing else changes."""
-        self.inc.score.bad(np.array([0]))
+        self.inc.refuse(np.array([0]))
         self._advance(self.dt)
         return message.splitlines()[0] if message else "refused"
 
@@ -314,8 +314,7 @@ class ToolSession:
                                    comment="silenced during the incident", worlds=[0])
         except ValueError as exc:
             raise _Refused(f"silence_alert: {exc}") from None
-        self.inc.spend("silence_alert", np.array([0]))
-        self.inc.score.silenced(np.array([0]))
+        self.inc.silenced_pages(np.array([0]))
         self._advance(ACTIONS["silence_alert"].cost)
         return f"silence {sid} created: {args['matcher']} until {_utc(now + seconds)} UTC"
 
@@ -330,8 +329,7 @@ class ToolSession:
             raise _Refused(f"acknowledge: no firing alert named or with fingerprint {key!r}; firing: "
                            f"{', '.join(names) if names else 'none'}")
         count = sum(notifier.acknowledge(fp, 0) for fp in chosen)
-        self.inc.spend("acknowledge", np.array([0]))
-        self.inc.score.acknowledged(np.array([0]))
+        self.inc.acknowledge(np.array([0]))
         self._advance(ACTIONS["acknowledge"].cost)
         return f"acknowledged {count} firing alert(s) matching {key!r}; their pages stop repeating until they resolve"
 
