@@ -32,10 +32,11 @@ from opsworld.envs.incident import Incidents
 from opsworld.envs.text import documented_calls
 from opsworld.faults.base import next_version
 from opsworld.observe.dashboard import ALERTS, SIGNALS
-from opsworld.observe.log_templates import iso
-from opsworld.observe.logs import LOGS, N_SOURCES, WorldView, component_lines
-from opsworld.observe.noise import hashed
+from opsworld.observe.logs.lines import N_SOURCES, component_lines
+from opsworld.observe.logs.templates import iso
+from opsworld.observe.logs.view import LOGS, WorldView
 from opsworld.observe.names import NAMESPACE
+from opsworld.observe.noise import hashed
 from opsworld.observe.recording import KNOB_FIELDS, Recording
 from opsworld.spec.loader import service_map
 from opsworld.spec.schema import Queue, Scenario

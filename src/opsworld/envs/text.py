@@ -21,8 +21,8 @@ from opsworld.engine import Engine
 from opsworld.engine.changes import Change
 from opsworld.engine.replicas import ABSENT, CRASHED, RUNNING
 from opsworld.observe.alerts.evaluator import Alert
-from opsworld.observe.log_templates import iso
 from opsworld.observe.logs import LogLine
+from opsworld.observe.logs.templates import iso
 from opsworld.observe.names import Names
 from opsworld.observe.promql import Matrix, Scalar, Vector
 from opsworld.observe.traces import Trace

@@ -41,12 +41,14 @@ import numpy as np
 
 from opsworld.engine import queueing as qt
 from opsworld.engine.topology import CONSUME, MISS, PUBLISH
-from opsworld.observe import log_templates as tpl
 from opsworld.observe.imperfection import Imperfections
-from opsworld.observe.log_templates import Profile, Rand
-from opsworld.observe.logs import TickState, WorldView, _skews, tpl_kind
+from opsworld.observe.logs import templates as tpl
+from opsworld.observe.logs.lines import tpl_kind
+from opsworld.observe.logs.templates import Profile, Rand
+from opsworld.observe.logs.view import TickState, WorldView, clock_skews
 from opsworld.observe.noise import hashed, name_key, uniform
 from opsworld.observe.recording import Recording
+
 
 TRACES, SAMPLE = 21, 22           # what a keyed draw is about
 OK, ORIGIN, PROPAGATE = 0, 1, 2   # a span's error status: fine, where an error began, passing one on
@@ -707,7 +709,7 @@ def query_traces(rec: Recording, world: int, service: str | None = None, operati
     topo = view.topology
     if service is not None and service not in topo.components:
         return []
-    skews = _skews(view, imp.clock_skew)
+    skews = clock_skews(view, imp.clock_skew)
     recorded_end = rec.start + rec.ticks * rec.dt
     visible = recorded_end - imp.ingestion_delay
     lo = -math.inf if start is None else float(start)
