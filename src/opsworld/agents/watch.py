@@ -10,6 +10,7 @@ import numpy as np
 from opsworld.act import vocabulary
 from opsworld.agents import load_agent
 from opsworld.agents.base import context_of
+from opsworld.agents.runner import batch_actor, play
 from opsworld.envs.gym_env import IncidentVectorEnv
 from opsworld.observe.dashboard import ALERTS
 
@@ -40,17 +41,16 @@ def watch(agent: str, scenario: str, seed: int = 0, fault: str | None = None, ho
           say: Callable[[str], None] = print) -> dict:
     """Run one episode of `agent` on `scenario` (a template or scenario file), saying what happens; return its score
     report (a dict). Raises `AgentError`, `ScenarioError` or `FaultError` for a bad request, before anything runs."""
-    actor = load_agent(agent)
+    actor = load_agent(agent)        # checked before anything runs
     env = IncidentVectorEnv(num_envs=1, scenario=scenario, faults=[fault] if fault else None, horizon=horizon,
                             seed=seed)
     obs, info = env.reset(seed=seed)
     context = context_of(env)
-    actor.reset(context, seed)
-    act = getattr(actor, "act_batch", None)
     names = list(ALERTS)
     firing: set[tuple[str, str]] = set()
-    report: dict = {}
-    while True:
+
+    def narrate(obs: dict, info: dict, actions: np.ndarray) -> None:
+        nonlocal firing
         now = float(info["time"][0])
         clock = f"[{int(now) // 3600:02d}:{int(now) % 3600 // 60:02d}:{int(now) % 60:02d}]"
         alerts = obs["alerts"][0]
@@ -60,11 +60,7 @@ def watch(agent: str, scenario: str, seed: int = 0, fault: str | None = None, ho
         for comp, alert in sorted(firing - seen):
             say(f"{clock} cleared {alert} on {comp}")
         firing = seen
-        action = np.asarray(act(obs)[0] if act is not None else actor.act({k: v[0] for k, v in obs.items()}))
-        if obs["clock"][0, 1] < 0.5 and context.verbs[int(action[0])] != "wait":
-            say(f"{clock} {agent}: {describe(context, action)}")
-        obs, _, terminated, _, info = env.step(action[None])
-        if terminated[0]:
-            report = info["truth"][0]
-            break
-    return report
+        if obs["clock"][0, 1] < 0.5 and context.verbs[int(actions[0, 0])] != "wait":
+            say(f"{clock} {agent}: {describe(context, actions[0])}")
+    reports, _ = play(env, obs, info, batch_actor(lambda: actor, context, seed, [seed]), narrate)
+    return reports[0]

@@ -26,7 +26,6 @@ The checks:
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed

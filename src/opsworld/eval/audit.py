@@ -44,6 +44,7 @@ from opsworld.act.runbook import ACTIONS
 from opsworld.act.vocabulary import SILENCE_SECONDS, WAIT_TICKS
 from opsworld.agents import AGENTS, CHEATS, agent_factory
 from opsworld.agents.base import context_of
+from opsworld.agents.runner import batch_actor, play
 from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw, background, entries_for
 from opsworld.envs.gym_env import IncidentVectorEnv
 from opsworld.envs.incident import IncidentConfig
@@ -147,29 +148,15 @@ def run_agent(factory: Callable[[], object], template: str, episodes: Sequence[E
     seed = batch_seed(template) if seed is None else seed
     env = env or make_env(template, n)
     obs, info = env.reset(seed=seed, options={"draws": [e.draw for e in episodes]})
-    ctx = context_of(env)
-    agent = factory()
-    if hasattr(agent, "act_batch"):
-        agent.reset(ctx, seed)
-        act = agent.act_batch
-    else:                                  # one agent per world, each with its own state
-        agents = [agent] + [factory() for _ in range(n - 1)]
-        for i, a in enumerate(agents):
-            a.reset(ctx, seed + i)
-        act = lambda o: np.stack([np.asarray(a.act({k: v[i] for k, v in o.items()}))   # noqa: E731
-                                  for i, a in enumerate(agents)])
+    act = batch_actor(factory, context_of(env), seed, [seed + i for i in range(n)])
     actions, free, alerting = [], [], []
-    total = np.zeros(n)
-    while True:
-        a = np.asarray(act(obs), dtype=np.int64).reshape(n, 3)
+
+    def record(obs: dict, info: dict, a: np.ndarray) -> None:
         actions.append(a)
         free.append(obs["clock"][:, 1] == 0)
         alerting.append(obs["alerts"].any(axis=2))
-        obs, reward, terminated, _, info = env.step(a)
-        total += reward
-        if terminated.all():
-            break
-    return Run(reports=list(info["truth"]), actions=np.stack(actions), free=np.stack(free),
+    reports, total = play(env, obs, info, act, record)
+    return Run(reports=reports, actions=np.stack(actions), free=np.stack(free),
                alerting=np.stack(alerting), rewards=total, seconds=time.perf_counter() - started)
 
 

@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+from opsworld.act.vocabulary import valid
 from opsworld.agents import AGENTS, agent_factory
 from opsworld.agents.base import context_of
 from opsworld.eval.audit import BACKGROUND, TEMPLATES, Progress, make_env, mean_se, run_agent, suite
@@ -130,14 +131,8 @@ def _alarms(run, env) -> np.ndarray:
     ctx = context_of(env)
     verbs = [i for i, v in enumerate(ctx.verbs) if v not in ("wait", "query_metrics", "read_logs", "get_traces",
                                                             "silence_alert", "submit")]
-    a = run.actions
-    v, t, g = a[..., 0], a[..., 1], a[..., 2]
-    V, T = ctx.masks["target"].shape
-    G = ctx.masks["argument"].shape[1]
-    inside = (v >= 0) & (v < V) & (t >= 0) & (t < T) & (g >= 0) & (g < G)
-    vv, tt, gg = np.where(inside, v, 0), np.where(inside, t, 0), np.where(inside, g, 0)
-    valid = inside & (ctx.masks["target"][vv, tt] > 0) & (ctx.masks["argument"][vv, gg] > 0)
-    acted = (run.free & valid & np.isin(v, verbs)).any(axis=0)
+    v, t, g = run.actions[..., 0], run.actions[..., 1], run.actions[..., 2]
+    acted = (run.free & valid(ctx.masks, v, t, g) & np.isin(v, verbs)).any(axis=0)
     named = np.array([bool(r.get("diagnosis")) and (r["diagnosis"] or {}).get("fault_class") not in _CONTROL_CLASSES
                       for r in run.reports])
     return acted | named

@@ -13,6 +13,7 @@ episode alone from its row.
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import math
 import multiprocessing
@@ -30,6 +31,7 @@ import pyarrow as pa
 
 from opsworld.act.vocabulary import sample_actions
 from opsworld.agents import AgentError, agent_factory, context_of, load_agent
+from opsworld.agents.runner import Act, batch_actor, play
 from opsworld.engine.random import Streams
 from opsworld.engine.topology import topology_of
 from opsworld.envs.gym_env import IncidentVectorEnv
@@ -151,35 +153,20 @@ def _play(world: World, draws: list, first: int, horizon: float | None, agent: s
     # the engine's noise of each world is that of its episode id, whatever batch it runs in
     env = IncidentVectorEnv(num_envs=n, config=world.config(horizon), seed=batch_seed, first_world=first)
     obs, info = env.reset(seed=batch_seed, options={"draws": draws})
-    act = _policy(agent, env, info["action_mask"], seed, batch_seed, first)
-    step = 0
-    while True:
-        obs, _, terminated, _, info = env.step(act(obs, step))
-        step += 1
-        if terminated.all():
-            return list(info["truth"])
+    reports, _ = play(env, obs, info, _policy(agent, env, info["action_mask"], seed, batch_seed, first))
+    return reports
 
 
-def _policy(agent: str, env, masks: dict[str, np.ndarray], seed: int, batch_seed: int,
-            first: int) -> Callable[[dict, int], np.ndarray]:
-    """(observations, step) -> [n, 3] actions for the batch."""
-
+def _policy(agent: str, env, masks: dict[str, np.ndarray], seed: int, batch_seed: int, first: int) -> Act:
+    """observations -> [n, 3] actions for the batch."""
     n = env.num_envs
     if agent == RANDOM:
         streams = Streams(derive_seed(seed, _ACTIONS), np.arange(first, first + n))
-        return lambda obs, step: sample_actions(masks, _CounterKeys(streams, step), n)
-
-    factory = agent_factory(agent)
-    context = context_of(env)
-    one = factory()
-    if hasattr(one, "act_batch"):
-        one.reset(context, batch_seed)
-        return lambda obs, step: one.act_batch(obs)
-    agents = [one] + [factory() for _ in range(n - 1)]       # one per world, each seeded by its episode
-    for i, a in enumerate(agents):
-        a.reset(context, derive_seed(seed, _AGENT, first + i))
-    return lambda obs, step: np.stack([np.asarray(a.act({key: v[i] for key, v in obs.items()}))
-                                       for i, a in enumerate(agents)])
+        steps = itertools.count()
+        return lambda obs: sample_actions(masks, _CounterKeys(streams, next(steps)), n)
+    # one agent per world is seeded by its episode, so an episode's actions do not depend on its batch
+    return batch_actor(agent_factory(agent), context_of(env), batch_seed,
+                       [derive_seed(seed, _AGENT, first + i) for i in range(n)])
 
 
 class _CounterKeys:
