@@ -1334,7 +1334,7 @@ def generate(
                             for q in (0.5, 0.9, 0.99)}
     summary = {"name": scenario.name, "components": len(scenario.components), "kinds": kinds,
                "endpoints": len(scenario.traffic.endpoints), "nodes": len(scenario.nodes),
-               "zones": len({n.zone for n in scenario.nodes}), "base_rate_per_s": scenario.traffic.base_rate,
+               "zones": len(scenario.zones), "base_rate_per_s": scenario.traffic.base_rate,
                "request_graph_nodes": quant([g.nodes for g in graphs]),
                "request_graph_depth": quant([g.depth for g in graphs]),
                "request_graph_fanout": quant([g.fanout for g in graphs])}

@@ -148,7 +148,7 @@ def places(scenario: Scenario) -> dict[str, list[str]]:
         "component": list(comps), "service": list(comps),
         "datastore": [n for n, c in comps.items() if c.kind == "datastore"],
         "cache": [n for n, c in comps.items() if c.kind == "cache"],
-        "node": [n.name for n in scenario.nodes], "zone": sorted({n.zone for n in scenario.nodes}),
+        "node": [n.name for n in scenario.nodes], "zone": scenario.zones,
         "endpoint": [e.name for e in scenario.traffic.endpoints], "edge": sorted(set(edges)),
         "certificate": [c.name for c in scenario.certificates],
         "serving": sorted({c.component for c in scenario.certificates}),

@@ -68,7 +68,7 @@ def context_of(env) -> Context:
     inc = vec.inc
     topo, sc = inc.topology, inc.scenario
     comp_kind = {n: KINDS[int(k)] for n, k in zip(topo.components, topo.kind)}
-    zones = {n.zone for n in sc.nodes}
+    zones = set(sc.zones)
     certs = {c.name for c in sc.certificates}
 
     def kind(name: str) -> str:

@@ -333,7 +333,7 @@ class Layout:
         self.endpoints = [(ep.name, ep.service) for ep in scenario.traffic.endpoints]
         self.entry = list(dict.fromkeys(service for _, service in self.endpoints))
         self.zones = {z: [n.name for n in scenario.nodes if n.zone == z]
-                      for z in sorted({n.zone for n in scenario.nodes})}
+                      for z in scenario.zones}
         self.queues = {n for n, c in comps.items() if isinstance(c, Queue)}
         self.versions = set(topology.deploy) | set(topology.config)     # what the system runs before any change
 

@@ -195,7 +195,7 @@ def compile_topology(scenario: Scenario) -> Topology:
     max_replicas = np.maximum(np.maximum(2 * replicas, as_max), 1)   # room for an operator to scale up
 
     node_names = [n.name for n in scenario.nodes]
-    zones = sorted({n.zone for n in scenario.nodes})
+    zones = scenario.zones
     rep_comp, rep_idx, rep_node = [], [], []
     node_at = {n: i for i, n in enumerate(node_names)}
     pools: dict[str, list[int]] = {}

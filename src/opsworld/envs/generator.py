@@ -201,7 +201,7 @@ def _places(e: Entry, scenario: Scenario) -> list[dict]:
     if strikes == "certificate":
         return [{**params, "target": c.name} for c in scenario.certificates]
     if strikes == "zone":
-        zones = sorted({n.zone for n in scenario.nodes})
+        zones = scenario.zones
         if "other" in e.example.params:
             return [{**params, "target": a, "other": b} for a in zones for b in zones if a != b]
         return [{**params, "target": z} for z in zones] if len(zones) > 1 else []

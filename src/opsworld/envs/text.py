@@ -255,7 +255,7 @@ def render_service_map(scenario: Scenario, limit: int = 200) -> str:
                      + (f"  -> {', '.join(calls)}" if calls else ""))
     lines += _more(len(names) - len(shown), "components", "describe one by name")
     lines.append(f"Nodes ({len(scenario.nodes)}):")
-    zones = sorted({n.zone for n in scenario.nodes})
+    zones = scenario.zones
     for zone in zones:
         here = [n.name for n in scenario.nodes if n.zone == zone]
         lines.append(f"  {zone}: {', '.join(here)}")

@@ -86,7 +86,7 @@ class ZoneOutage(Fault):
     fixes: ClassVar[tuple[str, ...]] = ("reroute_zone",)
 
     def check(self, scenario: "Scenario") -> None:
-        zones = sorted({n.zone for n in scenario.nodes})
+        zones = scenario.zones
         if self.target not in zones:
             raise FaultError(f"{self.kind}: '{self.target}' is not a zone; known: {', '.join(zones)}")
 

@@ -150,7 +150,7 @@ class ZonePartition(Fault):
     other: str = Field(description="the zone on the other side")
 
     def check(self, scenario: "Scenario") -> None:
-        zones = sorted({n.zone for n in scenario.nodes})
+        zones = scenario.zones
         for z in (self.target, self.other):
             if z not in zones:
                 raise FaultError(f"{self.kind}: '{z}' is not a zone; known: {', '.join(zones)}")

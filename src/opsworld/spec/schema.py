@@ -234,3 +234,8 @@ class Scenario(Spec):
     components: dict[Name, Component] = Field(min_length=1)
     certificates: list[Certificate] = []
     traffic: Traffic
+
+    @property
+    def zones(self) -> list[str]:
+        """The zones its nodes are in, sorted (the order every table of places uses)."""
+        return sorted({n.zone for n in self.nodes})
