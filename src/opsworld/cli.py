@@ -4,6 +4,9 @@ on-call engineer), mcp (the runbook as an MCP server), audit (the baselines agai
 
 Mistakes in what the user gives (a scenario file, an option) end with one clear line on stderr and exit code 2,
 never a stack trace.
+
+Each command imports what it needs inside its function: `opsworld --help` and a one-line error stay fast, and a
+command of an optional extra (mcp, train, ray) loads nothing of the others.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""`opsworld train`: one option per `TrainConfig` field, its help the docstring under the field (one source of truth)."""
+"""`opsworld train`: one option per `TrainConfig` field, its help the docstring under the field (one source of truth).
+
+Part of the CLI's start-up: the trainer, the rules and the agents are imported inside the functions that use them,
+so `opsworld train --help` loads neither torch nor the engine."""
 
 from __future__ import annotations
 
