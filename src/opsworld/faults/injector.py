@@ -206,7 +206,7 @@ class Injector:
 
     def _work_out(self, run: _Running, t: float) -> None:
         """Work out the fault's strength in each of its worlds and move its knobs where it changed."""
-        engine, fault, W = self.engine, run.fault, len(run.worlds)
+        engine, fault = self.engine, run.fault
         if run.effects is None and t < run.first:
             return
         level = fault.levels(t, run.onset)

@@ -49,7 +49,7 @@ from opsworld.rollout.runner import derive_seed
 from opsworld.score.unsafe import ACTIVE
 from opsworld.train.collect import Rollout, collect, priced
 from opsworld.train.config import TrainConfig
-from opsworld.train.policy import ServicePolicy, TorchStructure
+from opsworld.train.policy import ServicePolicy
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
