@@ -33,9 +33,16 @@ AGENTS: dict[str, Callable[[], Agent]] = {
 # the trained network as an agent, named by entry point as Gymnasium registers envs: the registry sits below the
 # trainer and imports it only when a trained agent is asked for
 POLICY_AGENT = "opsworld.train.agent:PolicyAgent"
+
+
+def _shipped_policy() -> Agent:
+    """The trained PPO policy that ships with the package (PolicyAgent's default weights; extra `train`)."""
+    return _resolve(POLICY_AGENT)()
+
+
 _SHIPPED = Path(__file__).parent.parent / "train" / "weights" / "ppo.pt"
 if _SHIPPED.exists() and importlib.util.find_spec("torch") is not None:    # it runs on PyTorch (extra `train`)
-    AGENTS["ppo"] = lambda: _resolve(POLICY_AGENT)()     # the shipped weights: PolicyAgent's default
+    AGENTS["ppo"] = _shipped_policy
 CHEATS = ("silence-all", "restart-all", "rollback-all", "scale-max", "page-at-once", "blame-most-alerting")
 
 
