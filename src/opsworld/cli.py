@@ -302,14 +302,13 @@ def inject(
     """Inject a fault from the catalogue, run it beside its counterfactual and print the ground truth."""
     from opsworld.act import MITIGATIONS
     from opsworld.act.scripted import Order, run_scripted
-    from opsworld.faults import FaultError, entry
+    from opsworld.faults import FaultError, entry, scenario_for
 
     try:
         chosen = entry(fault)
         seconds = parse_duration(duration)
         example = chosen.example
-        sc = _load(scenario or example.template, {"duration": duration} if scenario else
-                   {**example.overrides, "duration": duration})
+        sc = scenario_for(fault, scenario, {"duration": duration})
         params = dict(example.params) if target is None and scenario is None else {}
         made = chosen.make(**{**params, "target": target or example.target, "onset": onset})
         companions = ([entry(n).make(**p) for n, p in example.also] if target is None and scenario is None else [])

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from opsworld.act.runbook import ACTIONS, places
+from opsworld.act.runbook import ACTIONS, places_by_kind
 from opsworld.act.vocabulary import FAULT_CLASSES
 from opsworld.envs.tools import OVER, ToolSession
 from opsworld.faults.catalogue import CATALOGUE
@@ -227,7 +227,7 @@ def _args(s: ToolSession, name: str, focus: str, site: str) -> dict:
     """Valid arguments for every runbook action on this scenario (the mitigations' targets exist where the
     scenario has such a place; the rest are refused, which is checked for seams all the same)."""
     sc = s.scenario
-    where = places(sc)
+    where = places_by_kind(sc)
     kinds = {n: c.kind for n, c in sc.components.items()}
 
     def first(kind: str) -> str:

@@ -115,8 +115,7 @@ def test_silencing_while_users_hurt_changes_no_impact_and_costs():
         while not inc.done:
             if silence and not done and inc.score.hurting[0] and inc.dashboard.firing[0].any():
                 for c in np.flatnonzero(inc.dashboard.firing[0].any(axis=1)):
-                    inc.spend("silence_alert", np.array([0]))
-                    inc.silence(np.array([c]), np.array([0]), 3600.0)
+                    inc.silence(np.array([0]), 3600.0, components=np.array([c]))
                 assert not inc.alerts_seen()[0].any() and inc.dashboard.firing[0].any()
                 done = True
             inc.advance()

@@ -11,7 +11,8 @@ from opsworld.act import MITIGATIONS
 from opsworld.engine.truth import TRUTH_FIELDS
 from opsworld.act.scripted import Order, run_scripted
 from opsworld.faults import CATALOGUE, impaired_share
-from opsworld.faults.ground_truth import _root_components, neighbours
+from opsworld.engine.graph import neighbours
+from opsworld.faults.ground_truth import _root_components
 
 ONSET = 600.0            # the examples' faults start 10 minutes in
 CONTROLS = {"no_fault", "benign_deploy", "benign_config"}
@@ -67,7 +68,7 @@ def test_causal_chain_is_rooted_and_ordered(name: str) -> None:
                or link.effect != "changed" for link in chain), "nothing was impaired"
     times = [link.time for link in chain]
     assert times == sorted(times) and times[0] >= onset - 1e-9
-    adj = neighbours(topo)
+    adj = neighbours(topo.edge_src, topo.edge_dst, topo.n_components)
     touched = {topo.components[s] for p in truth.root_causes for s in _root_components(topo, p)}
     seen = {p.name for p in truth.root_causes} | touched
     for link in chain:

@@ -36,7 +36,7 @@ def episode(template: str, entry: str, orders: dict[int, list[tuple]] | None = N
     inc.reset(seed, draws=[draw])
     while not inc.done:
         for name, target, amount in (orders or {}).get(inc.engine.tick, ()):
-            inc.order_mitigation(name, target, amount, ONE)
+            inc.mitigate(name, target, amount, ONE)
         inc.advance()
     return inc.reports()[0].model_dump(), inc
 

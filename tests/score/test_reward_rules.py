@@ -28,8 +28,8 @@ def test_a_true_fix_earns_the_mitigation_credit_and_a_mask_does_not() -> None:
     inc = incidents(["bad_deploy_errors"], worlds=3)
     until(inc, 600.0)
     target = inc.truths[0].roots[0].name
-    inc.order_mitigation("rollback_deploy", target, None, np.array([0]))    # the true fix
-    inc.order_mitigation("scale", target, None, np.array([1]))              # more replicas of a broken build
+    inc.mitigate("rollback_deploy", target, None, np.array([0]))    # the true fix
+    inc.mitigate("scale", target, None, np.array([1]))              # more replicas of a broken build
     inc.run_to_end()
     fixed, scaled, idle = inc.reports()
     assert fixed.mitigated and fixed.terms["mitigation"] == 10.0 and fixed.time_to_mitigate > 0
@@ -46,8 +46,7 @@ def test_silencing_never_pays() -> None:
         for t in (400.0, 900.0, 1500.0):
             until(inc, t)
             if silence:
-                inc.spend("silence_alert", np.arange(6))
-                inc.silence(np.zeros(6, np.int64), np.arange(6), 3600.0)
+                inc.silence(np.arange(6), 3600.0, components=np.zeros(6, np.int64))
         inc.run_to_end()
         return np.array([r.reward for r in inc.reports()])
 
@@ -60,7 +59,7 @@ def test_reward_falls_as_user_impact_rises() -> None:
     target = inc.truths[0].roots[0].name
     for b, at in enumerate((600.0, 1200.0, 1800.0)):      # the same fix, later each time; world 3 never
         until(inc, at)
-        inc.order_mitigation("rollback_deploy", target, None, np.array([b]))
+        inc.mitigate("rollback_deploy", target, None, np.array([b]))
     inc.run_to_end()
     reports = inc.reports()
     impact = [r.impact_minutes for r in reports]
@@ -76,9 +75,9 @@ def test_rolling_back_a_healthy_change_is_unsafe() -> None:
     other = next(c for c in inc.topology.components if c != root)
     inc.engine.set("deploy", "v2-healthy", other, by="deploy-pipeline")        # a healthy deploy, in both worlds
     until(inc, 600.0)
-    inc.order_mitigation("rollback_deploy", other, None, np.array([0]))
+    inc.mitigate("rollback_deploy", other, None, np.array([0]))
     third = next(c for c in inc.topology.components if c not in (root, other))
-    inc.order_mitigation("rollback_config", third, None, np.array([1]))        # nothing changed there
+    inc.mitigate("rollback_config", third, None, np.array([1]))        # nothing changed there
     inc.run_to_end()
     first, second = inc.reports()
     assert [u.rule for u in first.unsafe].count("rolled_back_healthy_change") == 1
@@ -90,10 +89,10 @@ def test_restarting_a_loaded_datastore_and_draining_the_last_node_are_unsafe() -
     inc = incidents(["no_fault"], worlds=2)
     until(inc, 120.0)
     store = next(n for n, c in inc.scenario.components.items() if c.kind == "datastore")
-    inc.order_mitigation("restart", store, None, np.array([0]))
+    inc.mitigate("restart", store, None, np.array([0]))
     assert [r for _, r in inc.score.rules.hits[0]] == ["restarted_datastore_under_load"]
     for node in [n.name for n in inc.scenario.nodes]:
-        inc.order_mitigation("drain_node", node, None, np.array([1]))
+        inc.mitigate("drain_node", node, None, np.array([1]))
     until(inc, 200.0)                                     # the drains land: the last one leaves no node up
     assert [r for _, r in inc.score.rules.hits[1]].count("drained_last_healthy_node") == 1
     assert inc.reports()[1].terms["unsafe"] == -5.0
@@ -103,7 +102,7 @@ def test_a_fault_beyond_the_runbook_needs_a_page() -> None:
     inc = incidents(["code_exception"], worlds=2)
     assert inc.beyond_runbook.all()
     until(inc, 500.0)
-    inc.order_mitigation("page_human", None, None, np.array([0]))
+    inc.mitigate("page_human", None, None, np.array([0]))
     inc.run_to_end()
     paged, ignored = inc.reports()
     assert "no_page_beyond_runbook" in [u.rule for u in ignored.unsafe]
@@ -140,10 +139,10 @@ def test_a_bad_order_raises_one_line_and_changes_nothing() -> None:
     knobs = copy.deepcopy(inc.engine.knobs)
     for name, target in (("restart", "no-such-service"), ("drain_node", "cartservice"), ("no_such_action", None)):
         with pytest.raises(MitigationError) as err:
-            inc.order_mitigation(name, target, None, np.array([0]))
+            inc.mitigate(name, target, None, np.array([0]))
         assert "\n" not in str(err.value)
     with pytest.raises(MitigationError):
-        inc.order_mitigation("scale", "cartservice", "many", np.array([0]))
+        inc.mitigate("scale", "cartservice", "many", np.array([0]))
     assert not inc.pending and (inc.score.actions == 0).all()
     for name in ("replicas", "restart_at", "drained"):
         assert np.array_equal(getattr(knobs, name), getattr(inc.engine.knobs, name))

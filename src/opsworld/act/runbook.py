@@ -138,7 +138,7 @@ ACTIONS: dict[str, Action] = {a.name: a for a in [
 WAIT_MAX = 3600.0
 
 
-def places(scenario: Scenario) -> dict[str, list[str]]:
+def places_by_kind(scenario: Scenario) -> dict[str, list[str]]:
     """Names of every kind of place in a scenario, for checking targets."""
     comps = scenario.components
     edges = [f"{name}->{d.target}" for name, c in comps.items() for d in c.dependencies]
@@ -167,7 +167,7 @@ def parse_call(name: object, args: dict[str, Any] | None, scenario: Scenario) ->
     extra = sorted(set(args) - known)
     if extra:
         raise ActionError(f"{name}: unknown argument(s) {', '.join(extra)}; it takes: {', '.join(known) or 'none'}")
-    where = places(scenario)
+    where = places_by_kind(scenario)
     out: dict[str, Any] = {}
     for p in action.params:
         value = args.get(p.name)

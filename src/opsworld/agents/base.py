@@ -89,8 +89,8 @@ def context_of(env) -> Context:
     return Context(places=list(vec.places), kinds=[kind(p) for p in vec.places], components=list(topo.components),
                    verbs=VERBS, fault_classes=FAULT_CLASSES, signals=SIGNALS, alerts=tuple(ALERTS),
                    log_signatures=LOG_SIGNATURES, calls=service_map(sc),
-                   masks={k: v.copy() for k, v in vec._masks.items()}, dt=inc.engine.dt,
-                   horizon=inc.ticks * inc.engine.dt,
+                   masks={k: v.copy() for k, v in vec._masks.items()}, dt=inc.system.dt,
+                   horizon=inc.ticks * inc.system.dt,
                    extra={"endpoints": {e.name: e.service for e in sc.traffic.endpoints},
                           "endpoint_calls": {e.name: [d.target for d in e.calls or () if d.documented]
                                              for e in sc.traffic.endpoints},

@@ -13,6 +13,7 @@ import numpy as np
 from opsworld.act.mitigations import HUMAN_DELAY
 from opsworld.act.vocabulary import SCALE_FACTORS
 from opsworld.agents.base import PerWorld
+from opsworld.engine.graph import below
 
 _CHANGE_DECAY = 1800.0      # the env's `changes` observation is exp(-age / 30 min)
 _PAGE = ("page_human", None)
@@ -144,12 +145,9 @@ class HeuristicSRE(PerWorld):
         self.kind = {c: k for c, k in zip(ctx.places, ctx.kinds)}
         self.callees = [[self.index[b] for a, b in ctx.calls if a == c and b in self.index] for c in comps]
         self.callers = [[self.index[a] for a, b in ctx.calls if b == c and a in self.index] for c in comps]
-        below = np.eye(S, dtype=bool)
-        for _ in range(S):
-            for s in range(S):
-                for d in self.callees[s]:
-                    below[s] |= below[d]
-        self.below = below                      # [S, S] documented reachability (itself included)
+        src = [s for s in range(S) for _ in self.callees[s]]
+        self.below = below(np.array(src, np.int64), np.array([d for c in self.callees for d in c], np.int64), S)
+        #                                          [S, S] documented reachability (itself included)
         entries = set(ctx.extra.get("endpoints", {}).values())
         self.entries = [self.index[e] for e in entries if e in self.index]
         self.queues = [s for s in range(S) if self.kind[comps[s]] == "queue"]

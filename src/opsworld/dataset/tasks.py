@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from opsworld.act.mitigations import MITIGATIONS
-from opsworld.act.runbook import places
+from opsworld.act.runbook import places_by_kind
 from opsworld.act.vocabulary import FAULT_CLASSES
 from opsworld.envs.incident import Incidents
-from opsworld.faults.ground_truth import FaultTruth, fault_truths, neighbours
+from opsworld.engine.graph import neighbours
+from opsworld.faults.ground_truth import FaultTruth, fault_truths
 
 TASKS = ("localize", "classify", "mitigate")
 CLASSES = FAULT_CLASSES
@@ -97,7 +98,7 @@ class Places:
             self.graph.setdefault(a, set()).add(b)
             self.graph.setdefault(b, set()).add(a)
 
-        for a, near in enumerate(neighbours(topo)):
+        for a, near in enumerate(neighbours(topo.edge_src, topo.edge_dst, topo.n_components)):
             for b in near:
                 link(comps[a], comps[b])
         for s, n in zip(topo.replica_component[topo.replica_index < topo.replicas[topo.replica_component]],
@@ -107,7 +108,7 @@ class Places:
             link(node.name, node.zone)
         for ep in sc.traffic.endpoints:
             link(ep.name, ep.service)
-        self.where = places(sc)
+        self.where = places_by_kind(sc)
         self.certificates = {c.name: c.component for c in sc.certificates}
 
     def near(self, root: str, hops: int = NEAR_HOPS) -> dict[str, int]:

@@ -39,6 +39,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from opsworld.act.mitigations import MITIGATIONS
 from opsworld.act.vocabulary import (ARGUMENTS, FAULT_CLASSES, POOL_FACTORS, RATE_FACTORS, SCALE_FACTORS,
                                      SILENCE_SECONDS, VERBS, WAIT_TICKS, masks, places, valid)
+from opsworld.engine.graph import below
 from opsworld.envs.generator import CatalogueGenerator
 from opsworld.envs.incident import IncidentConfig, Incidents
 from opsworld.observe.dashboard import ALERTS, LOG_SIGNATURES, SIGNALS
@@ -77,6 +78,7 @@ class IncidentVectorEnv(VectorEnv):
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self._masks = masks(inc.engine, inc.scenario, self.places)
+        self._below = below(topo.edge_src, topo.edge_dst, S).astype(np.float32)   # [S, S] the real calls' reach
         self._G = G
         self._needs_reset = False
         self._clear(np.arange(num_envs))
@@ -106,8 +108,7 @@ class IncidentVectorEnv(VectorEnv):
         bad = free[~ok]
         if len(bad):
             self.error[bad] = True
-            inc.spend("wait", bad, inc.engine.dt)
-            inc.refuse(bad)
+            inc.refuse(bad, inc.system.dt)
         self._act(free[ok], verb[free[ok]], target[free[ok]], arg[free[ok]])
         inc.advance()
         self._track_changes()
@@ -122,36 +123,35 @@ class IncidentVectorEnv(VectorEnv):
 
     # ---- the verbs -----------------------------------------------------------------------------------------------------
     def _act(self, worlds: np.ndarray, verb: np.ndarray, target: np.ndarray, arg: np.ndarray) -> None:
-        inc, dt = self.inc, self.inc.engine.dt
+        """Decode the indices into the incident's verbs, grouped by verb; investigations also fill the observation."""
+        inc, dt = self.inc, self.inc.system.dt
         for v in np.unique(verb):
             pick = verb == v
             w, t, a = worlds[pick], target[pick], arg[pick]
             name = VERBS[int(v)]
             if name == "wait":
-                inc.spend("wait", w, np.asarray(WAIT_TICKS)[a] * dt)
+                inc.wait(w, np.asarray(WAIT_TICKS)[a] * dt)
             elif name == "query_metrics":
-                inc.spend(name, w)
+                inc.investigate(name, w)
                 self.query[w] = inc.dashboard.signals[w, :, a]
                 self.query_signal[w] = 0.0
                 self.query_signal[w, a] = 1.0
             elif name == "read_logs":
-                inc.spend(name, w)
+                inc.investigate(name, w)
                 self.logs[w] = inc.dashboard.log_signatures(t, w)
                 self.logs_of[w] = 0.0
                 self.logs_of[w, t] = 1.0
             elif name == "get_traces":
-                inc.spend(name, w)
+                inc.investigate(name, w)
                 self.traces[w] = self._trace_summary(t, w)
             elif name == "silence_alert":
-                inc.spend(name, w)
-                inc.silence(t, w, np.asarray(SILENCE_SECONDS)[a])
+                inc.silence(w, np.asarray(SILENCE_SECONDS)[a], components=t)
             elif name == "acknowledge":
                 inc.acknowledge(w)
             elif name == "submit":
                 classes = [FAULT_CLASSES[int(x)] for x in a]
                 comps = [[] if c in ("no_fault", "benign_change") else [self.places[int(x)]]
                          for x, c in zip(t, classes)]
-                inc.spend(name, w)
                 inc.submit(w, comps, classes)
             else:
                 self._mitigate(name, w, t, a)
@@ -173,7 +173,7 @@ class IncidentVectorEnv(VectorEnv):
                 amount = np.maximum(np.asarray(RATE_FACTORS)[a] * rate, 1.0)
             elif name == "set_pool_size":
                 amount = np.maximum(np.rint(np.asarray(POOL_FACTORS)[a] * _pool(inc, place)), 1.0)
-            inc.order_mitigation(name, place, amount, w, checked=True)     # the masks allow only valid targets
+            inc.mitigate(name, place, amount, w, checked=True)     # the masks allow only valid targets
 
     def _usual_rate(self, place: str, worlds: np.ndarray) -> np.ndarray:
         """[W] requests per second the target usually takes, as the dashboard's baseline knows it."""
@@ -204,12 +204,11 @@ class IncidentVectorEnv(VectorEnv):
         self.traces = np.zeros((B, S), np.float32)
         self.error = np.zeros(B, bool)
         self.changed_at = np.full((B, S, 2), -np.inf)
-        k = inc.engine.knobs
+        k = inc.system.knobs
         self._versions = (k.deploy.copy(), k.config.copy())
-        self._below = _reachable(inc.topology)
 
     def _track_changes(self) -> None:
-        k = self.inc.engine.knobs
+        k = self.inc.system.knobs
         for i, now in enumerate((k.deploy, k.config)):
             moved = (now != self._versions[i]).T              # [B, S]
             if moved.any():
@@ -218,7 +217,7 @@ class IncidentVectorEnv(VectorEnv):
 
     def _obs(self) -> dict[str, np.ndarray]:
         inc = self.inc
-        horizon = inc.ticks * inc.engine.dt
+        horizon = inc.ticks * inc.system.dt
         clock = np.stack([np.full(self.num_envs, inc.time / horizon),
                           ~inc.free(np.arange(self.num_envs)), np.isfinite(inc.paged_at), self.error], axis=1)
         return {"alerts": inc.alerts_seen().astype(np.float32),
@@ -272,13 +271,3 @@ def _pool(inc: Incidents, place: str) -> float:
     s = topo.index(place)
     pools = topo.edge_pool[topo.edge_src == s]
     return float(pools[pools > 0].max()) if (pools > 0).any() else 1.0
-
-
-def _reachable(topo) -> np.ndarray:
-    """[S, S] component j is the service i itself or below it in the real call graph."""
-    S = topo.n_components
-    out = np.eye(S, dtype=bool)
-    for s in reversed(range(S)):       # callees come after their callers (topological order)
-        for d in topo.edge_dst[topo.edge_src == s]:
-            out[s] |= out[int(d)]
-    return out.astype(np.float32)

@@ -28,13 +28,12 @@ from opsworld.envs.generator import CatalogueGenerator
 from opsworld.envs.incident import IncidentConfig, Incidents
 from opsworld.envs.text import (render_alerts, render_changes, render_component, render_logs, render_matrix,
                                 render_service_map, render_traces, render_vector)
-from opsworld.faults.catalogue import CATALOGUE
+from opsworld.faults.catalogue import CATALOGUE, scenario_for
 from opsworld.observe.alerts.notifier import Matcher, Notification, parse_matcher
 from opsworld.observe.logs import LogQueryError
 from opsworld.observe.promql import PromQLError
 from opsworld.observe.telemetry import ToolsUnavailable
 from opsworld.score.report import ScoreReport
-from opsworld.spec import load_scenario
 
 PAGE_WAIT = 1800.0          # the shift starts at the first page, or after this many quiet seconds
 LOG_RANGE = 900.0           # read_logs looks back this far by default
@@ -73,18 +72,14 @@ class ToolSession:
                  horizon: float | None = None, *, page_wait: float = PAGE_WAIT) -> None:
         """`fault` is a catalogue entry's name (None: drawn from the seed among the template's entries); the shift
         starts at the first page or after `page_wait` seconds."""
-        source: Any = scenario
-        if fault is not None and fault in CATALOGUE:
-            example = CATALOGUE[fault].example
-            # one world can take the scenario changes its failure needs (a batch could not give them to one world)
-            if example.overrides and example.template == scenario:
-                source = load_scenario(scenario, example.overrides)
+        # one world can take the scenario changes its failure needs (a batch could not give them to one world)
+        source: Any = scenario_for(fault, scenario) if fault is not None and fault in CATALOGUE else scenario
         generator = CatalogueGenerator(entries=[fault] if fault is not None else None)
         self.inc = Incidents(IncidentConfig(scenario=source, horizon=horizon, telemetry=True, counterfactual=True,
                                             generator=generator),
                              worlds=1, seed=seed)
         self.scenario = self.inc.scenario
-        self.dt = float(self.inc.engine.dt)
+        self.dt = float(self.inc.system.dt)
         self._over = False
         self.calls: list[tuple[str, dict[str, Any], ToolResult]] = []
         # the shift starts when the pager goes off: read off the notifier, never off the ground truth
@@ -154,8 +149,7 @@ class ToolSession:
     def hand_over(self) -> ScoreReport:
         """Leave without a diagnosis (as a responder who quits): the world runs to its horizon; the report."""
         if not self.done:
-            # "none": no diagnosis (an empty class would read as a claim that something is wrong)
-            self.inc.submit(np.array([0]), [[]], ["none"])
+            self.inc.leave(np.array([0]))
             self._finish()
         return self.report()
 
@@ -205,7 +199,7 @@ class ToolSession:
             return self._acknowledge(args), False
         if name == "wait":
             start = self.inc.time
-            self.inc.spend("wait", np.array([0]), args["duration"])
+            self.inc.wait(np.array([0]), args["duration"])
             self._advance(args["duration"])
             waited = _span(self.inc.time - start)
             if self.inc.done:
@@ -227,7 +221,7 @@ class ToolSession:
                 text += "\n" + self._pages_block()
         except (PromQLError, LogQueryError) as exc:
             raise _Refused(f"{name}: {exc}") from None
-        self.inc.spend(name, np.array([0]))
+        self.inc.investigate(name, np.array([0]))
         self._advance(ACTIONS[name].cost)
         return text, error
 
@@ -297,7 +291,7 @@ class ToolSession:
         target = args.get(params[0]) if params and params[0] != m.amount else None
         amount = args.get(m.amount) if m.amount else None
         try:
-            self.inc.order_mitigation(name, target, amount, np.array([0]))   # checks the target before anything
+            self.inc.mitigate(name, target, amount, np.array([0]))   # checks the target before anything
         except MitigationError as exc:
             raise _Refused(f"{name}: {exc}") from None
         text = _ordered(name, target, amount, target in self.inc.topology.endpoints)
@@ -305,31 +299,17 @@ class ToolSession:
         return text
 
     def _silence(self, args: dict[str, Any]) -> str:
-        notifier = self._notifier()
-        matchers = _matchers(args["matcher"])
+        self._notifier()
         seconds = args.get("duration", SILENCE_DEFAULT)
-        now = self.world_time()
-        try:
-            sid = notifier.silence(matchers, now, now + seconds, created_by="oncall",
-                                   comment="silenced during the incident", worlds=[0])
-        except ValueError as exc:
-            raise _Refused(f"silence_alert: {exc}") from None
-        self.inc.silenced_pages(np.array([0]))
+        until = self.world_time() + seconds
+        sid, = self.inc.silence(np.array([0]), seconds, matchers=_matchers(args["matcher"]))
         self._advance(ACTIONS["silence_alert"].cost)
-        return f"silence {sid} created: {args['matcher']} until {_utc(now + seconds)} UTC"
+        return f"silence {sid} created: {args['matcher']} until {_utc(until)} UTC"
 
     def _acknowledge(self, args: dict[str, Any]) -> str:
-        notifier, evaluator = self._notifier(), self.inc.telemetry.evaluator
+        self._notifier()
         key = args["alert"]
-        # the pager app knows its alerts even when the monitoring is dark: read the evaluator, not the query API
-        firing = [a for a in evaluator.alerts(0) if a.state == "firing"]
-        chosen = sorted({a.fingerprint for a in firing if key in (a.name, a.fingerprint)})
-        if not chosen:
-            names = sorted({a.name for a in firing})
-            raise _Refused(f"acknowledge: no firing alert named or with fingerprint {key!r}; firing: "
-                           f"{', '.join(names) if names else 'none'}")
-        count = sum(notifier.acknowledge(fp, 0) for fp in chosen)
-        self.inc.acknowledge(np.array([0]))
+        count = self.inc.acknowledge(np.array([0]), key)
         self._advance(ACTIONS["acknowledge"].cost)
         return f"acknowledged {count} firing alert(s) matching {key!r}; their pages stop repeating until they resolve"
 
@@ -338,7 +318,6 @@ class ToolSession:
         if fault_class not in FAULT_CLASSES:
             raise _Refused(f"submit: argument 'fault_class' must be one of: {', '.join(FAULT_CLASSES)}; got "
                            f"{fault_class!r}")
-        self.inc.spend("submit", np.array([0]))
         self.inc.submit(np.array([0]), [list(args["components"])], [fault_class], [args.get("chain")])
         self._finish()
         return score_text(self.report())

@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field
 
 from opsworld.agents import CHEATS, AgentError, agent_factory
 from opsworld.agents.habits import HABITS, TIMINGS, check_habit, composition_name, parse_composition
-from opsworld.eval.audit import (HEURISTIC, MARGIN_SE, TEMPLATES, Check, Episode, Progress, is_learned,
+from opsworld.eval.audit import (HEURISTIC, MARGIN_SE, TEMPLATES, Check, Case, Progress, is_learned,
                                   make_env, mean_se, paired, paired_margin, run_agent, suite)
 
 DEFAULT_BASES = (HEURISTIC, "idle")
@@ -113,7 +113,7 @@ class _Runner:
     """The suite and one env per template, built once (per worker process) and reused for every composition."""
 
     def __init__(self, seeds: int, templates: Sequence[str], entries: Sequence[str] | None, weights, horizon) -> None:
-        self.plan: dict[str, list[Episode]] = suite(seeds, templates, entries)
+        self.plan: dict[str, list[Case]] = suite(seeds, templates, entries)
         self.envs = {t: make_env(t, len(eps), weights=weights, horizon=horizon) for t, eps in self.plan.items()}
 
     def run(self, name: str) -> _Outcome:

@@ -65,7 +65,7 @@ Progress = Callable[[int, int, str], None]
 
 # ---- the suite -------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Episode:
+class Case:
     """One incident of a suite: its template, catalogue entry, seed index and the fault drawn for it."""
 
     template: str
@@ -84,24 +84,24 @@ def _key(*parts: object) -> int:
 
 def suite(seeds: int = 5, templates: Sequence[str] = TEMPLATES, entries: Sequence[str] | None = None,
           controls: bool = True, extra_controls: int = 0, background: float = BACKGROUND
-          ) -> dict[str, list[Episode]]:
+          ) -> dict[str, list[Case]]:
     """Per template, its episodes: every entry that runs there (or those of `entries` that do) x `seeds`.
     `extra_controls` adds that many `no_fault` episodes per seed on templates that have none of their own;
     `background` healthy changes and passing flaps per hour happen around each incident (0: a clean change log)."""
-    out: dict[str, list[Episode]] = {}
+    out: dict[str, list[Case]] = {}
     for template in templates:
         scenario = load_scenario(template)
         names = [e.name for e in entries_for(scenario, controls=controls)]
         if entries is not None:
             names = [n for n in names if n in entries]
-        eps: list[Episode] = []
+        eps: list[Case] = []
         for name in names:
             for k in range(seeds):
-                eps.append(Episode(template, name, k, _draw(scenario, name, k, background)))
+                eps.append(Case(template, name, k, _draw(scenario, name, k, background)))
         if extra_controls and not any(n in CONTROLS for n in names):
             for k in range(seeds):
                 for j in range(extra_controls):
-                    eps.append(Episode(template, "no_fault", k, _draw(scenario, "no_fault", k * 100 + j,
+                    eps.append(Case(template, "no_fault", k, _draw(scenario, "no_fault", k * 100 + j,
                                                                       background)))
         if eps:
             out[template] = eps
@@ -140,7 +140,7 @@ def make_env(template: str, n: int, weights=None, horizon: float | None = None):
     return IncidentVectorEnv(num_envs=n, config=config)
 
 
-def run_agent(factory: Callable[[], object], template: str, episodes: Sequence[Episode], seed: int | None = None,
+def run_agent(factory: Callable[[], object], template: str, episodes: Sequence[Case], seed: int | None = None,
               env=None) -> Run:
     """Run a fresh agent from `factory` on the episodes (one world each) of one template, to the horizon."""
     started = time.perf_counter()
@@ -160,7 +160,7 @@ def run_agent(factory: Callable[[], object], template: str, episodes: Sequence[E
                alerting=np.stack(alerting), rewards=total, seconds=time.perf_counter() - started)
 
 
-def replay(template: str, episodes: Sequence[Episode], actions: np.ndarray, seed: int | None = None,
+def replay(template: str, episodes: Sequence[Case], actions: np.ndarray, seed: int | None = None,
            env=None) -> np.ndarray:
     """[N] the rewards of the episodes driven open-loop by recorded actions [T, N, 3]."""
     n = len(episodes)

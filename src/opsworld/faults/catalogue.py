@@ -7,6 +7,7 @@ example on a template (the target, the truth signal it moves, and the faults it 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -277,6 +278,20 @@ def entry(name: str) -> Entry:
         raise FaultError(f"no fault named '{name}' in the catalogue; see `opsworld faults` for the "
                          f"{len(CATALOGUE)} known")
     return CATALOGUE[name]
+
+
+def scenario_for(fault: str | None, scenario: str | Path | Scenario | None = None,
+                 overrides: dict | None = None) -> Scenario:
+    """The scenario to run a catalogue fault on: `scenario` if given, else the fault's own template (online-shop
+    without a fault). The fault's own template gets the changes its failure needs (`Example.overrides`, a metastable
+    storm needs a service running hot) under `overrides`. Raises FaultError for an unknown fault and ScenarioError
+    for a scenario that does not load."""
+    example = entry(fault).example if fault is not None else None
+    source = scenario if scenario is not None else example.template if example else "online-shop"
+    if isinstance(source, Scenario):
+        return source
+    own = example.overrides if example is not None and str(source) == example.template else {}
+    return load_scenario(source, {**own, **(overrides or {})} or None)
 
 
 def fault_from(spec: dict) -> Fault:

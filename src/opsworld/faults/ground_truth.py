@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from opsworld.engine import Topology, Trajectory
+from opsworld.engine.graph import neighbours
 
 if TYPE_CHECKING:
     from opsworld.faults.injector import Injector
@@ -109,15 +110,6 @@ SIGNALS = ("errors", "latency", "unavailable", "saturation", "restarts", "memory
            "queue backlog", "load")
 
 
-def neighbours(topo: Topology) -> list[set[int]]:
-    """Undirected call-graph adjacency of the components (the real graph, hidden couplings included)."""
-    adj: list[set[int]] = [set() for _ in range(topo.n_components)]
-    for a, b in zip(topo.edge_src, topo.edge_dst):
-        adj[int(a)].add(int(b))
-        adj[int(b)].add(int(a))
-    return adj
-
-
 def _root_components(topo: Topology, place: Place) -> list[int]:
     """Components a root cause touches first: itself, those placed on a node or zone, an endpoint's service."""
     scenario = topo.scenario
@@ -186,7 +178,7 @@ def ground_truth(injector: "Injector", faulted: Trajectory, baseline: Trajectory
     ever = impaired.any(axis=0)                                  # [B, S]
     first = np.where(ever, impaired.argmax(axis=0), -1)          # [B, S] tick index
     times = faulted.time
-    adj = neighbours(topo)
+    adj = neighbours(topo.edge_src, topo.edge_dst, topo.n_components)
     faults = fault_truths(injector)
     impact = _impact(topo, faulted, baseline)
     out = []

@@ -97,7 +97,7 @@ class ScoreBook:
     def tick(self, truth: Truth) -> None:
         """After each tick: impact, SLOs, neutralisation, costs of capacity, end-of-episode rules."""
         inc, w = self.inc, self.w
-        now, minutes = inc.time, inc.engine.dt / 60.0
+        now, minutes = inc.time, inc.system.dt / 60.0
         # [B, P] in rows of their own: a row then sums in the same order whatever the batch (a world's episode is
         # the same alone or in a batch, to the last bit). What users sent is the demand: a request of theirs refused
         # at the door is one that went wrong; a flooding client's requests are no user's, and their share of what
@@ -124,7 +124,7 @@ class ScoreBook:
         self.hurt_last[self.hurting & started] = now
         # capacity above the scenario's costs money
         extra = np.ascontiguousarray(np.maximum(truth.desired_replicas - self._spec_replicas, 0.0)).sum(axis=1)
-        self._add("costs", -w.replica_hour * extra * inc.engine.dt / 3600.0)
+        self._add("costs", -w.replica_hour * extra * inc.system.dt / 3600.0)
         # mitigation credit: the true fault neutralised, then the SLOs held
         breached = truth.slo_breached.any(axis=1)
         self.slo_ok_since = np.where(breached, np.inf, np.minimum(self.slo_ok_since, now))
@@ -136,7 +136,7 @@ class ScoreBook:
         credit = held & np.isfinite(self.neutral_at) & ~np.isfinite(self.mitigated_at)
         self.mitigated_at[credit] = now
         self._add("mitigation", w.mitigation * credit)
-        if inc.engine.tick >= inc.ticks:
+        if inc.system.tick >= inc.ticks:
             self._penalise(self.rules.at_end())
 
     def action(self, name: str, worlds: np.ndarray) -> None:

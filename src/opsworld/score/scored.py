@@ -1,6 +1,6 @@
 """What the score reads of a batch of incidents: the score's side of the backend seam.
 
-`envs.incident.Incidents` (the model) provides it; a backend of real processes provides the same members. Read
+`envs.incident.Incidents` provides it over any running system (`act.system.System`: the model, or real processes). Read
 only: the score never changes an incident, and nothing here reaches a sensor (principle 1: the reward comes from
 the controlled process, never from what an agent was shown)."""
 
@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from opsworld.act.human import Humans
+from opsworld.act.system import System
 from opsworld.engine import Engine, Truth
 from opsworld.engine.topology import Topology
 from opsworld.faults.ground_truth import FaultTruth, GroundTruth
-from opsworld.faults.injector import Injector
 from opsworld.spec import Scenario
 
 if TYPE_CHECKING:
@@ -26,14 +26,13 @@ class ScoredIncidents(Protocol):
 
     scenario: Scenario
     topology: Topology
-    engine: Engine                       # the knobs the runbook changed, the tick, dt, deploy versions
-    injector: Injector                   # which faults act now
+    system: System                       # the running system: its knobs, tick, dt, versions, which faults act
     humans: Humans                       # paged humans, when they looked and fixed
     twin: Engine | None                  # the counterfactual, where the causal chain is checked
     worlds: int
     ticks: int                           # the horizon, in ticks
     truths: list[FaultTruth | None]      # per world, its fault's truth (None: a control)
-    carriers: dict[tuple[str, int], list]   # (change kind, component) -> per world the fault its change carries
+    carriers: dict[tuple[str, int], list]   # (change kind, component) -> the placed faults that change carries
     onset: np.ndarray                    # [B] seconds, inf for a control
     control: np.ndarray                  # [B] bool: no fault to find
     beyond_runbook: np.ndarray           # [B] bool: only a paged human can fix it

@@ -2,7 +2,7 @@
 
 STPA names four ways a control action makes a hazard: it is not provided when needed, it is provided when it causes a
 hazard, it is provided too early or too late, or it is stopped too soon or applied too long. Each rule below belongs
-to one of them; `RULES` documents them (docs/reward.md lists them with their reasoning). Rules read the engine's
+to one of them; `RULES` documents them (docs/reward.md lists them with their reasoning). Rules read the system's
 knobs and truth and the ground truth, never what an agent was shown. Each check returns `(rule name, worlds)`.
 """
 
@@ -74,8 +74,8 @@ class Rules:
             change = "deploy" if name == "rollback_deploy" else "config"
             s = topo.index(target)
             # a change to undo (the running version is not the scenario's) that carried no fault: somebody's work
-            good = inc.engine.version_id(getattr(inc.scenario.components[target], change))
-            changed = getattr(inc.engine.knobs, change)[s, worlds] != good
+            good = inc.system.version_id(getattr(inc.scenario.components[target], change))
+            changed = getattr(inc.system.knobs, change)[s, worlds] != good
             healthy = changed & ~_carries(inc, change, s)[worlds]
             out.append(self._record("rolled_back_healthy_change", worlds[healthy]))
         if name == "restart" and isinstance(target, str) and target in topo.components and truth is not None:
@@ -85,7 +85,7 @@ class Rules:
         if name == "page_human":
             out.append(self._record("paged_with_nothing_wrong", worlds[~inc.wrong(worlds)]))
         if name in HEALTHY_TARGET:      # nothing of what it removes is there (yet, or any more)
-            there = inc.injector.acting(removed_by(MITIGATIONS[name].removes, target))[worlds]
+            there = inc.system.acting(removed_by(MITIGATIONS[name].removes, target))[worlds]
             out.append(self._record(HEALTHY_TARGET[name], worlds[~there]))
         if name == "flush_cache" and isinstance(target, str) and target in topo.components and truth is not None:
             s = topo.index(target)
@@ -105,7 +105,7 @@ class Rules:
             pools = {n.pool for n in drained}
             others = [inc.topology.nodes.index(n.name) for n in inc.scenario.nodes
                       if n.pool in pools and n not in drained]
-            k = inc.engine.knobs
+            k = inc.system.knobs
             up = ((k.node_down[others][:, worlds] == 0) & (k.drained[others][:, worlds] == 0)).sum(axis=0) \
                 if others else np.zeros(len(worlds))
             hit = worlds[up == 0]
@@ -134,23 +134,22 @@ class Rules:
         until = np.minimum(answered, score.hurt_last)
         hurt_long = hurt & (np.where(hurt, until - np.where(hurt, since, 0.0), 0.0) > LATE)
         out.append(self._record("mitigation_too_late", np.flatnonzero(hurt_long)))
-        healthy = ~inc.injector.acting()     # no fault acts any more (what still hurts users is the shedding's own)
+        healthy = ~inc.system.acting()     # no fault acts any more (what still hurts users is the shedding's own)
         out.append(self._record("load_shedding_left_on", np.flatnonzero(self.shedding & healthy & _shedding_now(inc))))
         return [h for h in out if len(h[1])]
 
 
 def _carries(inc: ScoredIncidents, change: str, s: int) -> np.ndarray:
     """[B] whether component s's running deploy/config is a version that carries a harmful fault."""
-    engine = inc.engine
-    out = np.zeros(engine.worlds, bool)
+    out = np.zeros(inc.worlds, bool)
     for run in inc.carriers.get((change, s), ()):      # the few faults carried by this component's `change`
         if run.version is not None:
-            current = getattr(engine.knobs, change)[s, run.worlds]
+            current = getattr(inc.system.knobs, change)[s, run.worlds]
             out[run.worlds[current == run.version]] = True
     return out
 
 
 def _shedding_now(inc: ScoredIncidents) -> np.ndarray:
     """[B] whether a rate limit (on a component or at an endpoint) or a held-open circuit is in place now."""
-    k = inc.engine.knobs
+    k = inc.system.knobs
     return np.isfinite(k.rate_limit).any(axis=0) | np.isfinite(k.admit).any(axis=0) | k.breaker_open.any(axis=0)
