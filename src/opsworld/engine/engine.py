@@ -457,7 +457,8 @@ class Engine:
         wall = topo.scenario.traffic.start + t0
         for c, comp in self._cert_columns:  # an expired certificate fails every TLS handshake to its component
             refused[comp] = np.maximum(refused[comp], wall >= k.cert_not_after[c])
-        disk_error = reps.disk_full / np.maximum(serving, 1.0)
+        # the share of the replicas serving (before a flap takes any out: it takes full and healthy ones alike)
+        disk_error = reps.disk_full / np.maximum(reps.serving, 1.0)
         if len(self._consumers):   # messages for consumers that cannot take them wait in their queue
             refused[self._consumers] = 0.0
             hung[self._consumers] = 0.0
