@@ -74,10 +74,10 @@ class ModelSystem:
 
     def __init__(self, scenario: Scenario, worlds: int, seed: int, first_world: int = 0,
                  faults: Sequence[Placed] = (), companions: Sequence[Placed] = (), telemetry: bool = False,
-                 gaps: float = 0.0) -> None:
+                 gaps: float = 0.0, topology: Topology | None = None) -> None:
         """`faults`: the drawn faults, whose ground truth is `truths`; `companions`: what they need beside them.
-        `gaps`: the chance that a component's dashboard signals miss a tick."""
-        self.engine = engine = Engine(scenario, worlds=worlds, seed=seed, first_world=first_world)
+        `gaps`: the chance that a component's dashboard signals miss a tick; `topology`: the scenario compiled."""
+        self.engine = engine = Engine(scenario, worlds=worlds, seed=seed, first_world=first_world, topology=topology)
         self.scenario, self.topology, self.worlds, self.dt = engine.scenario, engine.topology, worlds, engine.dt
         self.injector = injector = Injector(engine)
         for fault, where, onsets in faults:

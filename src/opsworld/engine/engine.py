@@ -26,7 +26,7 @@ from opsworld.engine.random import Streams, poisson
 from opsworld.engine.segments import Segments
 from opsworld.engine.real import REAL
 from opsworld.engine.replicas import ReplicaCounts, Replicas
-from opsworld.engine.topology import CONSUME, MISS, compile_topology, idle_hold
+from opsworld.engine.topology import CONSUME, MISS, Topology, compile_topology, idle_hold
 from opsworld.engine.traffic import tick_rates
 from opsworld.engine.truth import TRUTH_FIELDS, Trajectory, Truth
 from opsworld.spec import Scenario, load_scenario
@@ -235,11 +235,13 @@ class Engine:
     Faults and actions change a world only through `set(knob, value, target, worlds)`; see `Knobs`.
     """
 
-    def __init__(self, scenario: Scenario | str | Path, worlds: int = 1, seed: int = 0, first_world: int = 0) -> None:
+    def __init__(self, scenario: Scenario | str | Path, worlds: int = 1, seed: int = 0, first_world: int = 0,
+                 topology: Topology | None = None) -> None:
+        """`topology`: this scenario already compiled (a batch reset many times compiles it once); read only."""
         if worlds < 1:
             raise ValueError("worlds must be at least 1")
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-        self.topology = topo = compile_topology(self.scenario)
+        self.topology = topo = topology if topology is not None else compile_topology(self.scenario)
         self.worlds, self.seed, self.first_world = worlds, seed, first_world
         self.dt = float(self.scenario.tick)
         self.ticks = int(math.ceil(self.scenario.duration / self.dt - 1e-9))

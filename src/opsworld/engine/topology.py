@@ -6,7 +6,7 @@ in `Knobs` (what faults and actions set) and in the engine's state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -314,3 +314,12 @@ def idle_hold(topo: Topology) -> np.ndarray:
                 seq += cost
         hold[s] += seq + par
     return hold
+
+
+def read_only(topology: Topology) -> Topology:
+    """The same topology with its arrays made read-only, to be shared by many engines: a write is an error."""
+    for f in fields(topology):
+        value = getattr(topology, f.name)
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return topology

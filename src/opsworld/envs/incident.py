@@ -28,7 +28,7 @@ from opsworld.act.runbook import ACTIONS, ActionError
 from opsworld.act.system import ModelSystem, System
 from opsworld.engine import Engine, Trajectory, Truth
 from opsworld.engine.graph import hops
-from opsworld.engine.topology import compile_topology
+from opsworld.engine.topology import compile_topology, read_only
 from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw
 from opsworld.faults.ground_truth import FaultTruth, ground_truth
 from opsworld.faults.injector import Injector
@@ -74,7 +74,7 @@ class Incidents:
         self.scenario = sc if isinstance(sc, Scenario) else load_scenario(sc)
         self.worlds = worlds
         # fixed per scenario, shared by every reset
-        topo = compile_topology(self.scenario)
+        self._compiled = topo = read_only(compile_topology(self.scenario))     # every reset's system shares it
         self.distance = hops(topo.edge_src, topo.edge_dst, topo.n_components)   # [S, S] in the real call graph
         self.reset(seed)
 
@@ -90,10 +90,11 @@ class Incidents:
         self.system = system = self.config.backend(
             self.scenario, worlds=self.worlds, seed=seed, first_world=self.first_world,
             faults=_grouped(self.draws, self.scenario), companions=_grouped(self.draws, self.scenario, companions=True),
-            telemetry=self.config.telemetry, gaps=self.config.telemetry_gaps)
+            telemetry=self.config.telemetry, gaps=self.config.telemetry_gaps, topology=self._compiled)
         self.topology = topo = system.topology
         self.dashboard, self.telemetry = system.dashboard, system.telemetry
-        self.twin = (Engine(self.scenario, worlds=self.worlds, seed=seed, first_world=self.first_world)
+        self.twin = (Engine(self.scenario, worlds=self.worlds, seed=seed, first_world=self.first_world,
+                            topology=self._compiled)
                      if self.config.counterfactual else None)
         self.frames: list[tuple[Truth, Truth]] = []     # (faulted, counterfactual) per tick, with a twin only
         horizon = self.config.horizon or self.scenario.duration
