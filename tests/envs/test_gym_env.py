@@ -115,3 +115,127 @@ def test_every_template_makes_an_env(template: str) -> None:
     obs, info = env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(np.array([0, 0, 0]))
     assert env.observation_space.contains(obs) and np.isfinite(reward)
+
+
+# ---- action_masks() for sb3-contrib's MaskablePPO --------------------------------------------------------------------
+def test_action_masks_are_the_verb_mask_and_the_unions_of_the_conditional_masks() -> None:
+    env = gym.make("opsworld/Incident-v0", **SHORT)
+    _, info = env.reset(seed=0)
+    m = info["action_mask"]
+    V, T, G = env.action_space.nvec
+    flat = env.unwrapped.action_masks()
+    assert flat.shape == (V + T + G,) and flat.dtype == bool                  # MaskablePPO's MultiDiscrete layout
+    verb, target, argument = np.split(flat, [V, V + T])
+    assert np.array_equal(verb, m["verb"] > 0)
+    ok = m["verb"] > 0
+    for t in range(T):                    # a target is allowed when some valid verb takes it
+        assert target[t] == any(m["target"][v, t] for v in np.flatnonzero(ok))
+    for g in range(G):
+        assert argument[g] == any(m["argument"][v, g] for v in np.flatnonzero(ok))
+    assert not verb.all()                 # online-shop has verbs with no target: the mask masks something
+
+    vec = IncidentVectorEnv(num_envs=5, seed=0, **SHORT)
+    vec.reset(seed=0)
+    rows = vec.action_masks()
+    assert rows.shape == (5, V + T + G) and (rows == flat).all()              # a row per world
+    rows[0, :] = False                                                        # a copy: the env's masks stay intact
+    assert vec.action_masks()[0].any()
+
+
+def test_flat_masked_actions_are_refused_only_for_a_pairing_of_another_verbs_target() -> None:
+    """Actions drawn through the flat mask: the env refuses exactly those the conditional masks forbid."""
+    env = IncidentVectorEnv(num_envs=256, seed=3, **SHORT)
+    _, info = env.reset(seed=3)
+    V, T, _ = env.single_action_space.nvec
+    rng = np.random.default_rng(0)
+    parts = np.split(env.action_masks()[0], [V, V + T])
+    actions = np.stack([[rng.choice(np.flatnonzero(p)) for p in parts] for _ in range(256)])   # [256, 3]
+    m = info["action_mask"]
+    v, t, a = actions.T
+    assert (m["verb"][v] == 1).all()
+    conditional = (m["target"][v, t] == 1) & (m["argument"][v, a] == 1)
+    assert 0 < conditional.sum() < 256
+    obs, *_ = env.step(actions)
+    assert np.array_equal(obs["clock"][:, 3] == 1, ~conditional)
+
+
+# ---- render() --------------------------------------------------------------------------------------------------------
+def test_render_modes_are_declared_and_pass_through_make() -> None:
+    for mode in ("ansi", "rgb_array"):
+        env = gym.make("opsworld/Incident-v0", render_mode=mode, **SHORT)
+        assert env.render_mode == mode and env.unwrapped.vec.render_mode == mode
+        assert set(env.metadata["render_modes"]) == {"ansi", "rgb_array"}
+    env = gym.make("opsworld/Incident-v0", render_mode="ansi", **SHORT)
+    check_env(env.unwrapped)              # with the render check: every declared mode, through the spec
+    vec = gym.make_vec("opsworld/Incident-v0", num_envs=3, vectorization_mode="vector_entry_point",
+                       render_mode="ansi", **SHORT)
+    vec.reset(seed=0)
+    frames = vec.render()
+    assert len(frames) == 3 and all(isinstance(f, str) for f in frames)
+    with pytest.raises(ValueError):
+        IncidentVectorEnv(num_envs=1, render_mode="human", **SHORT)
+
+
+def _investigate(env: gym.Env, seed: int) -> dict:
+    """A short scripted shift: wait for the fault, then query the error ratio, read logs, get traces."""
+    from opsworld.observe.dashboard import SIGNALS
+    places = env.unwrapped.vec.places
+    obs, _ = env.reset(seed=seed)
+    script = [(VERBS.index("wait"), 0, 3), (VERBS.index("query_metrics"), 0, SIGNALS.index("error_ratio")),
+              (VERBS.index("read_logs"), places.index("checkoutservice"), 0),
+              (VERBS.index("get_traces"), places.index("frontend"), 0)]
+    for action in script:
+        obs, *_ = env.step(np.array(action))
+        while obs["clock"][1] > 0:          # busy: let the action finish before the next
+            obs, *_ = env.step(np.array([0, 0, 0]))
+    return obs
+
+
+def test_ansi_dashboard_is_drawn_from_the_observation() -> None:
+    from opsworld.envs.render import ansi
+    env = gym.make("opsworld/Incident-v0", render_mode="ansi", horizon=1200.0, onset=(60.0, 120.0),
+                   faults=["bad_deploy_errors"])
+    obs = _investigate(env, seed=1)
+    text = env.render()
+    assert text == ansi(obs, env.unwrapped.vec.labels)       # a function of what the agent saw, nothing more
+    assert "online-shop" in text and "of 20:00" in text and "responder free" in text
+    assert "Last query: error_ratio" in text and "Last logs: checkoutservice" in text
+    firing = obs["alerts"].any(axis=1)
+    components = env.unwrapped.incidents.topology.components
+    assert firing.any()
+    for s, name in enumerate(components):             # a component is listed under the alerts iff one fires on it
+        listed = any(line.startswith(f"  {name} ") for line in text.split("Recent changes:")[0].splitlines())
+        assert listed == bool(firing[s])
+
+
+def test_rgb_array_dashboard_is_an_image_of_the_observation() -> None:
+    env = gym.make("opsworld/Incident-v0", render_mode="rgb_array", horizon=1200.0, onset=(60.0, 120.0),
+                   faults=["bad_deploy_errors"])
+    env.reset(seed=1)
+    calm = env.render()
+    assert calm.dtype == np.uint8 and calm.ndim == 3 and calm.shape[2] == 3
+    _investigate(env, seed=1)
+    busy = env.render()
+    assert busy.shape == calm.shape and not np.array_equal(busy, calm)        # alerts fired and signals were read
+    assert np.array_equal(busy, env.render())                                 # the same observation, the same image
+
+
+@pytest.mark.parametrize("mode,every", [("ansi", 1), ("rgb_array", 15)])
+def test_rendering_does_not_change_the_episode(mode: str, every: int) -> None:
+    def run(render_mode: str | None) -> tuple[list, list]:
+        env = gym.make("opsworld/Incident-v0", render_mode=render_mode, horizon=600.0, onset=(60.0, 120.0))
+        obs, info = env.reset(seed=7)
+        rng = np.random.default_rng(2)
+        seen, rewards = [obs], []
+        for k in range(60):
+            if render_mode is not None and k % every == 0:
+                env.render()
+            obs, reward, terminated, _, info = env.step(sample_actions(info["action_mask"], rng, 1)[0])
+            seen.append(obs)
+            rewards.append(reward)
+        assert terminated
+        return seen, rewards
+    plain, drawn = run(None), run(mode)
+    assert plain[1] == drawn[1]
+    for a, b in zip(plain[0], drawn[0]):
+        assert all(np.array_equal(a[k], b[k]) for k in a)

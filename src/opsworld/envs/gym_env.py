@@ -25,6 +25,22 @@ outage-minute), credits for a true mitigation and a right diagnosis, minus actio
 The episode
 lasts the scenario's horizon whatever the agent does; `submit` hands over and the world runs on. Ground truth is in
 `info["truth"]` only on the last step.
+
+## Action masking (sb3-contrib's `MaskablePPO`)
+`action_masks()` returns the flat boolean mask `MaskablePPO` reads for a `MultiDiscrete` space: [V + T + G], the verb,
+target and argument masks end to end ([N, V + T + G] from the vector env, a row per world). A flat mask masks each
+dimension on its own, so it cannot say "this target only with that verb": it holds the verb mask, and for targets and
+arguments the union over the valid verbs (valid for some verb). A policy that samples through it never picks a
+verb with no valid target, nor a target or argument no valid verb takes; it can still pair a verb with a target or
+argument only another verb takes (`wait` on a node, `scale` with a fault class), and the env refuses that as any
+invalid action (`clock[3] = 1`, one tick, nothing changes): most of the verb-conditional structure is left for the
+policy to learn. `info["action_mask"]` keeps the exact masks for policies that sample the verb first.
+
+## Rendering
+`render_mode="ansi"` gives the on-call dashboard as text, `"rgb_array"` as a [H, W, 3] uint8 image (needs
+matplotlib): the clock, the firing alerts by component, recent changes, the last query, logs and traces, and whether
+the responder is busy (`opsworld.envs.render`). It draws the agent's observation only, never the ground truth, and
+does not change the episode. The vector env renders a tuple, one frame per world.
 """
 
 from __future__ import annotations
@@ -42,20 +58,26 @@ from opsworld.act.vocabulary import (ARGUMENTS, FAULT_CLASSES, POOL_FACTORS, RAT
 from opsworld.engine.graph import below
 from opsworld.envs.generator import CatalogueGenerator
 from opsworld.envs.incident import IncidentConfig, Incidents
+from opsworld.envs.render import Labels, ansi, rgb_array
 from opsworld.observe.dashboard import ALERTS, LOG_SIGNATURES, SIGNALS
 
 _CHANGE_DECAY = 1800.0
 _HIGH = 100.0        # signals are ratios and shares; clipped here so the spaces are bounded
+_RENDER_MODES = ["ansi", "rgb_array"]
+_RENDER_FPS = 4      # frames are ticks of the simulated clock: a playback speed only, nothing runs in real time
 
 
 class IncidentVectorEnv(VectorEnv):
     """N incidents in one batched engine. See the module docstring for the spaces and the reward."""
 
-    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": _RENDER_MODES, "render_fps": _RENDER_FPS}
 
     def __init__(self, num_envs: int = 1, scenario: str = "online-shop", faults: list[str] | None = None,
                  horizon: float | None = None, onset: tuple[float, float] = (300.0, 900.0), seed: int = 0,
-                 config: IncidentConfig | None = None, first_world: int = 0) -> None:
+                 config: IncidentConfig | None = None, first_world: int = 0, render_mode: str | None = None) -> None:
+        if render_mode is not None and render_mode not in _RENDER_MODES:
+            raise ValueError(f"render_mode {render_mode!r} is none of {_RENDER_MODES}")
+        self.render_mode = render_mode
         self.num_envs = num_envs
         self.config = config or IncidentConfig(scenario=scenario, horizon=horizon,
                                                generator=CatalogueGenerator(entries=faults, onset=onset))
@@ -78,6 +100,11 @@ class IncidentVectorEnv(VectorEnv):
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self._masks = masks(inc.engine, inc.scenario, self.places)
+        self._flat_mask = flat_mask(self._masks)                                  # [V + T + G] static per scenario
+        # the dashboard's static names and scales: with the observation, all that render() draws from
+        self.labels = Labels(scenario=inc.scenario.name, components=tuple(topo.components), alerts=tuple(ALERTS),
+                              signals=tuple(SIGNALS), log_signatures=tuple(LOG_SIGNATURES),
+                              horizon=inc.ticks * inc.system.dt, change_decay=_CHANGE_DECAY)
         self._below = below(topo.edge_src, topo.edge_dst, S).astype(np.float32)   # [S, S] the real calls' reach
         self._G = G
         self._needs_reset = False
@@ -120,6 +147,19 @@ class IncidentVectorEnv(VectorEnv):
             info["truth"] = np.array([r.model_dump() for r in inc.reports()], dtype=object)
             self._needs_reset = True
         return self._obs(), reward, terminated, np.zeros(B, bool), info
+
+    def action_masks(self) -> np.ndarray:
+        """[N, V + T + G] bool: per world the flat mask sb3-contrib's `MaskablePPO` reads (see the module docstring)."""
+        return np.tile(self._flat_mask, (self.num_envs, 1))
+
+    def render(self) -> tuple[str | np.ndarray, ...] | None:
+        """A dashboard frame per world (text or [H, W, 3] uint8, as `render_mode` says), drawn from the observation."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode: pass render_mode='ansi' or 'rgb_array'")
+            return None
+        draw = ansi if self.render_mode == "ansi" else rgb_array
+        obs = self._obs()             # a fresh read of what the agent sees; reading it changes nothing
+        return tuple(draw({k: v[w] for k, v in obs.items()}, self.labels) for w in range(self.num_envs))
 
     # ---- the verbs -----------------------------------------------------------------------------------------------------
     def _act(self, worlds: np.ndarray, verb: np.ndarray, target: np.ndarray, arg: np.ndarray) -> None:
@@ -234,10 +274,11 @@ class IncidentVectorEnv(VectorEnv):
 class IncidentEnv(gym.Env):
     """One incident: the vector env with N=1, unbatched. Registered as `opsworld/Incident-v0`."""
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": _RENDER_MODES, "render_fps": _RENDER_FPS}
 
-    def __init__(self, **kwargs: Any) -> None:
-        self.vec = IncidentVectorEnv(num_envs=1, **kwargs)
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        self.vec = IncidentVectorEnv(num_envs=1, render_mode=render_mode, **kwargs)
+        self.render_mode = render_mode
         self.observation_space = self.vec.single_observation_space
         self.action_space = self.vec.single_action_space
 
@@ -253,9 +294,29 @@ class IncidentEnv(gym.Env):
             out["truth"] = info["truth"][0]
         return _first(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]), out
 
+    def action_masks(self) -> np.ndarray:
+        """[V + T + G] bool: the flat mask sb3-contrib's `MaskablePPO` reads (see the module docstring)."""
+        return self.vec.action_masks()[0]
+
+    def render(self) -> str | np.ndarray | None:
+        """The dashboard as text or a [H, W, 3] uint8 image, as `render_mode` says; None without one."""
+        frames = self.vec.render()
+        return None if frames is None else frames[0]
+
     @property
     def incidents(self) -> Incidents:
         return self.vec.inc
+
+
+def flat_mask(masks: dict[str, np.ndarray]) -> np.ndarray:
+    """[V + T + G] bool: the verb mask, then the targets and the arguments some valid verb takes.
+
+    The flat form cannot hold the verb-conditional masks ([V, T], [V, G]); the union keeps every valid action
+    reachable and leaves the env to refuse a pairing of a verb with another verb's target or argument."""
+    verb = masks["verb"] > 0                                   # [V]
+    target = (masks["target"][verb] > 0).any(axis=0)           # [T]
+    argument = (masks["argument"][verb] > 0).any(axis=0)       # [G]
+    return np.concatenate([verb, target, argument])
 
 
 def _first(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
