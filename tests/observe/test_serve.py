@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import math
 import shutil
+import socket
+import struct
 import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 from prometheus_api_client import PrometheusConnect
+from typer.testing import CliRunner
 
+import opsworld.cli as cli
 from opsworld.observe.episode import load_episode
 from opsworld.observe.promql import Scalar
 from opsworld.observe.serve import PrometheusServer, format_value, make_server, parse_duration, parse_time
@@ -149,7 +153,9 @@ def test_alerting_status_and_episode_endpoints(server: PrometheusServer, telemet
     ("/api/v1/query", {"query": "sum(rate(up[5m]"}, 400, "parse error"),
     ("/api/v1/query", {}, 400, '"query"'),
     ("/api/v1/query", {"query": "up", "time": "yesterday"}, 400, '"time"'),
-    ("/api/v1/query", {"query": "up[5m]"}, 400, "range vector"),
+    # an instant query of up[5m] answers a matrix (test_instant_query_of_a_range_vector_answers_a_matrix); a range
+    # query of it is still refused, as Prometheus refuses it
+    ("/api/v1/query_range", {"query": "up[5m]", "start": "0", "end": "60", "step": "1"}, 400, "range vector"),
     ("/api/v1/query", {"query": "up", "timeout": "soon"}, 400, '"timeout"'),
     ("/api/v1/query_range", {"query": "up", "start": "0", "end": "60", "step": "fast"}, 400, '"step"'),
     ("/api/v1/query_range", {"query": "up", "start": "0", "end": "60", "step": "-1"}, 400, "negative"),
@@ -273,3 +279,208 @@ def test_traces_as_json(server: PrometheusServer, telemetry: Telemetry) -> None:
     for bad in ({"minDuration": "long"}, {"error": "maybe"}, {"limit": "0"}, {"start": "then"}):
         answer = requests.get(f"{url}/api/v1/traces", params=bad, timeout=10)
         assert answer.status_code == 400 and answer.json()["errorType"] == "bad_data", answer.text
+
+
+# ---- range vectors in instant queries, disconnecting clients, the CLI's port, the rest of Grafana's API ------------
+CART = [("__name__", "=", "up"), ("job", "=", "cartservice")]
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _raw_samples(telemetry: Telemetry, matchers: list[tuple[str, str, str]], lo: float, hi: float
+                 ) -> dict[tuple, list[tuple[float, float]]]:
+    """Every stored sample of the matching series with lo <= time <= hi, read from the store itself."""
+    store = telemetry.visible(0)
+    out = {}
+    for c in store.select(matchers):
+        labels = tuple(sorted((k, v) for k, v in store.labels[c].items() if v != ""))
+        points = [(float(t), float(v)) for t, v in zip(store.times, store.values[:, 0, c])
+                  if lo <= t <= hi and not math.isnan(v)]
+        if points:
+            out[labels] = points
+    return out
+
+
+def _matrix(answer: requests.Response) -> dict[tuple, list[tuple[float, float]]]:
+    assert answer.status_code == 200, answer.text
+    data = answer.json()["data"]
+    assert data["resultType"] == "matrix", data
+    return {tuple(sorted(r["metric"].items())): [(float(t), float(v)) for t, v in r["values"]]
+            for r in data["result"]}
+
+
+def test_instant_query_of_a_range_vector_answers_a_matrix(server: PrometheusServer, telemetry: Telemetry) -> None:
+    url, at = server.url, telemetry.now - 300.5            # between two scrapes
+
+    def matrix(query: str, post: bool = False, time: float = at) -> dict[tuple, list[tuple[float, float]]]:
+        form = {"query": query, "time": time}
+        return _matrix(requests.post(f"{url}/api/v1/query", data=form, timeout=30) if post
+                       else requests.get(f"{url}/api/v1/query", params=form, timeout=30))
+
+    # the raw samples in [time - 1m, time], with the metric name, as Prometheus answers `up[1m]`
+    raw = matrix('up{job="cartservice"}[1m]')
+    assert len(raw) == 2 and raw == _raw_samples(telemetry, CART, at - 60, at)
+    # the engine's window functions see the same window
+    counts = _expected_instant(telemetry, 'count_over_time(up{job="cartservice"}[1m])', at)
+    assert {k[1:]: float(len(v)) for k, v in raw.items()} == counts         # k[0] is __name__
+    assert matrix('(up{job="cartservice"}[1m])', post=True) == raw
+    # offset and @ move the window; @ overrides the query's time; @ end() is the query's time
+    earlier = _raw_samples(telemetry, CART, at - 180, at - 120)
+    assert earlier and matrix('up{job="cartservice"}[1m] offset 2m') == earlier
+    assert matrix(f'up{{job="cartservice"}}[1m] @ {at - 120}', time=telemetry.now) == earlier
+    assert matrix('up{job="cartservice"}[1m] @ end()') == raw
+    assert matrix('up{job="cartservice"}[1m]', time=float(telemetry.store.times[0]) - 3600) == {}
+
+    # a subquery: the inner query at the multiples of its step in [time - 5m, time]
+    query = 'sum by (job) (up{job=~"cart.*|front.*"})'
+    first = math.ceil((at - 300) / 60) * 60
+    want = telemetry.query_range(query, first, at, 60.0, 0)
+    expected = {tuple(sorted(ls.items())): [(float(t), float(want.values[k, 0, i])) for k, t in enumerate(want.times)]
+                for i, ls in enumerate(want.labels)}
+    assert len(expected) == 2 and all(len(points) == 5 for points in expected.values())
+    assert matrix(f"{query}[5m:1m]") == expected
+    assert matrix(f"({query})[5m:1m] offset 1m @ {at + 60}", time=telemetry.now) == expected
+    assert matrix(f"{query}[5m:]") == expected                               # default step: 1m
+
+    # what is still an error stays one, as Prometheus reports it
+    for bad, words in (('up{job="cartservice"}[1m', "parse error"), ("sum(up[5m])", "matrix"),
+                       ("(1)[5m:1m]", "subquery"), ("up[1y:1s]", "steps")):
+        answer = requests.get(f"{url}/api/v1/query", params={"query": bad}, timeout=30)
+        assert answer.status_code == 400 and answer.json()["errorType"] == "bad_data", answer.text
+        assert words in answer.json()["error"], answer.text
+    ranged = requests.get(f"{url}/api/v1/query_range", timeout=30,
+                          params={"query": "up[5m]", "start": at - 60, "end": at, "step": 15})
+    assert ranged.status_code == 400 and 'invalid expression type "range vector"' in ranged.json()["error"]
+
+
+def test_get_metric_range_data_reads_the_raw_samples(prom: PrometheusConnect, telemetry: Telemetry) -> None:
+    end = float(int(telemetry.now) - 120)
+    start = end - 900
+    rows = prom.get_metric_range_data("up", label_config={"job": "cartservice"}, start_time=_utc(start),
+                                      end_time=_utc(end), chunk_size=timedelta(minutes=5))
+    assert len(rows) == 2 * 3                                # two series, three 5-minute chunks
+    merged: dict[tuple, dict[float, float]] = {}
+    for row in rows:              # each chunk holds both ends of its window: a boundary sample comes twice
+        merged.setdefault(tuple(sorted(row["metric"].items())), {}).update(
+            {float(t): float(v) for t, v in row["values"]})
+    want = _raw_samples(telemetry, CART, start, end)
+    assert len(want) == 2 and {k: sorted(v.items()) for k, v in merged.items()} == want
+
+
+def test_a_client_that_goes_away_leaves_no_traceback(server: PrometheusServer, capfd: pytest.CaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    finished: set[int] = set()
+    done = threading.Condition()
+    original = server.process_request_thread
+
+    def process_request_thread(request: socket.socket, client_address: tuple) -> None:
+        try:
+            original(request, client_address)       # socketserver reports a failure in here, before we hear of it
+        finally:
+            with done:
+                finished.add(client_address[1])
+                done.notify_all()
+
+    monkeypatch.setattr(server, "process_request_thread", process_request_thread)
+    request = b"GET /api/v1/query?query=up HTTP/1.1\r\nHost: test\r\n\r\n"
+
+    def go_away(payload: bytes, read: bool, reset: bool) -> None:
+        client = socket.create_connection(server.server_address[:2], timeout=60)
+        port = client.getsockname()[1]
+        client.sendall(payload)
+        if read:
+            assert client.recv(1) == b"H"           # the answer has begun; the connection stays open (keep-alive)
+        if reset:     # linger 0: close with a reset, as a killed client or a client's timeout does
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        with done:
+            assert done.wait_for(lambda: port in finished, timeout=120), "the server never finished the connection"
+
+    go_away(b"GET /api/v1/qu", read=False, reset=True)        # a partial request
+    go_away(b"GET /api/v1/qu", read=False, reset=False)
+    go_away(request, read=False, reset=True)                  # before reading the answer
+    go_away(request, read=True, reset=True)                   # mid-answer, or idle between keep-alive requests
+    go_away(request, read=True, reset=False)
+    assert requests.get(f"{server.url}/api/v1/query", params={"query": "count(up)"}, timeout=30).status_code == 200
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err
+
+
+def test_serve_reports_a_taken_port_before_simulating(telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch) -> None:
+    simulated: list[tuple] = []
+    monkeypatch.setattr(cli, "_telemetry", lambda *args, **kwargs: simulated.append(args) or telemetry)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = CliRunner().invoke(cli.app, ["serve", "online-shop", "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert simulated == []                                    # it failed before simulating anything
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "--port 0" in lines[0], result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_serve_binds_then_simulates_then_serves(telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+
+    def serve_forever(self: PrometheusServer, poll_interval: float = 0.5) -> None:
+        seen["api"] = self.api
+        seen["status"] = self.api.handle("/api/v1/query", {"query": ["count(up)"]})[0]
+        raise KeyboardInterrupt                               # Ctrl-C
+
+    monkeypatch.setattr(cli, "_telemetry", lambda *args, **kwargs: telemetry)
+    monkeypatch.setattr(PrometheusServer, "serve_forever", serve_forever)
+    result = CliRunner().invoke(cli.app, ["serve", "online-shop", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert seen["api"].telemetry is telemetry and seen["status"] == 200
+    assert "serving" in result.stdout and "stopped" in result.stdout
+
+
+def test_the_api_grafana_calls(server: PrometheusServer, telemetry: Telemetry) -> None:
+    url, end = server.url, telemetry.now
+    start = end - 600
+    # start and end as RFC 3339 or Unix seconds; GET or a POSTed form
+    rfc = {"start": _utc(start).isoformat().replace("+00:00", "Z"), "end": _utc(end).isoformat().replace("+00:00", "Z")}
+    unix = {"start": str(start), "end": str(end)}
+    match = {"match[]": ['up{job="cartservice"}', 'kube_pod_status_ready{pod=~"cart.*"}']}
+
+    def data(path: str, params: dict, post: bool = False) -> object:
+        answer = (requests.post(url + path, data=params, timeout=30) if post
+                  else requests.get(url + path, params=params, timeout=30))
+        assert answer.status_code == 200 and answer.json()["status"] == "success", answer.text
+        return answer.json()["data"]
+
+    labels = data("/api/v1/labels", {**rfc, **match})
+    assert labels == data("/api/v1/labels", {**unix, **match}, post=True) and {"__name__", "job", "pod"} <= set(labels)
+    assert "up" in data("/api/v1/label/__name__/values", unix)
+    assert data("/api/v1/label/job/values", {**rfc, "match[]": "up"}) == sorted(
+        set(telemetry.store.label_values("job")) - {""})
+    series = data("/api/v1/series", {**rfc, **match})
+    assert series == data("/api/v1/series", {**unix, **match}, post=True)
+    assert {s["__name__"] for s in series} == {"up", "kube_pod_status_ready"}
+    assert data("/api/v1/status/buildinfo", {})["version"].startswith("2.")
+    for post in (False, True):
+        assert data("/api/v1/query_exemplars", {"query": "up", **rfc}, post=post) == []
+        instant = data("/api/v1/query", {"query": "sum(up)", "time": rfc["end"]}, post=post)
+        total = format_value(float(telemetry.query("sum(up)", 0, end).values[0, 0]))
+        assert instant["result"][0]["value"] == [end, total]
+        ranged = data("/api/v1/query_range", {"query": "sum(up)", **(rfc if post else unix), "step": "1m"}, post=post)
+        assert [t for t, _ in ranged["result"][0]["values"]] == [start + 60 * k for k in range(11)]
+
+    # metadata's limit as Prometheus reads it: 0 is nothing, a negative one no limit
+    everything = data("/api/v1/metadata", {})
+    assert len(everything) > 2 and data("/api/v1/metadata", {"limit": "-1"}) == everything
+    assert data("/api/v1/metadata", {"limit": "0"}) == {} and len(data("/api/v1/metadata", {"limit": "2"})) == 2
+    # query_exemplars checks start and end as Prometheus does
+    for bad in ({"query": "up", "start": "then"}, {"query": "up", "start": str(end), "end": str(start)},
+                {"query": "up{", **rfc}, {"query": "up", "limit": "many"}):
+        path = "/api/v1/metadata" if "limit" in bad else "/api/v1/query_exemplars"
+        answer = requests.get(url + path, params=bad, timeout=30)
+        assert answer.status_code == 400 and answer.json()["errorType"] == "bad_data", answer.text
+    # a browser's CORS preflight before a POST
+    preflight = requests.options(f"{url}/api/v1/query", timeout=30)
+    assert preflight.status_code == 200 and "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"

@@ -20,8 +20,12 @@ and, for Grafana's Loki data source, /loki/api/v1/query_range (log queries; Loki
 /loki/api/v1/labels and /loki/api/v1/label/<name>/values. `/` answers a line of text (clients probe it).
 Times default to the end of the episode (instant queries) or to all of it (ranges).
 
-Bad input is answered as Prometheus answers it, `{"status":"error","errorType":"bad_data","error":"..."}` with
-HTTP 400 (PromQL errors included); unknown paths get 404, an unreachable monitoring (`ToolsUnavailable`) 503.
+An instant query of a range vector (`up[5m]`, with offset or `@`, or a subquery `q[5m:1m]`) answers a matrix, the
+raw samples of the window ending at `time`, as Prometheus does (prometheus-api-client's get_metric_range_data reads
+samples this way). Bad input is answered as Prometheus answers it,
+`{"status":"error","errorType":"bad_data","error":"..."}` with HTTP 400 (PromQL errors included); unknown paths get
+404, an unreachable monitoring (`ToolsUnavailable`) 503. A client that closes or resets its connection is not an
+error: it is logged at debug level, never as a traceback.
 The telemetry is read-only while served; evaluations run one at a time under a lock, because the PromQL engine and
 the lazy log/trace sensors cache plans and text on shared objects.
 """
@@ -33,22 +37,28 @@ import json
 import logging
 import math
 import re
+import sys
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
+import promql_parser as pp
 
 from opsworld.observe.alerts.wire import go_quote, rfc3339
-from opsworld.observe.promql import Matrix, PromQLError, Scalar, Vector
+from opsworld.observe.promql import Matrix, PromQLError, Scalar, Vector, parse
+from opsworld.observe.promql.nodes import _selector
+from opsworld.observe.promql.selectors import blocks, index_range
 from opsworld.observe.telemetry import Telemetry, ToolsUnavailable
 
 PROMETHEUS_VERSION = "2.42.0"        # the release whose PromQL the engine follows; Grafana picks features by it
 MAX_POINTS = 11_000                  # Prometheus' cap on points per series in a range query
 MAX_BODY = 16 * 2**20                # bytes of form body read from a POST
+SUBQUERY_STEP = 60.0                 # a subquery's step when it names none: Prometheus' default evaluation_interval
 LOG_LIMIT = 1000                     # default lines of /api/v1/logs (Loki's default is 100; a page of a log view)
 TRACE_LIMIT = 20                     # default traces of /api/v1/traces (Jaeger's search default)
 # Prometheus' "min/max time" sentinels, which clients such as Grafana send for "everything"
@@ -194,6 +204,31 @@ def _query(params: Params) -> str:
     return text
 
 
+def range_vector(text: str) -> Any | None:
+    """The parsed query when it is a range vector (a matrix selector or a subquery, in parentheses or not), else
+    None; PromQLError when it does not parse."""
+    if "[" not in text:           # every range vector has a bracket: most queries skip a second parse
+        return None
+    expr = parse(text)
+    while isinstance(expr, pp.ParenExpr):
+        expr = expr.expr
+    return expr if isinstance(expr, (pp.MatrixSelector, pp.SubqueryExpr)) else None
+
+
+def _ms(delta: timedelta | None) -> int:
+    """A parser duration in whole milliseconds, as the engine converts offsets and ranges."""
+    return 0 if delta is None else delta // timedelta(milliseconds=1)
+
+
+def _at_ms(modifier: Any, default_ms: int) -> int:
+    """The evaluation time an `@` modifier sets; `@ start()` and `@ end()` are the query's own time in an instant
+    query. Read from its text (`@ 1000.500`): the parser's `.at` panics, with a Rust backtrace on stderr, for a time
+    before 1970."""
+    if modifier is None or str(modifier.type) != "AtModifierType.At":
+        return default_ms
+    return int(round(float(str(modifier).lstrip("@ ")) * 1000.0))
+
+
 # ---- results -----------------------------------------------------------------------------------------------------
 def vector_json(value: Vector | Scalar, at: float) -> dict[str, Any]:
     """`data` of an instant query: samples absent in the world (not `present`) are left out, as Prometheus has no
@@ -297,14 +332,52 @@ class PrometheusAPI:
 
     # -- metrics
     def query(self, params: Params) -> dict[str, Any]:
-        """`/api/v1/query`: query, time (default: the end of the episode), timeout (checked, not enforced)."""
+        """`/api/v1/query`: query, time (default: the end of the episode), timeout (checked, not enforced). A range
+        vector (`up[5m]`, a subquery) answers a matrix, as Prometheus does: clients read raw samples this way."""
         text = _query(params)
         at = _time(params, "time", self.telemetry.now)
         _duration(params, "timeout")
         assert at is not None
         if not math.isfinite(at):
             raise _bad('invalid parameter "time": must be a finite time')
+        expr = range_vector(text)
+        if isinstance(expr, pp.MatrixSelector):
+            return self._samples(expr, int(round(at * 1000.0)))
+        if isinstance(expr, pp.SubqueryExpr):
+            return self._subquery(expr, int(round(at * 1000.0)))
         return vector_json(self.telemetry.query(text, self.world, at), at)
+
+    def _samples(self, expr: Any, t_ms: int) -> dict[str, Any]:
+        """A matrix selector at t_ms: every raw sample in [t - range, t] (both ends, as Prometheus 2.42 and the
+        engine's range functions read a window), after `@` and `offset`."""
+        vs = expr.vector_selector
+        # the engine's own selector conversion (matchers, offset, what it refuses); '@' is resolved here
+        selector = _selector(SimpleNamespace(name=vs.name, matchers=vs.matchers, offset=vs.offset, at=None))
+        end = _at_ms(vs.at, t_ms) - selector.offset_ms
+        self._reachable()
+        store = self.telemetry.visible(self.world)
+        i0, i1 = index_range(store, end - _ms(expr.range), end)
+        cols = store.select(list(selector.matchers))
+        values = np.full((max(i1 - i0, 0), 1, len(cols)), np.nan)
+        if i1 > i0 and len(cols):
+            for bs, cs, block in blocks(store, i0, i1, cols):
+                values[:, bs, cs] = block
+        samples = Matrix([self._labels_of(c) for c in cols], store.times[i0:i1], values)
+        return matrix_json(samples)
+
+    def _subquery(self, expr: Any, t_ms: int) -> dict[str, Any]:
+        """A subquery `q[range:step]` at t_ms: q evaluated as a range query at the multiples of step in
+        [t - range, t] (after `@` and `offset`), as Prometheus aligns them."""
+        inner = expr.expr.prettify()       # the parser has already refused a subquery of anything but a vector
+        step = _ms(expr.step) or int(SUBQUERY_STEP * 1000)
+        end = _at_ms(expr.at, t_ms) - _ms(expr.offset)
+        start = -(-(end - _ms(expr.range)) // step) * step          # the first multiple of step in the window
+        if (end - start) // step >= MAX_POINTS:
+            raise _bad(f"a subquery of more than {MAX_POINTS:,} steps: use a longer step or a shorter range")
+        if start > end:
+            return {"resultType": "matrix", "result": []}
+        return matrix_json(self.telemetry.query_range(inner, start / 1000.0, end / 1000.0, step / 1000.0,
+                                                      self.world))
 
     def query_range(self, params: Params) -> dict[str, Any]:
         """`/api/v1/query_range`: query, start, end, step (seconds or a duration), timeout (checked)."""
@@ -328,6 +401,8 @@ class PrometheusAPI:
                        f"query resolution (?step=XX)")
         _duration(params, "timeout")
         text = _query(params)
+        if range_vector(text) is not None:
+            raise _bad('invalid expression type "range vector" for range query, must be Scalar or instant Vector')
         return matrix_json(self.telemetry.query_range(text, start, end, step, self.world))
 
     def _matched(self, params: Params, required: bool) -> np.ndarray:
@@ -384,9 +459,16 @@ class PrometheusAPI:
                        if name in (ls := self._labels_of(c))})
 
     def metadata(self, params: Params) -> dict[str, list[dict[str, str]]]:
-        """`/api/v1/metadata`: each family's type and help (metric, limit optional)."""
+        """`/api/v1/metadata`: each family's type and help (metric, limit optional: as in Prometheus, a negative
+        limit is none and 0 answers nothing)."""
         wanted = _first(params, "metric")
-        limit = _int(params, "limit", 1 << 62)
+        text = _first(params, "limit") or "-1"
+        try:
+            limit = int(text)
+        except ValueError:
+            raise _bad(f'invalid parameter "limit": cannot parse {go_quote(text)} to an integer') from None
+        if limit < 0:
+            limit = 1 << 62
         store = self.telemetry.store
         names = set(store.label_values("__name__"))
         out = {}
@@ -398,9 +480,12 @@ class PrometheusAPI:
         return {k: out[k] for k in [k for k in sorted(out) if wanted in (None, "", k)][:limit]}
 
     def exemplars(self, params: Params) -> list[Any]:
-        """`/api/v1/query_exemplars`: the simulator keeps no exemplars; the query is still checked."""
-        from opsworld.observe.promql import parse
-
+        """`/api/v1/query_exemplars`: the simulator keeps no exemplars; start, end and the query are still checked,
+        as Prometheus checks them."""
+        start, end = _time(params, "start", -math.inf), _time(params, "end", math.inf)
+        assert start is not None and end is not None
+        if end < start:
+            raise _bad("end timestamp must not be before start timestamp")
         parse(_query(params))
         return []
 
@@ -549,13 +634,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"     # keep-alive: Grafana and client libraries reuse connections
     server_version = "opsworld-prometheus/" + PROMETHEUS_VERSION
-    api: PrometheusAPI
+    server: PrometheusServer
 
     def do_GET(self) -> None:
         self._answer(b"")
 
     def do_HEAD(self) -> None:
         self._answer(b"")
+
+    def do_OPTIONS(self) -> None:
+        # a browser's CORS preflight before a form POST: Prometheus answers every OPTIONS with an empty success
+        self._send(200, "application/json", _encode({"status": "success", "data": None}), {
+            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Accept, Authorization, Content-Type, Origin"})
 
     def do_POST(self) -> None:
         try:
@@ -581,11 +672,18 @@ class _Handler(BaseHTTPRequestHandler):
         for source in (body.decode("utf-8", "replace"), url.query):
             for name, values in parse_qs(source, keep_blank_values=True).items():
                 params.setdefault(name, []).extend(values)
-        status, content_type, payload = self.api.handle(url.path.rstrip("/") or "/", params)
+        api = self.server.api
+        if api is None:          # bound, but the episode is still being simulated
+            status, content_type, payload = 503, "application/json", _encode(
+                {"status": "error", "errorType": "unavailable", "error": "the episode is still being simulated"})
+        else:
+            status, content_type, payload = api.handle(url.path.rstrip("/") or "/", params)
         self._send(status, content_type, payload)
 
-    def _send(self, status: int, content_type: str, payload: bytes) -> None:
+    def _send(self, status: int, content_type: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Access-Control-Allow-Origin", "*")
@@ -599,16 +697,26 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class PrometheusServer(ThreadingHTTPServer):
-    """A threaded HTTP server (daemon threads) over one world of a Telemetry."""
+    """A threaded HTTP server (daemon threads) over one world of a Telemetry.
+
+    Made without an `api`, it only holds the port (binding fails at once if it is taken); set `api` before
+    `serve_forever()`. Clients that connect meanwhile wait in the listen queue."""
 
     daemon_threads = True
     request_queue_size = 256          # many clients connecting at once are queued, not refused
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], api: PrometheusAPI) -> None:
-        handler = type("Handler", (_Handler,), {"api": api})
-        super().__init__(address, handler)
+    def __init__(self, address: tuple[str, int], api: PrometheusAPI | None = None) -> None:
+        super().__init__(address, _Handler)
         self.api = api
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that closed or reset its connection (mid-request or mid-answer) is routine: one debug line, not
+        socketserver's traceback on stderr. Anything else is a bug and keeps the traceback."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            _log.debug("%s went away: %s", client_address, sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:
