@@ -190,8 +190,10 @@ def fidelity(
     calm: str = typer.Option("10m", help="length of the calm phase at base load"),
     seed: int = typer.Option(7, help="random seed for both simulators"),
     json_out: bool = typer.Option(False, "--json", help="print JSON"),
+    report_only: bool = typer.Option(False, "--report-only", help="exit 0 even when a check fails (a report)"),
 ) -> None:
-    """Run the engine and the request-level SimPy reference side by side and compare what they say."""
+    """Run the engine and the request-level SimPy reference side by side and compare what they say; exit 1 if a check
+    fails (--report-only: 0)."""
     from opsworld.reference.compare import compare
 
     try:
@@ -203,8 +205,11 @@ def fidelity(
         _fail(f"--overload: no component '{overload}' in {scenario}; use one of: {', '.join(sc.components)}")
     with err.status("running the engine and the SimPy reference..."):
         result = compare(sc, overload=overload, factor=factor, calm=calm_s, seed=seed)
+    failed = not all(ok for _, ok in result.checks())
     if json_out:
         print(json.dumps(result.as_dict(), indent=2))
+        if failed and not report_only:
+            raise typer.Exit(1)
         return
     table = Table(title=f"{result.scenario}: engine vs request-level reference (calm phase)")
     for col in ("endpoint", "p50 engine", "p50 ref", "p99 engine", "p99 ref", "errors engine", "errors ref"):
@@ -220,6 +225,8 @@ def fidelity(
                   f"reference {result.reference_failed:,.0f}")
     for name, ok in result.checks():
         out.print(f"[{'green' if ok else 'red'}]{'pass' if ok else 'FAIL'}[/] {name}")
+    if failed and not report_only:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -242,14 +249,10 @@ def bench(
         horizon = parse_duration(reference_horizon)
     except UnitError as exc:
         _fail(f"--reference-horizon: {exc}")
-    if json_out:
-        result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon, telemetry_worlds=telemetry_worlds,
-                           env_worlds=env_worlds, rollout_seconds=rollout_seconds)
-    else:
-        with err.status("benchmarking...") as status:
-            result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon,
-                               progress=lambda msg: status.update(msg), telemetry_worlds=telemetry_worlds,
-                               env_worlds=env_worlds, rollout_seconds=rollout_seconds)
+    # progress goes to stderr, so --json (stdout) stays one clean object while a person sees signs of life
+    with err.status("benchmarking...") as status:
+        result = run_bench(runs=runs, worlds=worlds, reference_horizon=horizon, progress=lambda msg: status.update(msg),
+                           telemetry_worlds=telemetry_worlds, env_worlds=env_worlds, rollout_seconds=rollout_seconds)
     if json_out:
         print(json.dumps(result, indent=2))
         return
@@ -266,31 +269,64 @@ def bench(
 
 
 @app.command("faults")
-def list_faults(json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """List the fault catalogue: each failure mode, its class, what it strikes, its parameters and its fixes."""
+def list_faults(
+    json_out: bool = typer.Option(False, "--json", help="print JSON"),
+    scenario: Optional[str] = typer.Option(None, "--scenario",
+                                           help="a template or scenario YAML: what can strike it, and where"),
+) -> None:
+    """List the fault catalogue: each failure mode, its class, what it strikes, its parameters and its fixes; with
+    --scenario, where each can strike that system (NAME:TARGET) and why the others cannot."""
     from opsworld.faults import CATALOGUE
+    from opsworld.faults.placement import placements, why_not
 
     rows = [entry.describe() for entry in CATALOGUE.values()]
+    if scenario is not None:
+        sc = _load(scenario)
+        for r in rows:
+            spots = placements(CATALOGUE[r["name"]], sc)
+            r["targets"] = sorted({str(p["target"]) for p in spots if "target" in p})
+            r["strikes_here"] = bool(spots)
+            r["why_not"] = None if spots else why_not(CATALOGUE[r["name"]], sc)
     if json_out:
         print(json.dumps(rows, indent=2))
         return
+    if scenario is not None:
+        table = Table(title=f"what can strike {sc.name}: {sum(r['strikes_here'] for r in rows)} of {len(rows)} "
+                            f"failure modes (run one: `opsworld play {scenario} --fault NAME:TARGET`)")
+        _name_column(table, "name", [r["name"] for r in rows])
+        _name_column(table, "class", [r["class"] for r in rows])
+        table.add_column("targets here (or why not)", overflow="fold")
+        for r in rows:
+            table.add_row(r["name"], r["class"], ", ".join(r["targets"]) or ("anywhere" if r["strikes_here"] else
+                                                                               f"[dim]{r['why_not']}[/]"))
+        out.print(table)
+        return
     table = Table(title=f"fault catalogue: {len(rows)} failure modes")
-    for col in ("name", "class", "strikes", "via", "fixed by", "masked by", "models"):
-        table.add_column(col)
+    _name_column(table, "name", [r["name"] for r in rows])
+    _name_column(table, "class", [r["class"] for r in rows])       # what `submit` takes as fault_class
+    for col in ("strikes", "via", "fixed by", "masked by", "models"):
+        table.add_column(col, overflow="fold")          # wrapped, never cut: fixes are typed too
     for r in rows:
         fixes = ", ".join(r["fixes"]) or "-"
         strikes = "/".join(r["component_kinds"]) if r["strikes"] == "component" else r["strikes"]
         table.add_row(r["name"], r["class"], strikes, r["via"],
                       fixes, ", ".join(r["masks"]) or "-", r["behaviour"])
     out.print(table)
-    out.print("parameters of each: `opsworld faults --json`; try one: `opsworld inject NAME`")
+    out.print("parameters of each: `opsworld faults --json`; what can strike a system: `opsworld faults --scenario "
+              "FILE`; try one: `opsworld inject NAME`")
+
+
+def _name_column(table: Table, header: str, names: list[str]) -> None:
+    """A column of names a user must type: never cut or wrapped, whatever the terminal's width."""
+    table.add_column(header, no_wrap=True, min_width=max([len(header), *map(len, names)]))
 
 
 @app.command()
 def inject(
-    fault: str = typer.Argument(..., help="a catalogue entry (see `opsworld faults`)"),
-    target: Optional[str] = typer.Option(None, help="what it strikes (default: the entry's example target)"),
-    scenario: Optional[str] = typer.Option(None, help="template or scenario YAML (default: the entry's example)"),
+    fault: str = typer.Argument(..., help="a catalogue entry, NAME[:TARGET] (see `opsworld faults`)"),
+    target: Optional[str] = typer.Option(None, help="what it strikes (default: its worked example's target on its "
+                                                    "template, else the first place of the role it needs)"),
+    scenario: Optional[str] = typer.Option(None, help="template or scenario YAML (default: the entry's template)"),
     onset: str = typer.Option("10m", help="when it starts: after the start (10m) or a time of day (02:00)"),
     duration: str = typer.Option("1h", help="simulated time"),
     fix: Optional[str] = typer.Option(None, help="a mitigation ordered during the episode: ACTION[:TARGET]@TIME, "
@@ -303,15 +339,17 @@ def inject(
     from opsworld.act import MITIGATIONS
     from opsworld.act.scripted import Order, run_scripted
     from opsworld.faults import FaultError, entry, scenario_for
+    from opsworld.faults.placement import FaultSpec, example_fits, parse_fault, place
 
     try:
-        chosen = entry(fault)
+        spec = parse_fault(fault)
+        spec = FaultSpec(spec.name, target or spec.target)
+        chosen = spec.entry
         seconds = parse_duration(duration)
-        example = chosen.example
-        sc = scenario_for(fault, scenario, {"duration": duration})
-        params = dict(example.params) if target is None and scenario is None else {}
-        made = chosen.make(**{**params, "target": target or example.target, "onset": onset})
-        companions = ([entry(n).make(**p) for n, p in example.also] if target is None and scenario is None else [])
+        sc = scenario_for(spec.name, scenario, {"duration": duration})
+        made = chosen.make(**{**place(spec, sc), "onset": onset})
+        worked = spec.target is None and example_fits(chosen, sc)       # its worked example, companions and all
+        companions = [entry(n).make(**p) for n, p in chosen.example.also] if worked else []
         orders = [_order(fix, made, MITIGATIONS, Order)] if fix else []
         ticks = int(seconds // sc.tick)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} ticks"),
@@ -414,27 +452,27 @@ def _duration_option() -> Any:
 
 
 def _fault_option() -> Any:
-    return typer.Option(None, "--fault", help="add a catalogue fault, NAME[:TARGET] (repeatable; the target defaults "
-                                              "to the entry's example target)")
+    return typer.Option(None, "--fault", help="add a catalogue fault, NAME[:TARGET] (repeatable; without a target, "
+                                              "its worked example on its template, else a place of the role it "
+                                              "needs)")
 
 
 def _world_option() -> Any:
     return typer.Option(0, min=0, max=4095, help="which world of the batch to look at")
 
 
-def _fault_spec(text: str) -> dict[str, Any]:
-    """NAME[:TARGET] -> an episode's fault mapping; without a target, the entry's worked example (target and
-    parameters), as `opsworld inject` uses it."""
-    from opsworld.faults import FaultError, entry
+def _fault_spec(text: str, scenario: Any) -> dict[str, Any]:
+    """NAME[:TARGET] -> an episode's fault mapping on `scenario`: on the entry's own template without a target, its
+    worked example (target and parameters), as `opsworld inject` uses it; elsewhere, or with a target, the place of
+    the role it needs (`faults.placement`)."""
+    from opsworld.faults import FaultError
+    from opsworld.faults.placement import parse_fault, place
 
-    name, _, target = text.partition(":")
     try:
-        chosen = entry(name)
+        spec = parse_fault(text)
+        return {"fault": spec.name, **place(spec, scenario)}
     except FaultError as exc:
         _error(f"--fault {text}: {exc}")
-    if target:
-        return {"fault": name, "target": target}
-    return {"fault": name, **chosen.example.params, "target": chosen.example.target}
 
 
 def _telemetry(source: str, seed: Optional[int], duration: Optional[str], faults: Optional[list[str]], world: int,
@@ -442,10 +480,11 @@ def _telemetry(source: str, seed: Optional[int], duration: Optional[str], faults
     """Run an episode (with a progress bar on stderr) with enough worlds to hold `world`; one-line errors."""
     from opsworld.observe.episode import EpisodeError, load_episode
 
-    extra = [_fault_spec(f) for f in faults or []]
     try:
         episode = load_episode(source, seed=seed, duration=duration)
-        if extra:
+        if faults:
+            scenario, _ = episode.load()
+            extra = [_fault_spec(f, scenario) for f in faults]
             episode = load_episode(source, seed=seed, duration=duration, faults=[*episode.faults, *extra])
         scenario, _ = episode.load()
     except EpisodeError as exc:
@@ -761,59 +800,74 @@ def serve(
     fault: Optional[list[str]] = _fault_option(), world: int = _world_option(),
 ) -> None:
     """Run an episode, then serve it as a Prometheus HTTP API (plus logs, traces, changes) until Ctrl-C."""
-    from opsworld.observe.alerts.wire import rfc3339
-    from opsworld.observe.serve import make_server
+    import errno
 
-    telemetry = _telemetry(episode, seed, duration, fault, world)
+    from opsworld.observe.alerts.wire import rfc3339
+    from opsworld.observe.serve import PrometheusAPI, PrometheusServer
+
+    # bind first: a taken port is reported at once, not after the minutes the simulation may take
     try:
-        server = make_server(telemetry, world, host, port)
+        server = PrometheusServer((host, port))
     except OSError as exc:
-        _error(f"cannot listen on {host}:{port}: {exc.strerror or exc}; try another --port")
-    url = server.url
-    first, last = rfc3339(float(telemetry.store.times[0])), rfc3339(telemetry.now)
-    out.print(f"[bold]serving[/] {telemetry.engine.scenario.name} (world {world}) as Prometheus at {url}",
-              highlight=False)
-    out.print(f"  episode: {first} to {last} (set this absolute time range in Grafana)", highlight=False)
-    out.print(f"  Grafana: add a Prometheus data source with URL {url} (from a container: run with --host 0.0.0.0 "
-              f"and use http://host.docker.internal:{server.server_address[1]})", highlight=False, soft_wrap=True)
-    out.print(f"  promtool query instant {url} 'sum by (service) (rate(http_server_requests_total[5m]))' "
-              f"--time={last}", highlight=False, markup=False, soft_wrap=True)
-    out.print(f"  curl '{url}/api/v1/alerts'   logs: {url}/api/v1/logs   traces: {url}/api/v1/traces   "
-              f"changes: {url}/api/v1/changes", highlight=False, markup=False, soft_wrap=True)
-    out.print("  Ctrl-C stops it", highlight=False)
+        fix = ("use another --port, or --port 0 for any free one" if exc.errno in (errno.EADDRINUSE, errno.EACCES)
+               else "check --host and --port")
+        _error(f"cannot listen on {host}:{port}: {exc.strerror or exc}; {fix}")
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        out.print("stopped")
+        telemetry = _telemetry(episode, seed, duration, fault, world)
+        server.api = PrometheusAPI(telemetry, world)
+        url = server.url
+        first, last = rfc3339(float(telemetry.store.times[0])), rfc3339(telemetry.now)
+        out.print(f"[bold]serving[/] {telemetry.engine.scenario.name} (world {world}) as Prometheus at {url}",
+                  highlight=False)
+        out.print(f"  episode: {first} to {last} (set this absolute time range in Grafana)", highlight=False)
+        out.print(f"  Grafana: add a Prometheus data source with URL {url} (from a container: run with --host "
+                  f"0.0.0.0 and use http://host.docker.internal:{server.server_address[1]})", highlight=False,
+                  soft_wrap=True)
+        out.print(f"  promtool query instant {url} 'sum by (service) (rate(http_server_requests_total[5m]))' "
+                  f"--time={last}", highlight=False, markup=False, soft_wrap=True)
+        out.print(f"  curl '{url}/api/v1/alerts'   logs: {url}/api/v1/logs   traces: {url}/api/v1/traces   "
+                  f"changes: {url}/api/v1/changes", highlight=False, markup=False, soft_wrap=True)
+        out.print("  Ctrl-C stops it", highlight=False)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            out.print("stopped")
     finally:
         server.server_close()
 
 
 # ---- one incident for an agent or a person: mcp, play ---------------------------------------------------------------
-def _scenario_for(scenario: Optional[str], fault: Optional[str]) -> str:
-    """The scenario asked for, else the fault's own template, else online-shop; an unknown fault ends with one
-    line (exit 2)."""
-    from opsworld.faults import CATALOGUE
+def _scenario_for(scenario: Optional[str], faults: Optional[list[str]]) -> str:
+    """The scenario asked for, else the first fault's own template, else online-shop; a fault the catalogue does not
+    have ends with one line (exit 2)."""
+    from opsworld.faults import FaultError
+    from opsworld.faults.placement import parse_fault
 
-    if fault is not None and fault not in CATALOGUE:
-        _error(f"--fault: no catalogue entry {fault!r}; see `opsworld faults`")
-    return scenario or (CATALOGUE[fault].example.template if fault is not None else "online-shop")
+    specs = []
+    for text in faults or []:
+        try:
+            specs.append(parse_fault(text))
+        except FaultError as exc:
+            _error(f"--fault {text}: {exc}")
+    return scenario or (specs[0].entry.example.template if specs else "online-shop")
 
 
-def _incident(scenario: Optional[str], seed: int, fault: Optional[str], horizon: Optional[str]):
+def _incident(scenario: Optional[str], seed: int, faults: Optional[list[str]], horizon: Optional[str]):
     """A ToolSession from the command line's options; mistakes end with one line (exit 2). Without a scenario, the
     fault's own template (or online-shop)."""
     from opsworld.envs.tools import ToolSession
-    from opsworld.faults import CATALOGUE, FaultError
+    from opsworld.faults import FaultError
 
-    chosen = _scenario_for(scenario, fault)
+    chosen = _scenario_for(scenario, faults)
     seconds = _seconds(horizon, "--horizon")
     try:
-        return ToolSession(chosen, seed=seed, fault=fault, horizon=seconds)
+        return ToolSession(chosen, seed=seed, fault=faults or None, horizon=seconds)
     except (ScenarioError, FaultError, ValueError) as exc:
-        home = CATALOGUE[fault].example.template if fault is not None else chosen
-        hint = f" ({fault} is written for {home}: leave out the scenario)" if home != chosen else ""
-        _error(str(exc).splitlines()[0] + hint)
+        _error(str(exc).splitlines()[0])
+
+
+_FAULTS_HELP = ("a catalogue entry, NAME[:TARGET]; repeat it to draw from several (default: drawn from the seed among "
+                "those that can strike the scenario)")
 
 
 _SCENARIO_HELP = "template or scenario YAML (default: the fault's template, else online-shop)"
@@ -823,10 +877,14 @@ _SCENARIO_HELP = "template or scenario YAML (default: the fault's template, else
 def mcp_server(
     scenario: Optional[str] = typer.Option(None, help=_SCENARIO_HELP),
     seed: int = typer.Option(0, help="random seed: which incident, when, and the world's noise"),
-    fault: Optional[str] = typer.Option(None, "--fault", help="a catalogue entry (default: drawn from the seed)"),
+    fault: Optional[list[str]] = typer.Option(None, "--fault", help=_FAULTS_HELP),
     horizon: Optional[str] = typer.Option(None, help="episode length, e.g. 1h (default: the scenario's)"),
+    next_incident: bool = typer.Option(True, "--next-incident/--one-incident",
+                                       help="offer `new_incident`: once an episode is over, start the next one on "
+                                            "the same scenario in the same process"),
 ) -> None:
-    """Serve one incident as an MCP server on stdio: the runbook's actions as tools, plus `score`."""
+    """Serve an incident as an MCP server on stdio: the runbook's actions as tools, `score` (text and structured),
+    `new_incident`; the service map, runbook and alerting rules as resources; an `on_call` prompt."""
     try:
         from opsworld.envs.mcp_server import make_server  # noqa: F401  (the optional `mcp` extra)
     except ImportError:
@@ -834,20 +892,22 @@ def mcp_server(
     from opsworld.envs.mcp_server import serve_mcp
 
     session = _incident(scenario, seed, fault, horizon)
-    serve_mcp(session=session)
+    serve_mcp(session=session, scenario=_scenario_for(scenario, fault), next_incident=next_incident)
 
 
 @app.command()
 def play(
     scenario: Optional[str] = typer.Argument(None, help=_SCENARIO_HELP),
     seed: int = typer.Option(0, help="random seed: which incident, when, and the world's noise"),
-    fault: Optional[str] = typer.Option(None, "--fault", help="a catalogue entry (default: drawn from the seed)"),
+    fault: Optional[list[str]] = typer.Option(None, "--fault", help=_FAULTS_HELP),
     horizon: Optional[str] = typer.Option(None, help="episode length, e.g. 1h (default: the scenario's)"),
     watch: Optional[str] = typer.Option(None, "--watch", metavar="AGENT",
                                         help="watch an agent (registered name, module:Class or a policy .pt file) "
                                              "handle the incident instead"),
 ) -> None:
     """Be the on-call engineer: read the pages, type runbook actions, submit a diagnosis, get scored."""
+    from opsworld.act.runbook import ActionError
+
     if watch is not None:
         _watch(watch, scenario, seed, fault, horizon)
         return
@@ -874,8 +934,9 @@ def play(
             continue
         try:
             name, args = _play_line(line)
-        except ValueError as exc:
-            err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            session.check(name, args)         # a typo at the prompt costs no simulated time
+        except (ValueError, ActionError) as exc:
+            err.print(f"error: {exc} (no time passed)", markup=False, highlight=False, soft_wrap=True)
             continue
         result = session.call(name, args)
         if result.error:
@@ -885,7 +946,8 @@ def play(
     _print_score(session.report())
 
 
-def _watch(agent: str, scenario: Optional[str], seed: int, fault: Optional[str], horizon: Optional[str]) -> None:
+def _watch(agent: str, scenario: Optional[str], seed: int, fault: Optional[list[str]], horizon: Optional[str]
+           ) -> None:
     """`play --watch`: the agent's actions and the alerts as they come, then the score."""
     from opsworld.agents import AgentError
     from opsworld.agents.watch import watch
@@ -1063,7 +1125,7 @@ def audit(
                                               help="only these agents (the heuristic SRE always runs); a registered "
                                                    "name, module:Class, a policy file, or a composition such as "
                                                    "heuristic-sre+page@first_alert"),
-    strict: bool = typer.Option(False, "--strict", help="exit with code 1 when a check fails"),
+    report_only: bool = typer.Option(False, "--report-only", help="exit 0 even when a check fails (a report)"),
     template: Optional[list[str]] = typer.Option(None, "--template", help="only these templates (default: all four)"),
     entry: Optional[list[str]] = typer.Option(None, "--entry", help="only these catalogue entries"),
     attack: bool = typer.Option(False, "--attack", help="then attack the reward: bolt habits onto policies and search "
@@ -1075,8 +1137,8 @@ def audit(
     """Every baseline agent on one fixed suite of incidents (all templates x catalogue entries x seeds), and the checks
     that the reward pays for the right things: the heuristic SRE beats every cheat, reward falls with user impact,
     silencing alerts never pays, the heuristic mitigates most incidents; with --attack, also that no composition of
-    habits beats the heuristic, zero-knowledge ones trail it, and no single habit lifts it (with --strict, exit code 1
-    if a check fails)."""
+    habits beats the heuristic, zero-knowledge ones trail it, and no single habit lifts it. Exits 1 if a check fails
+    (--report-only: 0)."""
     from opsworld.agents import AgentError, agent_factory
     from opsworld.eval.audit import audit as run_audit
 
@@ -1154,7 +1216,7 @@ def audit(
                 who = c.detail.get("closest") or c.detail.get("largest")
                 if who:
                     out.print(f"     {who}", highlight=False)
-    if strict and not all(c.passed for c in checks):
+    if not report_only and not all(c.passed for c in checks):
         raise typer.Exit(1)
 
 

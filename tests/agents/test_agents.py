@@ -183,6 +183,28 @@ def test_load_agent_by_module_path_and_errors():
         load_agent("opsworld.agents.idle:Nothing")
 
 
+def test_an_agent_loads_from_the_working_directory(tmp_path, monkeypatch):
+    """`--agent mypkg.agents:MyAgent` run beside `mypkg/` finds it, as `python -m` would (no PYTHONPATH needed)."""
+    import subprocess
+    import sys
+    pkg = tmp_path / "mypkg_here"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "agents.py").write_text("from opsworld.agents.idle import DoNothingAgent\n\n\n"
+                                   "class MyAgent(DoNothingAgent):\n    pass\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert type(load_agent("mypkg_here.agents:MyAgent")).__name__ == "MyAgent"
+    with pytest.raises(AgentError, match="cannot import"):       # a module that is nowhere is still an error
+        load_agent("mypkg_here.nothing:MyAgent")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-c", "import sys, opsworld.cli; sys.argv = ['opsworld', 'eval', "
+                          "'--suite', 'detection', '--agent', 'mypkg_here.agents:MyAgent', '--seeds', '1', "
+                          "'--template', 'online-shop', '--entry', 'memory_creep']; "
+                          "opsworld.cli.app()"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
 def test_heuristic_finds_a_cause_the_service_map_does_not_show():
     """The documented map omits cartservice -> redis-cart; the heuristic still fails the right datastore over."""
     from opsworld.envs.generator import Draw

@@ -6,6 +6,8 @@ of a policy file written by `opsworld train` (`PATH.pt`), or as a composition: a
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import importlib.util
 from pathlib import Path
 from typing import Callable
@@ -73,7 +75,7 @@ def _resolve(name: str) -> Callable[..., Agent]:
     """The object an entry point `module:Class` names."""
     module, _, attr = name.partition(":")
     try:
-        obj = importlib.import_module(module)
+        obj = _import(module)
     except ImportError as exc:
         raise AgentError(f"cannot import '{module}': {exc}") from None
     for part in attr.split("."):
@@ -83,6 +85,21 @@ def _resolve(name: str) -> Callable[..., Agent]:
     if not callable(obj):
         raise AgentError(f"'{name}' is not a class or factory")
     return obj
+
+
+def _import(module: str) -> object:
+    """Import a module as `python -m` finds it: installed, or else from the working directory (where a user runs
+    `opsworld eval --agent mypkg.agents:MyAgent` beside `mypkg/`). The folder is searched last, so it never shadows
+    an installed package."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        top = module.split(".")[0]
+        if exc.name != top or here in sys.path or not (Path(here, top).is_dir() or Path(here, top + ".py").is_file()):
+            raise
+        sys.path.append(here)
+        return importlib.import_module(module)
 
 
 def load_agent(name: str) -> Agent:

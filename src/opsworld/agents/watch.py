@@ -37,13 +37,13 @@ def describe(context, action: np.ndarray) -> str:
     return f"{name} {place}"
 
 
-def watch(agent: str, scenario: str, seed: int = 0, fault: str | None = None, horizon: float | None = None,
-          say: Callable[[str], None] = print) -> dict:
+def watch(agent: str, scenario: str, seed: int = 0, fault: str | list[str] | None = None,
+          horizon: float | None = None, say: Callable[[str], None] = print) -> dict:
     """Run one episode of `agent` on `scenario` (a template or scenario file), saying what happens; return its score
     report (a dict). Raises `AgentError`, `ScenarioError` or `FaultError` for a bad request, before anything runs."""
     actor = load_agent(agent)        # checked before anything runs
-    env = IncidentVectorEnv(num_envs=1, scenario=scenario, faults=[fault] if fault else None, horizon=horizon,
-                            seed=seed)
+    faults = [fault] if isinstance(fault, str) else fault or None        # NAME or NAME:TARGET, or several
+    env = IncidentVectorEnv(num_envs=1, scenario=scenario, faults=faults, horizon=horizon, seed=seed)
     obs, info = env.reset(seed=seed)
     context = context_of(env)
     names = list(ALERTS)

@@ -204,7 +204,8 @@ class Recorder:
             for w, was, now in zip(np.asarray(worlds).tolist(), np.asarray(before).tolist(),
                                    np.asarray(after).tolist()):
                 if str(was) != str(now):
-                    self.changes[w].append(Change(time, kind, target, str(was), str(now), by))
+                    self.changes[w].append(Change(time, kind, target, str(was), str(now), by,
+                                                  self.inc.engine.changes.start + time))
         self._changes_read = len(chunks)
 
     def _close_minute(self, t: Truth) -> None:

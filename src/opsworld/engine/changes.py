@@ -30,15 +30,18 @@ class Change:
     before: str
     after: str
     by: str              # who made it: a pipeline, a person, the autoscaler, the on-call engineer
+    wall: float | None = None   # the same moment as Unix seconds, the clock alerts, logs and traces carry
 
     def describe(self) -> str:
         return f"{self.kind} {self.target}: {self.before} -> {self.after} by {self.by}"
 
 
 class ChangeLog:
-    """Every change made to a batch of worlds, in the order made."""
+    """Every change made to a batch of worlds, in the order made. `start`: the Unix time the episode starts at, so
+    each change also carries its wall-clock time."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: float = 0.0) -> None:
+        self.start = float(start)
         self._chunks: list[tuple[float, np.ndarray, str, str, np.ndarray, np.ndarray, str,
                                  Callable[[np.ndarray], np.ndarray] | None]] = []
 
@@ -61,7 +64,7 @@ class ChangeLog:
             else:
                 was, now = str(text(before[i:i + 1])[0]), str(text(after[i:i + 1])[0])
             if was != now:
-                out.append(Change(time, kind, target, was, now, by))
+                out.append(Change(time, kind, target, was, now, by, self.start + time))
         return out
 
     def __len__(self) -> int:

@@ -255,7 +255,7 @@ class Engine:
         self.streams = Streams(seed, first_world + np.arange(worlds))
         self.replicas = Replicas(topo, worlds)
         self.tick, self.time = 0, 0.0
-        self.changes = ChangeLog()
+        self.changes = ChangeLog(self.scenario.traffic.start)
         S, E = topo.n_components, topo.n_edges
         self.backlog = np.zeros((S, worlds), REAL)
         self.hold = np.repeat(idle_hold(topo)[:, None], worlds, axis=1).astype(REAL)   # seconds a request holds a slot

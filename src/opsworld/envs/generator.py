@@ -5,14 +5,14 @@ another component of the same kind when the entry allows, and draws the onset an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 
 from opsworld.faults.base import Fault, FaultError
 from opsworld.faults.catalogue import CATALOGUE, Entry
-from opsworld.spec import Scenario, load_scenario
+from opsworld.faults.placement import example_fits, fitting, parse_fault, place, placements
+from opsworld.spec import Scenario
 
 CONTROLS = ("no_fault", "benign_deploy", "benign_config")     # entries with nothing to mitigate: detection controls
 _PINNED = ("caller", "other", "on")        # parameters naming a second place: keep the example's target
@@ -33,12 +33,9 @@ class Draw:
 
 def entries_for(scenario: Scenario, names: Sequence[str] | None = None, controls: bool = True) -> list[Entry]:
     """Catalogue entries whose worked example runs on this scenario's template (without scenario overrides, which a
-    batch cannot give one world alone)."""
+    batch cannot give one world alone), or those of `names` (`NAME` or `NAME:TARGET`)."""
     if names is not None:
-        unknown = [n for n in names if n not in CATALOGUE]
-        if unknown:
-            raise FaultError(f"no fault named {', '.join(unknown)} in the catalogue; see `opsworld faults`")
-        return [CATALOGUE[n] for n in names]
+        return [parse_fault(n).entry for n in names]
     chosen = [e for e in CATALOGUE.values() if e.example.template == scenario.name
               and not (e.example.overrides and e.name != "certificate_expiry")]
     return [e for e in chosen if controls or e.name not in CONTROLS]
@@ -46,11 +43,14 @@ def entries_for(scenario: Scenario, names: Sequence[str] | None = None, controls
 
 @dataclass
 class CatalogueGenerator:
-    """Draw one fault per world from catalogue entries on the scenario's template.
+    """Draw one fault per world from catalogue entries: `NAME` or `NAME:TARGET` (`faults.placement`).
 
+    On a template, an entry without a target runs its worked example, and `move_target` lets it strike another
+    component of the same kind. Elsewhere (a user's own system), or with a target, it strikes a place of the role it
+    needs, drawn per world among those it fits. Without `entries`: the entries written for the scenario's template,
+    or on any other scenario every entry that fits somewhere in it.
     `onset` is the range of seconds after the start the fault begins; `severity`, if given, the range of its
-    strength (each distinct severity costs the injector a little work per tick; the presets are the default);
-    `move_target` lets a fault strike another component of the same kind than its worked example.
+    strength (each distinct severity costs the injector a little work per tick; the presets are the default).
     """
 
     entries: Sequence[str] | None = None
@@ -64,23 +64,46 @@ class CatalogueGenerator:
         """One incident for one world."""
         key = scenario.name
         if key not in self._cache:
-            self._cache[key] = entries_for(scenario, self.entries, self.controls)
-            if not self._cache[key]:
-                raise FaultError(f"no catalogue entry has a worked example on '{scenario.name}': name the faults to draw "
-                                 f"from (faults=[...] in Python, --fault on the command line; see `opsworld faults`)")
+            self._cache[key] = self._options(scenario)
         options = self._cache[key]
-        e = options[int(rng.integers(len(options)))]
-        params = dict(e.example.params)
-        target = e.example.target
-        if self.move_target and not (set(params) & set(_PINNED)) and not e.example.also:
-            target = self._other_target(e, scenario, target, rng)
+        e, spots = options[int(rng.integers(len(options)))]
+        if spots is None:        # its worked example, on its template
+            params = dict(e.example.params)
+            target = e.example.target
+            if self.move_target and not (set(params) & set(_PINNED)) and not e.example.also:
+                target = self._other_target(e, scenario, target, rng)
+            params["target"] = target
+        else:                    # by role: one of the places it fits
+            params = dict(spots[int(rng.integers(len(spots)))])
         params["onset"] = float(rng.uniform(*self.onset))
         if self.severity is not None and e.name not in CONTROLS and "severity" in e.fault.model_fields:
             params.setdefault("severity", float(rng.uniform(*self.severity)))
-        fault = e.make(target=target, **params)
+        fault = e.make(**params)
         fault.check(scenario)
-        also = tuple(CATALOGUE[n].make(**{**p, "onset": params["onset"]}) for n, p in e.example.also)
+        also = (tuple(CATALOGUE[n].make(**{**p, "onset": params["onset"]}) for n, p in e.example.also)
+                if spots is None else ())
         return Draw(e.name, fault, also)
+
+    def _options(self, scenario: Scenario) -> list[tuple[Entry, list[dict] | None]]:
+        """Each entry drawn from, with the places it strikes by role (None: its worked example)."""
+        if self.entries is None:
+            chosen = entries_for(scenario, None, self.controls)
+            if chosen:
+                return [(e, None) for e in chosen]
+            out = [(CATALOGUE[n], spots) for n, spots in fitting(scenario) if self.controls or n not in CONTROLS]
+            if not out:
+                raise FaultError(f"no catalogue entry can strike '{scenario.name}' (see `opsworld faults --scenario`)")
+            return out
+        out = []
+        for text in self.entries:
+            spec = parse_fault(text)
+            if spec.target is None and example_fits(spec.entry, scenario):
+                out.append((spec.entry, None))
+                continue
+            place(spec, scenario)            # a one-line FaultError naming where it could strike instead
+            spots = placements(spec.entry, scenario)
+            out.append((spec.entry, [p for p in spots if spec.target is None or p.get("target") == spec.target]))
+        return out
 
     @staticmethod
     def _other_target(e: Entry, scenario: Scenario, target: str, rng: np.random.Generator) -> str:
@@ -143,7 +166,7 @@ class PortableGenerator:
             chosen = [e for e in CATALOGUE.values() if (self.entries is None or e.name in self.entries)
                       and e.name not in self.exclude]
             for e in chosen:
-                places = [p for p in _places(e, scenario) if _fits(e, p, scenario)]
+                places = placements(e, scenario)
                 if places:
                     (controls if e.name in CONTROLS else faults).append((e.name, places))
             if not faults and not controls:
@@ -173,52 +196,3 @@ def background(scenario: Scenario, rng: np.random.Generator, mean: float, horizo
             continue
         out.append(fault)
     return out
-
-
-@lru_cache(maxsize=None)
-def _template_kinds(template: str) -> dict[str, str]:
-    return {name: c.kind for name, c in load_scenario(template).components.items()}
-
-
-def _example_kind(e: Entry) -> str | None:
-    """The kind of component the entry's worked example strikes (service, cache, datastore, queue)."""
-    return _template_kinds(e.example.template).get(e.example.target)
-
-
-def _places(e: Entry, scenario: Scenario) -> list[dict]:
-    """Every place in `scenario` the entry's fault could strike, as the parameters naming it."""
-    if e.example.also or (e.example.overrides and e.name != "certificate_expiry"):
-        return []            # needs a companion fault or a scenario state a batch cannot give one world
-    params = {k: v for k, v in e.example.params.items() if k not in ("caller", "on", "other", "onset")}
-    strikes = e.fault.strikes
-    comps = scenario.components
-    if e.name in CONTROLS and e.fault.kind == "no_fault":
-        return [{}]
-    if strikes == "node":
-        return [{**params, "target": n.name} for n in scenario.nodes]
-    if strikes == "endpoint":
-        return [{**params, "target": ep.name} for ep in scenario.traffic.endpoints]
-    if strikes == "certificate":
-        return [{**params, "target": c.name} for c in scenario.certificates]
-    if strikes == "zone":
-        zones = scenario.zones
-        if "other" in e.example.params:
-            return [{**params, "target": a, "other": b} for a in zones for b in zones if a != b]
-        return [{**params, "target": z} for z in zones] if len(zones) > 1 else []
-    kind = _example_kind(e)
-    same = [n for n, c in comps.items() if c.kind == kind]
-    if "caller" in e.example.params:
-        return [{**params, "target": t, "caller": c} for c, comp in comps.items() for d in comp.dependencies
-                for t in [d.target] if t in same]
-    if "on" in e.example.params:
-        return [{**params, "target": c, "on": d.target} for c, comp in comps.items() if comp.kind == "service"
-                for d in comp.dependencies if comps[d.target].kind == "datastore"]
-    return [{**params, "target": t} for t in same]
-
-
-def _fits(e: Entry, place: dict, scenario: Scenario) -> bool:
-    try:
-        e.make(**place).check(scenario)
-    except (FaultError, ValueError, KeyError):
-        return False
-    return True

@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from opsworld.envs.generator import CatalogueGenerator
 from opsworld.envs.incident import IncidentConfig, Incidents
 from opsworld.envs.text import (render_alerts, render_changes, render_component, render_logs, render_matrix,
                                 render_service_map, render_traces, render_vector)
-from opsworld.faults.catalogue import CATALOGUE, scenario_for
+from opsworld.faults.catalogue import scenario_for
 from opsworld.observe.alerts.notifier import Matcher, Notification, parse_matcher
 from opsworld.observe.logs import LogQueryError
 from opsworld.observe.promql import PromQLError
@@ -68,13 +68,15 @@ class _Refused(Exception):
 class ToolSession:
     """One incident, one responder: the runbook as tools with text results. See the module docstring."""
 
-    def __init__(self, scenario: str = "online-shop", seed: int = 0, fault: str | None = None,
+    def __init__(self, scenario: str = "online-shop", seed: int = 0, fault: str | Sequence[str] | None = None,
                  horizon: float | None = None, *, page_wait: float = PAGE_WAIT) -> None:
-        """`fault` is a catalogue entry's name (None: drawn from the seed among the template's entries); the shift
-        starts at the first page or after `page_wait` seconds."""
+        """`fault` is a catalogue entry, `NAME` or `NAME:TARGET`, or several to draw from (None: drawn from the seed
+        among those that can strike the scenario); the shift starts at the first page or after `page_wait`
+        seconds."""
+        faults = [fault] if isinstance(fault, str) else list(fault) if fault else None
         # one world can take the scenario changes its failure needs (a batch could not give them to one world)
-        source: Any = scenario_for(fault, scenario) if fault is not None and fault in CATALOGUE else scenario
-        generator = CatalogueGenerator(entries=[fault] if fault is not None else None)
+        source: Any = scenario_for(faults[0], scenario) if faults and len(faults) == 1 else scenario
+        generator = CatalogueGenerator(entries=faults)
         self.inc = Incidents(IncidentConfig(scenario=source, horizon=horizon, telemetry=True, counterfactual=True,
                                             generator=generator),
                              worlds=1, seed=seed)
@@ -165,6 +167,11 @@ class ToolSession:
         result = self._result(text, error)
         self.calls.append((str(name), dict(args) if isinstance(args, dict) else {}, result))
         return result
+
+    def check(self, name: str, args: dict[str, Any] | None = None) -> None:
+        """Raise `ActionError` (one line) for a call the runbook refuses as written — an unknown action, a missing or
+        mistyped argument, a place the system does not have — charging nothing (a person's typo at a prompt)."""
+        self._parse(name, args)
 
     def _parse(self, name: str, args: dict[str, Any] | None) -> Call:
         if args is not None and not isinstance(args, dict):

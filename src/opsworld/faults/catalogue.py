@@ -282,11 +282,11 @@ def entry(name: str) -> Entry:
 
 def scenario_for(fault: str | None, scenario: str | Path | Scenario | None = None,
                  overrides: dict | None = None) -> Scenario:
-    """The scenario to run a catalogue fault on: `scenario` if given, else the fault's own template (online-shop
-    without a fault). The fault's own template gets the changes its failure needs (`Example.overrides`, a metastable
-    storm needs a service running hot) under `overrides`. Raises FaultError for an unknown fault and ScenarioError
-    for a scenario that does not load."""
-    example = entry(fault).example if fault is not None else None
+    """The scenario to run a catalogue fault (`NAME` or `NAME:TARGET`) on: `scenario` if given, else the fault's own
+    template (online-shop without a fault). The fault's own template gets the changes its failure needs
+    (`Example.overrides`: a metastable storm needs a service running hot) under `overrides`. Raises FaultError for
+    an unknown fault and ScenarioError for a scenario that does not load."""
+    example = entry(fault.partition(":")[0]).example if fault is not None else None
     source = scenario if scenario is not None else example.template if example else "online-shop"
     if isinstance(source, Scenario):
         return source
