@@ -14,14 +14,15 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	command -v promtool >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus; } || true
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[plot,test,mcp,ray,train]"
+	$(BIN)/python -m pip install -q -e ".[plot,test,mcp,ray,train,offline]"
 	touch $(STAMP)
 
 demo: install
 	$(BIN)/opsworld eval --suite mitigation --leaderboard --seeds 1 --template online-shop
 
+# one worker per core; a file's tests stay on one worker, so its module-scoped fixtures are built once
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: install
 	$(BIN)/opsworld bench

@@ -180,3 +180,11 @@ def test_a_change_carries_both_clocks_labelled():
     engine.set("deploy", "v9.9.9", "cartservice", by="ci-pipeline")
     (change,) = [c for c in engine.changes.events(0) if c.target == "cartservice"]
     assert change.time == 30.0 and change.wall == engine.scenario.traffic.start + 30.0
+
+
+def test_eval_suites_run_on_your_own_system():
+    result = runner.invoke(app, ["eval", "--suite", "mitigation", "--template", MINE, "--seeds", "1",
+                                 "--fault", "memory_creep:bookings", "--fault", "db_primary_failure", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout[result.stdout.index("{"):])
+    assert data["episodes"] == 2 and data["suite"] == "mitigation"

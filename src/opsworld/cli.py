@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -1097,10 +1097,13 @@ def _suite_filter(template: Optional[list[str]], entry: Optional[list[str]]) -> 
     from opsworld.faults.catalogue import CATALOGUE
     from opsworld.eval.audit import TEMPLATES
 
-    bad = [t for t in template or [] if t not in TEMPLATES]
+    bad = [t for t in template or [] if t not in TEMPLATES and not Path(t).is_file()]
     if bad:
-        _fail(f"unknown template(s) {', '.join(bad)}; templates: {', '.join(TEMPLATES)}")
-    bad = [e for e in entry or [] if e not in CATALOGUE]
+        _fail(f"unknown template(s) {', '.join(bad)} and no such scenario file; templates: {', '.join(TEMPLATES)}")
+    for t in template or []:
+        if t not in TEMPLATES:
+            _load(t)                 # a scenario file with a mistake ends with its one line
+    bad = [e for e in entry or [] if e.partition(":")[0] not in CATALOGUE]
     if bad:
         _fail(f"unknown catalogue entr{'ies' if len(bad) > 1 else 'y'} {', '.join(bad)}; see `opsworld faults`")
     return tuple(template or TEMPLATES), (list(entry) if entry else None)
@@ -1117,6 +1120,58 @@ def _progress_bar(label: str):
     return bar, callback
 
 
+@app.command("transitions")
+def transitions(
+    episodes: int = typer.Option(256, "--episodes", "-n", help="episodes to record (ids 0..N-1)"),
+    agent: str = typer.Option("heuristic-sre", help="the teacher: a registered agent (opsworld eval), module:Class, "
+                                                    "a policy file, or 'random' (the rollout's random policy)"),
+    out: Path = typer.Option(Path("out/transitions"), help="directory: a Minari datasets root (--format minari), or "
+                                                           "steps/ and episodes.parquet (--format parquet)"),
+    fmt: str = typer.Option("minari", "--format", help="minari (a Minari dataset; extra offline) or parquet"),
+    template: str = typer.Option("online-shop", help="the built-in template every episode runs on"),
+    entry: Optional[list[str]] = typer.Option(None, "--fault", "--entry",
+                                              help="a catalogue entry to draw incidents from (repeat it; default: "
+                                                   "all that fit)"),
+    horizon: Optional[str] = typer.Option(None, help="episode length, e.g. 10m (default: the scenario's, 1h)"),
+    seed: int = typer.Option(0, help="the same seed, batch, horizon and template as `opsworld rollout --template` "
+                                     "record that rollout's episodes"),
+    batch: int = typer.Option(256, help="episodes per batched engine (as `opsworld rollout --batch`)"),
+    dataset_id: Optional[str] = typer.Option(None, "--dataset-id",
+                                             help="Minari dataset id (default: opsworld/TEMPLATE/AGENT-v0)"),
+    json_out: bool = typer.Option(False, "--json", help="print the manifest (transitions.json) as JSON"),
+) -> None:
+    """Record every step of an agent's episodes (observations, actions, rewards, terminations, action masks) for
+    offline RL and behaviour cloning, as a Minari dataset or Parquet."""
+    from opsworld.rollout.transitions import TransitionsError, record_transitions, transitions_config
+
+    seconds = None
+    if horizon is not None:
+        try:
+            seconds = parse_duration(horizon)
+        except UnitError as exc:
+            _fail(f"--horizon: {exc}")
+        if not seconds > 0:
+            _fail(f"--horizon must be above 0 seconds (got {horizon})")
+    bar = Progress(TextColumn("transitions"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
+                   TimeRemainingColumn(), console=err, transient=True)
+    try:
+        config = transitions_config(template, horizon=seconds, entries=entry or None)
+        with bar:
+            task = bar.add_task("transitions", total=max(episodes, 1))
+            manifest = record_transitions(agent=agent, config=config, episodes=episodes, seed=seed, out=out, fmt=fmt,
+                                          batch=batch, dataset_id=dataset_id,
+                                          progress=lambda done, _: bar.update(task, completed=done))
+    except TransitionsError as exc:
+        _fail(str(exc))
+    if json_out:
+        print(json.dumps(manifest, indent=2))
+        return
+    steps = episodes * manifest["steps_per_episode"]
+    where = (f"Minari dataset {manifest['dataset_id']} in {out} (MINARI_DATASETS_PATH={out})"
+             if fmt == "minari" else f"{out / 'steps'} and {out / 'episodes.parquet'}")
+    print(f"wrote {episodes:,} episodes, {steps:,} steps of {agent} to {where}")
+
+
 @app.command()
 def audit(
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
@@ -1126,8 +1181,10 @@ def audit(
                                                    "name, module:Class, a policy file, or a composition such as "
                                                    "heuristic-sre+page@first_alert"),
     report_only: bool = typer.Option(False, "--report-only", help="exit 0 even when a check fails (a report)"),
-    template: Optional[list[str]] = typer.Option(None, "--template", help="only these templates (default: all four)"),
-    entry: Optional[list[str]] = typer.Option(None, "--entry", help="only these catalogue entries"),
+    template: Optional[list[str]] = typer.Option(None, "--template", help="only these templates or scenario files "
+                                                                          "(default: the four templates)"),
+    entry: Optional[list[str]] = typer.Option(None, "--fault", "--entry",
+                                              help="only these catalogue entries, NAME[:TARGET] (repeatable)"),
     attack: bool = typer.Option(False, "--attack", help="then attack the reward: bolt habits onto policies and search "
                                                         "for a composition it overpays (opsworld.eval.attack)"),
     budget: int = typer.Option(40, "--budget", min=0, help="with --attack: compositions in the search beyond the "
@@ -1231,8 +1288,10 @@ def evaluate_agent(
     leaderboard: bool = typer.Option(False, "--leaderboard", help="every registered agent on the suite, ranked, "
                                      "with the --agent ones (module:Class too) among them"),
     seeds: int = typer.Option(2, min=1, max=100, help="episodes per catalogue entry and template"),
-    template: Optional[list[str]] = typer.Option(None, "--template", help="only these templates (default: all four)"),
-    entry: Optional[list[str]] = typer.Option(None, "--entry", help="only these catalogue entries"),
+    template: Optional[list[str]] = typer.Option(None, "--template", help="only these templates or scenario files "
+                                                                          "(default: the four templates)"),
+    entry: Optional[list[str]] = typer.Option(None, "--fault", "--entry",
+                                              help="only these catalogue entries, NAME[:TARGET] (repeatable)"),
     background: Optional[float] = typer.Option(None, "--background", min=0.0, max=60.0,
                                                help="with --suite: healthy changes and passing flaps per hour around "
                                                     "each incident (default: the audit's; 0: a clean change log)"),

@@ -46,6 +46,7 @@ from opsworld.agents import AGENTS, CHEATS, agent_factory
 from opsworld.agents.base import context_of
 from opsworld.agents.runner import batch_actor, play
 from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw, background, entries_for
+from opsworld.faults.placement import fitting
 from opsworld.envs.gym_env import IncidentVectorEnv
 from opsworld.envs.incident import IncidentConfig
 from opsworld.score.reward import RewardWeights
@@ -85,15 +86,18 @@ def _key(*parts: object) -> int:
 def suite(seeds: int = 5, templates: Sequence[str] = TEMPLATES, entries: Sequence[str] | None = None,
           controls: bool = True, extra_controls: int = 0, background: float = BACKGROUND
           ) -> dict[str, list[Case]]:
-    """Per template, its episodes: every entry that runs there (or those of `entries` that do) x `seeds`.
+    """Per template (or scenario file), its episodes: every entry that runs there (on a scenario no worked example
+    was written for, every entry that can strike it by role), or those of `entries` that do, x `seeds`.
     `extra_controls` adds that many `no_fault` episodes per seed on templates that have none of their own;
     `background` healthy changes and passing flaps per hour happen around each incident (0: a clean change log)."""
     out: dict[str, list[Case]] = {}
     for template in templates:
         scenario = load_scenario(template)
         names = [e.name for e in entries_for(scenario, controls=controls)]
-        if entries is not None:
-            names = [n for n in names if n in entries]
+        if not names:       # a system of one's own: every entry with a place of its role there
+            names = [n for n, _ in fitting(scenario) if controls or n not in CONTROLS]
+        if entries is not None:      # NAME, or NAME:TARGET for one place
+            names = [spec for spec in entries if spec.partition(":")[0] in names]
         eps: list[Case] = []
         for name in names:
             for k in range(seeds):

@@ -12,7 +12,10 @@ assert replay_episode(row)["reward"] == row["reward"]
 from opsworld.rollout.records import BATCHES_PER_FILE, EPISODES_DIR, SCHEMA, EpisodeWriter
 from opsworld.rollout.runner import (RANDOM, SUMMARY_FILE, Batch, RolloutError, RolloutPlan, local_batches,
                                      local_tasks, replay_episode, rollout, run_batch)
+from opsworld.rollout.transitions import (Transitions, TransitionsError, load_transitions, record_transitions,
+                                          transitions_config)
 
 __all__ = ["BATCHES_PER_FILE", "EPISODES_DIR", "SCHEMA", "SUMMARY_FILE", "RANDOM", "Batch", "EpisodeWriter",
            "RolloutError", "RolloutPlan", "local_batches", "local_tasks",
-           "replay_episode", "rollout", "run_batch"]
+           "replay_episode", "rollout", "run_batch",
+           "Transitions", "TransitionsError", "load_transitions", "record_transitions", "transitions_config"]
