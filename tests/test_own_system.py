@@ -93,7 +93,7 @@ def test_the_catalogue_table_never_cuts_a_name_a_user_must_type():
     result = runner.invoke(app, ["faults"])          # not a terminal: the width a pipe gets
     assert result.exit_code == 0
     for name, e in CATALOGUE.items():
-        assert name in result.output and e.fault.__name__ in result.output
+        assert name in result.output and e.fault.kind in result.output       # what submit takes
     assert "…" not in result.output
 
 
@@ -188,3 +188,39 @@ def test_eval_suites_run_on_your_own_system():
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout[result.stdout.index("{"):])
     assert data["episodes"] == 2 and data["suite"] == "mitigation"
+
+
+def test_serve_and_mcp_on_your_own_system(monkeypatch):
+    from opsworld.observe.serve import PrometheusServer
+    seen = {}
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        seen["up"] = self.api.handle("/api/v1/query", {"query": ["count(up)"]})
+        raise KeyboardInterrupt                               # Ctrl-C
+
+    monkeypatch.setattr(PrometheusServer, "serve_forever", serve_forever)
+    result = runner.invoke(app, ["serve", MINE, "--fault", "memory_creep:bookings", "--duration", "10m",
+                                 "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert seen["up"][0] == 200 and "success" in str(seen["up"])
+
+    import anyio
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+    import sys
+    server = StdioServerParameters(command=sys.executable, args=["-m", "opsworld.cli", "mcp", "--scenario", MINE,
+                                                                 "--fault", "db_primary_failure", "--horizon", "30m"])
+    got = {}
+
+    async def main() -> None:
+        with anyio.fail_after(120):
+            async with stdio_client(server) as (read, write):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+                    got["map"] = await session.call_tool("get_service_map", {})
+                    got["submit"] = await session.call_tool("submit", {"components": ["postgres"],
+                                                                         "fault_class": "primary_failure"})
+
+    anyio.run(main)
+    assert "postgres" in got["map"].content[0].text
+    assert not got["submit"].is_error and got["submit"].structured_content["roots"] == ["postgres"]

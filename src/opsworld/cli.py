@@ -294,22 +294,22 @@ def list_faults(
         table = Table(title=f"what can strike {sc.name}: {sum(r['strikes_here'] for r in rows)} of {len(rows)} "
                             f"failure modes (run one: `opsworld play {scenario} --fault NAME:TARGET`)")
         _name_column(table, "name", [r["name"] for r in rows])
-        _name_column(table, "class", [r["class"] for r in rows])
+        _name_column(table, "fault_class", [r["kind"] for r in rows])
         table.add_column("targets here (or why not)", overflow="fold")
         for r in rows:
-            table.add_row(r["name"], r["class"], ", ".join(r["targets"]) or ("anywhere" if r["strikes_here"] else
+            table.add_row(r["name"], r["kind"], ", ".join(r["targets"]) or ("anywhere" if r["strikes_here"] else
                                                                                f"[dim]{r['why_not']}[/]"))
         out.print(table)
         return
     table = Table(title=f"fault catalogue: {len(rows)} failure modes")
     _name_column(table, "name", [r["name"] for r in rows])
-    _name_column(table, "class", [r["class"] for r in rows])       # what `submit` takes as fault_class
+    _name_column(table, "fault_class", [r["kind"] for r in rows])     # what `submit` takes
     for col in ("strikes", "via", "fixed by", "masked by", "models"):
         table.add_column(col, overflow="fold")          # wrapped, never cut: fixes are typed too
     for r in rows:
         fixes = ", ".join(r["fixes"]) or "-"
         strikes = "/".join(r["component_kinds"]) if r["strikes"] == "component" else r["strikes"]
-        table.add_row(r["name"], r["class"], strikes, r["via"],
+        table.add_row(r["name"], r["kind"], strikes, r["via"],
                       fixes, ", ".join(r["masks"]) or "-", r["behaviour"])
     out.print(table)
     out.print("parameters of each: `opsworld faults --json`; what can strike a system: `opsworld faults --scenario "
