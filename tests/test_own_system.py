@@ -224,3 +224,27 @@ def test_serve_and_mcp_on_your_own_system(monkeypatch):
     anyio.run(main)
     assert "postgres" in got["map"].content[0].text
     assert not got["submit"].is_error and got["submit"].structured_content["roots"] == ["postgres"]
+
+
+def test_the_on_call_engineer_of_your_own_system_is_paged(mine):
+    """Generated rules (your system has no hand-written file): one world per catalogue entry that can strike it, 45
+    simulated minutes. Most incidents that hurt users page; none of the quiet world's alerts do. (Measured at the
+    time of writing: 37 of 54 entries paged; 33 of the 37 that hurt users — the other four hurt by wrong answers or
+    with the monitoring itself dark.)"""
+    from opsworld.envs.generator import CONTROLS, CatalogueGenerator
+    from opsworld.envs.incident import IncidentConfig, Incidents
+    from opsworld.faults.placement import fitting
+
+    sc = load_scenario(MINE, {"duration": "45m"})
+    names = [n for n, _ in fitting(sc) if n not in CONTROLS] + ["no_fault"]
+    rng = np.random.default_rng(0)
+    draws = [CatalogueGenerator(entries=[n], onset=(300.0, 300.0)).draw(sc, rng) for n in names]
+    inc = Incidents(IncidentConfig(scenario=sc, telemetry=True), worlds=len(names), seed=0)
+    inc.reset(0, draws=draws)
+    inc.run_to_end()
+    after = sc.traffic.start + 300.0
+    paged = np.array([any(p.time >= after for p in inc.telemetry.pages(b)) for b in range(len(names))])
+    hurt = np.array([r.impact_minutes > 0.5 for r in inc.reports()])
+    assert not paged[-1] and not hurt[-1]                         # the quiet world
+    assert paged[hurt].mean() >= 0.85, [n for n, p, h in zip(names, paged, hurt) if h and not p]
+    assert paged[:-1].mean() >= 0.6

@@ -745,8 +745,7 @@ def alerts(
         print(json.dumps({"alerts": data, "pages": [jsonable(p) for p in pages]}, indent=2))
         return
     if telemetry.evaluator is None:
-        out.print(f"[yellow]no alerting rules[/] for {telemetry.engine.scenario.name}: only built-in templates "
-                  f"bring rules")
+        out.print(f"[yellow]no alerting rules are in force[/] for {telemetry.engine.scenario.name}")
     table = Table(title=f"alerts at the end ({_clock(telemetry, telemetry.now)}), world {world}",
                   title_justify="left")
     for col in ("state", "alert", "labels", "since", "value", "summary"):

@@ -15,7 +15,8 @@ from opsworld.engine.changes import Change
 from opsworld.faults.injector import Injector
 from opsworld.observe.alerts.evaluator import Alert, RuleEvaluator
 from opsworld.observe.alerts.notifier import Notification, Notifier
-from opsworld.observe.alerts.rules import RuleFile, rules_for, templates
+from opsworld.observe.alerts.generate import rules_for_scenario
+from opsworld.observe.alerts.rules import RuleFile
 from opsworld.observe.imperfection import Imperfections
 from opsworld.observe.metrics import MetricSensor
 from opsworld.observe.promql import Matrix, Scalar, Vector, instant_query, range_query
@@ -38,8 +39,8 @@ class Telemetry:
         self.metrics = MetricSensor(engine, self.imperfections, retention)
         self.store: MetricStore = self.metrics.store
         self.recording: Recording | None = new_recording(engine) if text else None
-        if rules is True:     # the template's own rule set; a scenario of one's own brings its rules
-            rules = rules_for(engine.scenario.name) if engine.scenario.name in templates() else None
+        if rules is True:     # a template's hand-written rule set; any other scenario gets rules generated from it
+            rules = rules_for_scenario(engine.scenario)
         self.rules: RuleFile | None = rules or None
         self.evaluator = RuleEvaluator(self.rules, self.store) if self.rules is not None else None
         self.notifier = Notifier() if self.evaluator is not None else None
@@ -106,7 +107,9 @@ class Telemetry:
         return self.notifier.pages(world) if self.notifier is not None else []
 
     def changes(self, world: int = 0, start: float | None = None, end: float | None = None) -> list[Change]:
-        """The change history of one world, between `start` and `end` (Unix seconds)."""
+        """The change history of one world, between `start` and `end` (Unix seconds). Each change carries both
+        clocks, labelled: `time` (seconds since the episode started) and `wall` (Unix seconds, as alerts' `active_at`,
+        logs and traces)."""
         self.check(world)
         t0 = self.engine.scenario.traffic.start
         return [c for c in self.engine.changes.events(world)
