@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from opsworld.engine.knobs import KNOB_NAMES, KnobError, KnobName, Knobs, Worlds
 from opsworld.engine.random import Streams, poisson
 from opsworld.engine.segments import Segments
 from opsworld.engine.real import REAL
-from opsworld.engine.replicas import ReplicaCounts, Replicas
+from opsworld.engine.replicas import Replicas
 from opsworld.engine.topology import CONSUME, MISS, Topology, compile_topology, idle_hold
 from opsworld.engine.traffic import tick_rates
 from opsworld.engine.truth import TRUTH_FIELDS, Trajectory, Truth
@@ -60,143 +60,6 @@ class _Level:
     mixes: list[tuple[int, list[tuple[int, int, np.ndarray]], np.ndarray]]
     # ^ per component with operations: (component, [(operation, endpoint, positions of its calls)], positions of
     #   the component's own calls); the share of its requests each makes
-
-
-class _Gate(NamedTuple):
-    """What the replicas let through this tick, per component [S, B]."""
-
-    reps: ReplicaCounts
-    in_rot: np.ndarray         # replicas in rotation (less those a flapping health check takes out)
-    serving: np.ndarray        # of those, replicas that answer
-    hung: np.ndarray           # share of requests sent to a hung replica
-    refused: np.ndarray        # share refused at once: no replica, expired certificate, full queue (and rate limits)
-    disk_error: np.ndarray     # share failing on a full disk
-
-
-class _Traffic(NamedTuple):
-    """This tick's requests at the entry endpoints, and the arrival rate they make at each component."""
-
-    arrived: np.ndarray        # [P, B] requests arriving
-    users: np.ndarray          # [P, B] the users' among them
-    requests: np.ndarray       # [P, B] those the front door admits
-    door: np.ndarray | None    # [P, B] those it refuses; None while no world limits admission
-    arrivals: np.ndarray       # [S, B] requests per second reaching each component (filled in down the graph)
-
-
-class _Capacity(NamedTuple):
-    """Speeds and capacities per component [S, B]."""
-
-    hog: np.ndarray | float    # share of the CPU limit burnt in the containers by others
-    limit_cores: np.ndarray    # cores the serving replicas may use
-    core_servers: np.ndarray   # whole cores, as Erlang servers
-    work: np.ndarray           # seconds a request's own work takes (slowed by contention and a lower speed)
-    work_on_core: np.ndarray   # and the seconds it takes on a (fractionally limited) core
-    slots: np.ndarray          # requests the serving replicas may hold at once
-    capacity: np.ndarray       # requests per second they can serve
-
-
-class _Edges(NamedTuple):
-    """Per edge [E, B]: the calls a request makes and how many of their attempts get out."""
-
-    calls: np.ndarray          # calls per request served (a cache's misses per lookup)
-    tries: np.ndarray          # attempts allowed per call
-    most_tries: int            # the most of them anywhere
-    attempts: np.ndarray       # expected attempts per call, from last tick's failures
-    reach: np.ndarray          # share of attempts neither blocked (partition) nor stopped (open breaker)
-
-
-class _Flow(NamedTuple):
-    """What went down the graph this tick."""
-
-    served: np.ndarray         # [S, B] requests per second served
-    dropped: np.ndarray        # [S, B] requests per second dropped past their deadline
-    reached: np.ndarray        # [S, B] requests per second let in (past refusals, hung replicas, rate limits)
-    sent: np.ndarray           # [E, B] attempts per second sent along each edge
-    share: np.ndarray          # [O, B] each operation's share of its service's requests
-    generic: np.ndarray        # [S, B] the share that makes the service's own calls
-
-
-class _Base(NamedTuple):
-    """What the way up the graph needs that does not depend on callees, per component [S, B] or edge [E, B]."""
-
-    mean: np.ndarray           # [S, B] own work and the wait for a core: mean,
-    var: np.ndarray            # variance
-    k3: np.ndarray             # and third cumulant
-    fluid: np.ndarray          # [S, B] the wait in the fluid backlog
-    w_slot: np.ndarray         # [S, B] the wait for a request slot: mean,
-    w_slot_var: np.ndarray     # variance
-    w_slot_k3: np.ndarray      # and third cumulant
-    slow_fail: np.ndarray      # [S, B] P(the caller waits out its timeout): a hung replica, or dropped
-    own_error: np.ndarray      # [S, B] P(a served request fails of itself)
-    net: np.ndarray            # [E, B] network latency
-    fast: np.ndarray           # [E, B] P(an attempt is refused at once)
-    frac: np.ndarray           # [E, B] fractional part of the number of calls
-    call_var_n: np.ndarray     # [E, B] variance of the number of calls
-    all_doublings: np.ndarray  # [E, B] backoff doublings when every attempt fails
-
-
-class _Up(NamedTuple):
-    """What came back up the graph, per row [R, B] (the components, then the operations) or edge [E, B]."""
-
-    t_mean: np.ndarray         # latency of every request: mean,
-    t_var: np.ndarray          # and variance
-    ok_t_mean: np.ndarray      # latency of the requests that succeed: mean,
-    ok_t_var: np.ndarray       # variance
-    ok_t_k3: np.ndarray        # and third cumulant
-    h_mean_all: np.ndarray     # time a request holds its slot, less the slot and backlog waits: mean,
-    h_var_all: np.ndarray      # and variance
-    answer_fail: np.ndarray    # P(a served request is answered with a failure)
-    log_ok: np.ndarray         # log P(all its required calls succeed)
-    wrong: np.ndarray | None   # P(an answer is wrong but looks fine); None while no world answers wrongly
-    call_fail: np.ndarray      # [E, B] P(a call fails after its retries)
-    q_now: np.ndarray          # [E, B] P(an attempt fails)
-    attempts_next: np.ndarray  # [E, B] expected attempts per call, for the next tick
-
-
-class _Call(NamedTuple):
-    """A level's calls, per edge [level edges, B]."""
-
-    q: np.ndarray              # P(an attempt fails)
-    final: np.ndarray          # P(the call fails after its retries)
-    attempts: np.ndarray       # expected attempts
-    succeeds: np.ndarray       # P(it succeeds in the end), at least TINY
-    mean: np.ndarray           # the call's latency: mean,
-    var: np.ndarray            # variance;
-    ok_mean: np.ndarray        # given that it succeeds: mean,
-    ok_var: np.ndarray         # variance
-    ok_k3: np.ndarray          # and third cumulant
-
-
-class _Rows(NamedTuple):
-    """A level's rows [level rows, B] as its calls are folded in (in place): the time a request holds its slot, of
-    all requests and of those that succeed, and log P(all its required calls succeed)."""
-
-    mean: np.ndarray
-    var: np.ndarray
-    ok_mean: np.ndarray
-    ok_var: np.ndarray
-    ok_k3: np.ndarray
-    log_ok: np.ndarray
-
-
-class _Outcome(NamedTuple):
-    """The entry endpoints' requests this tick [P, B]."""
-
-    latency_mean: np.ndarray   # latency of the requests that succeed: mean,
-    latency_var: np.ndarray    # variance
-    latency_third: np.ndarray  # and third cumulant
-    ok: np.ndarray             # P(answered well within the timeout)
-    met: np.ndarray            # P(answered well within the SLO's latency)
-    breached: np.ndarray       # whether the SLO was breached this tick
-
-
-class _Usage(NamedTuple):
-    """Resources in use this tick."""
-
-    cpu_util: np.ndarray       # [S, B] busy cores over the cores allowed
-    slot_util: np.ndarray      # [S, B] request slots in use over the slots
-    node_cpu: np.ndarray       # [N, B] cores in use per node
-    node_memory: np.ndarray    # [N, B] bytes in use per node
 
 
 def _retries(q: np.ndarray, tries: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -416,31 +279,12 @@ class Engine:
 
     def step(self) -> Truth:
         """Advance every world by one tick. Internal arrays are [S, B] (world axis last); `Truth` shows [B, S]."""
+        topo, k, dt, B = self.topology, self.knobs, self.dt, self.worlds
         t0, t1, tick = self.time, self.time + self.dt, self.tick
-        gate = self._gate(t0)
-        traffic = self._traffic(tick, t0)
-        cap = self._capacities(gate.serving)
-        edges = self._edge_calls(t0)
-        flow = self._down_graph(gate, traffic, cap.capacity, edges)
-        gpu_fraction, gpu_error = self._gpu_memory(flow.served, gate.serving)
-        base = self._up_base(gate, cap, edges, flow, gpu_error)
-        up = self._up_graph(gate, edges, flow, base)
-        dependency_fail = self._slot_holds(up, flow, gate.serving, base.own_error)
-        outcome = self._entry_outcomes(gate, base, up)
-        self._trip_breakers(up.q_now, flow.sent, t0, t1)
-        self.attempts = up.attempts_next
-        usage = self._resources(gate, cap, flow, t1)
-        failed_by_cause, offered = self._failed_by_cause(gate, traffic, flow, base.own_error, dependency_fail)
-        queue_depth = self._queue_depths(flow.sent, traffic.arrivals)
-        self.tick, self.time = tick + 1, t1
-        self.offered = traffic.arrivals  # [S, B] requests per second that reached each component this tick
-        return self._truth(t1, gate, traffic, flow, up, outcome, usage, gpu_fraction, failed_by_cause, offered,
-                           queue_depth)
+        S = topo.n_components
+        col = self._col
 
-    # ---- the phases of a tick, in order ----------------------------------------------------------------------------
-    def _gate(self, t0: float) -> _Gate:
-        """Replicas and what reaches them: who serves, and the share of requests refused or hung on [S, B]."""
-        topo, k, dt = self.topology, self.knobs, self.dt
+        # -- replicas and what reaches them
         if self._knobs_changed:
             self._flapping = bool(k.flap.any())
             self._limited = bool(np.isfinite(k.rate_limit).any())
@@ -467,13 +311,9 @@ class Engine:
         if len(self._queues):  # a full queue refuses publishes
             q = self._queues
             refused[q] = np.maximum(refused[q], self.queue_depth[q] >= self._queue_capacity)
-        return _Gate(reps, in_rot, serving, hung, refused, disk_error)
 
-    def _traffic(self, tick: int, t0: float) -> _Traffic:
-        """Traffic at the entry endpoints [P, B], less what the front door refuses; the arrivals it makes [S, B]."""
-        topo, k, dt, B = self.topology, self.knobs, self.dt, self.worlds
-        # what arrives (users, and a flooding client), less what the front door refuses; the refused are users who
-        # were failed as surely as by an error
+        # -- traffic at the entry endpoints: what arrives (users, and a flooding client), less what the front door
+        #    refuses; the refused are users who were failed as surely as by an error
         arrived, users = self._requests(tick, t0)            # [P, B] requests arriving this tick, users' among them
         requests, door = arrived, None                       # [P, B] admitted, refused at the door
         if self._admitting:
@@ -481,14 +321,11 @@ class Engine:
             cap = np.where(np.isfinite(k.admit), normal * np.where(np.isfinite(k.admit), k.admit, 0.0) * dt, np.inf)
             requests = np.minimum(arrived, cap).astype(REAL)
             door = arrived - requests
-        arrivals = np.zeros((topo.n_components, B), REAL)
+        arrivals = np.zeros((S, B), REAL)
         for p, comp in enumerate(topo.endpoint_component):
             arrivals[comp] += requests[p] / dt
-        return _Traffic(arrived, users, requests, door, arrivals)
 
-    def _capacities(self, serving: np.ndarray) -> _Capacity:
-        """Speeds and capacities [S, B]: cores, the work of a request, request slots, the requests/s served at most."""
-        k, col = self.knobs, self._col
+        # -- speeds and capacities
         hog = np.clip(k.cpu_hog, 0.0, 0.99) if self._hogging else 0.0   # CPU burnt in the containers by others
         limit_cores = serving * col["cpu"]
         cores = limit_cores * (1.0 - hog) if self._hogging else limit_cores
@@ -498,11 +335,8 @@ class Engine:
         work_on_core = np.minimum(work * core_servers / np.maximum(cores, TINY), LONGEST)  # fractional limits (CFS)
         slots = serving * col["concurrency"]
         capacity = np.minimum(cores / np.maximum(work, TINY), slots / self.hold)   # 0 without serving replicas
-        return _Capacity(hog, limit_cores, core_servers, work, work_on_core, slots, capacity)
 
-    def _edge_calls(self, t0: float) -> _Edges:
-        """Edges [E, B]: calls, retry amplification from last tick's failures, what is refused before it leaves."""
-        topo, k, col = self.topology, self.knobs, self._col
+        # -- edges: calls, retry amplification from last tick's failures, what is refused before it leaves
         calls = np.where(col["is_miss"], 1.0 - self._hit_ratio(t0)[topo.edge_src], col["edge_calls"])
         tries = k.retries + 1.0
         most_tries = int(tries.max()) if tries.size else 1
@@ -510,21 +344,14 @@ class Engine:
         breaker = (k.breaker_open | (self.breaker_until > t0)).astype(REAL)
         blocked = np.clip(k.blocked + self._partition_blocked(), 0.0, 1.0)
         reach = (1.0 - blocked) * (1.0 - breaker)
-        return _Edges(calls, tries, most_tries, attempts, reach)
 
-    def _down_graph(self, gate: _Gate, traffic: _Traffic, capacity: np.ndarray, edges: _Edges) -> _Flow:
-        """Down the graph, level by level: arrivals, service, backlog; what each component serves and drops [S, B]."""
-        # in place: fills in `traffic.arrivals`, adds what a rate limit refuses to `gate.refused`, updates `backlog`
-        topo, k, dt, B = self.topology, self.knobs, self.dt, self.worlds
-        S = topo.n_components
-        arrivals, refused, hung = traffic.arrivals, gate.refused, gate.hung
-        calls, attempts, reach = edges.calls, edges.attempts, edges.reach
+        # -- down the graph: arrivals, service, backlog
         served = np.zeros((S, B), REAL)
         dropped = np.zeros((S, B), REAL)
         reached = np.zeros((S, B), REAL)
         sent = np.zeros_like(calls)
         inflow = np.zeros_like(calls)                       # attempts per second that reach each callee
-        entry = traffic.requests / dt
+        entry = requests / dt
         share = np.zeros((len(self._ops), B), REAL)         # each operation's share of its service's requests
         generic = np.ones((S, B), REAL)                     # the share that makes the service's own calls
         for level in self._levels:
@@ -559,37 +386,30 @@ class Engine:
                 sent[es] = out
                 inflow[es] = out * reach[es]
                 arrivals[level.down.targets] += level.down.sum(inflow[es])
-        return _Flow(served, dropped, reached, sent, share, generic)
 
-    def _up_base(self, gate: _Gate, cap: _Capacity, edges: _Edges, flow: _Flow, gpu_error: np.ndarray) -> _Base:
-        """What the way up the graph needs that does not depend on callees, for every component and edge at once."""
-        topo, k, col = self.topology, self.knobs, self._col
+        gpu_fraction, gpu_error = self._gpu_memory(served, serving)
+
+        # -- up the graph: latency moments and failure probabilities
+        # What does not depend on callees is computed for every component and edge at once, outside the level loop.
         cv2 = col["cv2"]
-        own = cap.work_on_core
-        w_cpu, w_cpu_var, w_cpu_k3 = _erlang_wait(cap.core_servers, flow.served, own, cv2)
+        own = work_on_core
+        w_cpu, w_cpu_var, w_cpu_k3 = _erlang_wait(core_servers, served, own, cv2)
         base_mean = own + w_cpu                                    # own work and the wait for a core
         own_var = cv2 * own * own
         base_var = own_var + w_cpu_var
         base_k3 = 2.0 * own_var * own_var / np.maximum(own, TINY) + w_cpu_k3   # Gamma work: 2 cv^4 mean^3
-        fluid = self.backlog / np.maximum(cap.capacity, TINY) * (cap.capacity > 0)
+        fluid = self.backlog / np.maximum(capacity, TINY) * (capacity > 0)
         # the wait for a request slot, held for the whole request (downstream calls included); it is taken from the
         # last tick's holding time, as the slot capacity is, so that it is computed for all components at once
-        w_slot, w_slot_var, w_slot_k3 = _erlang_wait(np.maximum(cap.slots, 1.0), flow.served, self.hold, self.hold_cv2)
-        drop_share = np.minimum(flow.dropped / np.maximum(flow.reached, TINY), 1.0)
-        slow_fail = 1.0 - (1.0 - gate.hung) * (1.0 - drop_share)     # the caller waits out its timeout
-        own_error = 1.0 - (1.0 - np.clip(k.error_rate, 0.0, 1.0)) * (1.0 - gate.disk_error) * (1.0 - gpu_error)
+        w_slot, w_slot_var, w_slot_k3 = _erlang_wait(np.maximum(slots, 1.0), served, self.hold, self.hold_cv2)
+        drop_share = np.minimum(dropped / np.maximum(reached, TINY), 1.0)
+        slow_fail = 1.0 - (1.0 - hung) * (1.0 - drop_share)     # the caller waits out its timeout
+        own_error = 1.0 - (1.0 - np.clip(k.error_rate, 0.0, 1.0)) * (1.0 - disk_error) * (1.0 - gpu_error)
         net = col["edge_network"] + k.network_latency                                  # [E, B]
-        fast = 1.0 - edges.reach * (1.0 - gate.refused[topo.edge_dst])   # refused at once: no replica, TLS, partition
-        frac = edges.calls - np.floor(edges.calls)
+        tau = k.timeout
+        fast = 1.0 - reach * (1.0 - refused[topo.edge_dst])       # refused at once: no replica, TLS, partition
+        frac = calls - np.floor(calls)
         call_var_n = frac * (1.0 - frac)                          # variance of the number of calls
-        all_doublings = np.exp2(edges.tries - 1.0) - 1.0          # backoff doublings when every attempt fails
-        return _Base(base_mean, base_var, base_k3, fluid, w_slot, w_slot_var, w_slot_k3, slow_fail, own_error, net,
-                     fast, frac, call_var_n, all_doublings)
-
-    def _up_graph(self, gate: _Gate, edges: _Edges, flow: _Flow, base: _Base) -> _Up:
-        """Up the graph, level by level from the leaves: latency moments and failure probabilities per row [R, B]."""
-        k, B, S = self.knobs, self.worlds, self.topology.n_components
-        calls = edges.calls
         # Two latencies per component: of every request (what holds slots and connections), and of the requests
         # that succeed (what a caller's timeout is judged on: a request that failed a call often took long to fail,
         # while the ones that succeed may be quick).
@@ -605,154 +425,128 @@ class Engine:
         call_fail = np.zeros_like(calls)
         q_now = np.zeros_like(calls)
         attempts_next = np.ones_like(calls)
-        up = _Up(t_mean, t_var, ok_t_mean, ok_t_var, ok_t_k3, h_mean_all, h_var_all, answer_fail, log_ok, wrong,
-                 call_fail, q_now, attempts_next)
-        base_mean, base_var, base_k3 = base.mean, base.var, base.k3
+        required = col["required"]
+        all_doublings = np.exp2(tries - 1.0) - 1.0                # backoff doublings when every attempt fails
         for level in reversed(self._levels):
             es, rows, hosts = level.edges, level.rows, level.hosts
             h_mean, h_var = base_mean[hosts].copy(), base_var[hosts].copy()
             ok_mean_h, ok_var_h, ok_k3_h = base_mean[hosts].copy(), base_var[hosts].copy(), base_k3[hosts].copy()
             log_ok_rows = np.zeros_like(h_mean)
             if level.down is not None:
-                call = self._call_outcomes(level, up, base, edges, flow.sent, gate.serving)
-                q_now[es], call_fail[es], attempts_next[es] = call.q, call.final, call.attempts
-                self._fold_calls(level, call, _Rows(h_mean, h_var, ok_mean_h, ok_var_h, ok_k3_h, log_ok_rows),
-                                 calls, base, wrong)
-            queued = base.fluid[hosts] + base.w_slot[hosts]
+                ce = level.calls                                          # per distinct call, then per edge below
+                dst = topo.edge_dst[ce]
+                m = t_mean[dst] + net[ce]
+                m_ok = ok_t_mean[dst] + net[ce]
+                v_ok = ok_t_var[dst]
+                k3_ok = ok_t_k3[dst]
+                slow = slow_fail[dst]
+                if len(level.pooled):
+                    sp = level.pooled
+                    pe = (ce[sp] if level.call_of is not None else es.start + sp)
+                    conns = k.pool_size[pe] * serving[topo.edge_src[pe]]
+                    held = np.minimum(m[sp], tau[pe])
+                    load = sent[pe] * reach[pe]
+                    w, wv, wk3 = _erlang_wait(np.maximum(conns, 1.0), load, held, cv2[topo.edge_dst[pe]])
+                    m[sp] += w
+                    m_ok[sp] += w
+                    v_ok[sp] += wv
+                    k3_ok[sp] += wk3
+                    over = load * held / np.maximum(conns, TINY)
+                    pool_timeout = 1.0 - 1.0 / np.maximum(over, 1.0)      # the connections cannot carry it
+                    slow[sp] = 1.0 - (1.0 - slow[sp]) * (1.0 - pool_timeout)
+                tau_e, fast_e = tau[ce], fast[ce]
+                p_late = qt.skewed_sf(m_ok, v_ok, k3_ok, tau_e)          # a good answer that comes too late
+                answered = (1.0 - fast_e) * (1.0 - slow)
+                q_error = answered * answer_fail[dst]
+                q_timeout = (1.0 - fast_e) * slow + answered * (1.0 - answer_fail[dst]) * p_late
+                q = np.minimum(fast_e + q_timeout + q_error, 1.0)
+                final, expected_tries, doublings = _retries(q, tries[ce], most_tries)
+                failed_attempts = q * expected_tries
+                cost = (fast_e * net[ce] + q_timeout * tau_e + q_error * np.minimum(m, tau_e)) / np.maximum(q, TINY)
+                backoff = k.backoff[ce]
+                good = np.minimum(m_ok, tau_e)                            # latency of the attempt that succeeds
+                good_var = v_ok * (1.0 - p_late) ** 2
+                spread = (1.0 - q) * cost * cost
+                c_mean = (1.0 - final) * good + failed_attempts * cost + backoff * doublings
+                c_var = (1.0 - final) * good_var + failed_attempts * spread
+                # given that the call succeeds in the end: fewer failed attempts, and only the backoff they caused
+                succeeds = np.maximum(1.0 - final, TINY)
+                fails_ok = (failed_attempts - final * tries[ce]) / succeeds
+                c_ok_mean = good + fails_ok * cost + backoff * (doublings - final * all_doublings[ce]) / succeeds
+                c_ok_var = good_var + fails_ok * spread
+                c_ok_k3 = k3_ok * (1.0 - p_late) ** 3 + fails_ok * (1.0 - 2.0 * q) * spread * cost
+                if level.call_of is not None:                             # back to one row per edge
+                    at = level.call_of
+                    q, final, expected_tries, succeeds = q[at], final[at], expected_tries[at], succeeds[at]
+                    c_mean, c_var, c_ok_mean, c_ok_var, c_ok_k3 = (c_mean[at], c_var[at], c_ok_mean[at],
+                                                                   c_ok_var[at], c_ok_k3[at])
+                n, r = calls[es], required[es]
+                if level.whole_calls:   # no Bernoulli extra call: every term below is n times the call's
+                    f = 0.0
+                    e_mean, e_var, e_ok_k3 = n * c_mean, n * c_var, n * c_ok_k3
+                    e_ok_mean = n * (r * c_ok_mean + (1.0 - r) * c_mean)
+                    e_ok_var = n * (r * c_ok_var + (1.0 - r) * c_var)
+                else:
+                    f = frac[es]
+                    e_mean = n * c_mean
+                    e_var = n * c_var + call_var_n[es] * c_mean * c_mean
+                    # the optional extra call happens less often among requests that succeed
+                    f_ok = f * succeeds / np.maximum(1.0 - f * final, TINY)
+                    n_ok = n - f + f_ok
+                    e_ok_mean = r * (n_ok * c_ok_mean) + (1.0 - r) * e_mean
+                    e_ok_var = r * (n_ok * c_ok_var + f_ok * (1.0 - f_ok) * c_ok_mean * c_ok_mean) + (1.0 - r) * e_var
+                    # a random number of calls: k3 = E[N] k3(X) + 3 Var(N) E[X] Var(X) + k3(N) E[X]^3
+                    f_use = r * f_ok + (1.0 - r) * f
+                    var_n = f_use * (1.0 - f_use)
+                    e_ok_k3 = ((n - f + f_use) * c_ok_k3 + 3.0 * var_n * c_ok_mean * c_ok_var
+                               + var_n * (1.0 - 2.0 * f_use) * c_ok_mean * c_ok_mean * c_ok_mean)
+                q_now[es], call_fail[es], attempts_next[es] = q, final, expected_tries
+                if level.sequential is not None:
+                    seg, at = level.sequential, level.sequential.targets
+                    h_mean[at] += seg.sum(e_mean)
+                    h_var[at] += seg.sum(e_var)
+                    ok_mean_h[at] += seg.sum(e_ok_mean)
+                    ok_var_h[at] += seg.sum(e_ok_var)
+                    ok_k3_h[at] += seg.sum(e_ok_k3)
+                if level.required is not None:
+                    seg = level.required
+                    # floor(n) calls always, one more with probability frac(n): all must succeed
+                    log_fail = np.log(np.maximum(1.0 - final, 1e-30))
+                    log_ok_rows[seg.targets] = seg.sum(n * log_fail if level.whole_calls else
+                                                       (n - f) * log_fail + np.log(np.maximum(1.0 - f * final, 1e-30)))
+                    if wrong is not None:   # one wrong answer from a required call spoils the request's answer
+                        log_right = np.zeros_like(h_mean)
+                        log_right[seg.targets] = seg.sum(n * np.log(np.maximum(1.0 - wrong[topo.edge_dst[es]], 1e-30)))
+                        wrong[rows] = 1.0 - np.exp(log_right)
+                if level.parallel is not None:     # the request waits for the slowest of its parallel calls
+                    par = level.parallel
+                    head = par.table[:, 0]
+                    g_mean, g_var = e_mean[head], e_var[head]
+                    o_mean, o_var, o_k3 = e_ok_mean[head], e_ok_var[head], e_ok_k3[head]
+                    for j in range(1, par.table.shape[1]):    # all callers with a j-th parallel call at once
+                        n, pj = par.counts[j], par.table[:par.counts[j], j]
+                        g_mean[:n], g_var[:n], _ = _clark_max(g_mean[:n], g_var[:n], e_mean[pj], e_var[pj])
+                        o_mean[:n], o_var[:n], first = _clark_max(o_mean[:n], o_var[:n], e_ok_mean[pj], e_ok_var[pj])
+                        o_k3[:n] = first * o_k3[:n] + (1.0 - first) * e_ok_k3[pj]   # the likelier maximum's skew
+                    at = par.callers
+                    h_mean[at] += g_mean
+                    h_var[at] += g_var
+                    ok_mean_h[at] += o_mean
+                    ok_var_h[at] += o_var
+                    ok_k3_h[at] += o_k3
+            queued = fluid[hosts] + w_slot[hosts]
             t_mean[rows] = queued + h_mean
-            t_var[rows] = h_var + base.w_slot_var[hosts]
+            t_var[rows] = h_var + w_slot_var[hosts]
             ok_t_mean[rows] = queued + ok_mean_h
-            ok_t_var[rows] = ok_var_h + base.w_slot_var[hosts]
-            ok_t_k3[rows] = ok_k3_h + base.w_slot_k3[hosts]
+            ok_t_var[rows] = ok_var_h + w_slot_var[hosts]
+            ok_t_k3[rows] = ok_k3_h + w_slot_k3[hosts]
             h_mean_all[rows] = h_mean
             h_var_all[rows] = h_var
             log_ok[rows] = log_ok_rows
-            answer_fail[rows] = 1.0 - (1.0 - base.own_error[hosts]) * np.exp(log_ok_rows)
+            answer_fail[rows] = 1.0 - (1.0 - own_error[hosts]) * np.exp(log_ok_rows)
             if wrong is not None:
                 wrong[rows] = 1.0 - (1.0 - np.clip(k.wrong[hosts], 0.0, 1.0)) * (1.0 - wrong[rows])
-        return up
-
-    def _call_outcomes(self, level: _Level, up: _Up, base: _Base, edges: _Edges, sent: np.ndarray,
-                       serving: np.ndarray) -> _Call:
-        """A level's calls [level edges, B]: P(an attempt fails), the retries, the latency moments (each call once)."""
-        topo, k = self.topology, self.knobs
-        tau, tries, net = k.timeout, edges.tries, base.net
-        ce = level.calls                                          # per distinct call, then per edge below
-        dst = topo.edge_dst[ce]
-        m = up.t_mean[dst] + net[ce]
-        m_ok = up.ok_t_mean[dst] + net[ce]
-        v_ok = up.ok_t_var[dst]
-        k3_ok = up.ok_t_k3[dst]
-        slow = base.slow_fail[dst]
-        if len(level.pooled):
-            self._pool_wait(level, m, m_ok, v_ok, k3_ok, slow, edges.reach, sent, serving)
-        tau_e, fast_e = tau[ce], base.fast[ce]
-        p_late = qt.skewed_sf(m_ok, v_ok, k3_ok, tau_e)          # a good answer that comes too late
-        answered = (1.0 - fast_e) * (1.0 - slow)
-        q_error = answered * up.answer_fail[dst]
-        q_timeout = (1.0 - fast_e) * slow + answered * (1.0 - up.answer_fail[dst]) * p_late
-        q = np.minimum(fast_e + q_timeout + q_error, 1.0)
-        final, expected_tries, doublings = _retries(q, tries[ce], edges.most_tries)
-        failed_attempts = q * expected_tries
-        cost = (fast_e * net[ce] + q_timeout * tau_e + q_error * np.minimum(m, tau_e)) / np.maximum(q, TINY)
-        backoff = k.backoff[ce]
-        good = np.minimum(m_ok, tau_e)                            # latency of the attempt that succeeds
-        good_var = v_ok * (1.0 - p_late) ** 2
-        spread = (1.0 - q) * cost * cost
-        c_mean = (1.0 - final) * good + failed_attempts * cost + backoff * doublings
-        c_var = (1.0 - final) * good_var + failed_attempts * spread
-        # given that the call succeeds in the end: fewer failed attempts, and only the backoff they caused
-        succeeds = np.maximum(1.0 - final, TINY)
-        fails_ok = (failed_attempts - final * tries[ce]) / succeeds
-        c_ok_mean = good + fails_ok * cost + backoff * (doublings - final * base.all_doublings[ce]) / succeeds
-        c_ok_var = good_var + fails_ok * spread
-        c_ok_k3 = k3_ok * (1.0 - p_late) ** 3 + fails_ok * (1.0 - 2.0 * q) * spread * cost
-        if level.call_of is not None:                             # back to one row per edge
-            at = level.call_of
-            q, final, expected_tries, succeeds = q[at], final[at], expected_tries[at], succeeds[at]
-            c_mean, c_var, c_ok_mean, c_ok_var, c_ok_k3 = (c_mean[at], c_var[at], c_ok_mean[at],
-                                                           c_ok_var[at], c_ok_k3[at])
-        return _Call(q, final, expected_tries, succeeds, c_mean, c_var, c_ok_mean, c_ok_var, c_ok_k3)
-
-    def _pool_wait(self, level: _Level, m: np.ndarray, m_ok: np.ndarray, v_ok: np.ndarray, k3_ok: np.ndarray,
-                   slow: np.ndarray, reach: np.ndarray, sent: np.ndarray, serving: np.ndarray) -> None:
-        """Pooled calls: add the wait for a connection, and the timeouts of a pool that cannot carry the load."""
-        # in place, per distinct call: the latency moments get the wait, `slow` the timeouts
-        topo, k, tau = self.topology, self.knobs, self.knobs.timeout
-        ce, sp = level.calls, level.pooled
-        pe = (ce[sp] if level.call_of is not None else level.edges.start + sp)
-        conns = k.pool_size[pe] * serving[topo.edge_src[pe]]
-        held = np.minimum(m[sp], tau[pe])
-        load = sent[pe] * reach[pe]
-        w, wv, wk3 = _erlang_wait(np.maximum(conns, 1.0), load, held, self._col["cv2"][topo.edge_dst[pe]])
-        m[sp] += w
-        m_ok[sp] += w
-        v_ok[sp] += wv
-        k3_ok[sp] += wk3
-        over = load * held / np.maximum(conns, TINY)
-        pool_timeout = 1.0 - 1.0 / np.maximum(over, 1.0)      # the connections cannot carry it
-        slow[sp] = 1.0 - (1.0 - slow[sp]) * (1.0 - pool_timeout)
-
-    def _fold_calls(self, level: _Level, call: _Call, row: _Rows, calls: np.ndarray, base: _Base,
-                    wrong: np.ndarray | None) -> None:
-        """Fold a level's calls into its callers' rows, in place: sequential ones add up, parallel ones the slowest."""
-        # first the sum over the (whole or fractional) number of calls per request; required calls must all succeed
-        es = level.edges
-        final, succeeds = call.final, call.succeeds
-        c_mean, c_var, c_ok_mean, c_ok_var, c_ok_k3 = call.mean, call.var, call.ok_mean, call.ok_var, call.ok_k3
-        h_mean, h_var, ok_mean_h, ok_var_h, ok_k3_h, log_ok_rows = row
-        n, r = calls[es], self._col["required"][es]
-        if level.whole_calls:   # no Bernoulli extra call: every term below is n times the call's
-            f = 0.0
-            e_mean, e_var, e_ok_k3 = n * c_mean, n * c_var, n * c_ok_k3
-            e_ok_mean = n * (r * c_ok_mean + (1.0 - r) * c_mean)
-            e_ok_var = n * (r * c_ok_var + (1.0 - r) * c_var)
-        else:
-            f = base.frac[es]
-            e_mean = n * c_mean
-            e_var = n * c_var + base.call_var_n[es] * c_mean * c_mean
-            # the optional extra call happens less often among requests that succeed
-            f_ok = f * succeeds / np.maximum(1.0 - f * final, TINY)
-            n_ok = n - f + f_ok
-            e_ok_mean = r * (n_ok * c_ok_mean) + (1.0 - r) * e_mean
-            e_ok_var = r * (n_ok * c_ok_var + f_ok * (1.0 - f_ok) * c_ok_mean * c_ok_mean) + (1.0 - r) * e_var
-            # a random number of calls: k3 = E[N] k3(X) + 3 Var(N) E[X] Var(X) + k3(N) E[X]^3
-            f_use = r * f_ok + (1.0 - r) * f
-            var_n = f_use * (1.0 - f_use)
-            e_ok_k3 = ((n - f + f_use) * c_ok_k3 + 3.0 * var_n * c_ok_mean * c_ok_var
-                       + var_n * (1.0 - 2.0 * f_use) * c_ok_mean * c_ok_mean * c_ok_mean)
-        if level.sequential is not None:
-            seg, at = level.sequential, level.sequential.targets
-            h_mean[at] += seg.sum(e_mean)
-            h_var[at] += seg.sum(e_var)
-            ok_mean_h[at] += seg.sum(e_ok_mean)
-            ok_var_h[at] += seg.sum(e_ok_var)
-            ok_k3_h[at] += seg.sum(e_ok_k3)
-        if level.required is not None:
-            seg = level.required
-            # floor(n) calls always, one more with probability frac(n): all must succeed
-            log_fail = np.log(np.maximum(1.0 - final, 1e-30))
-            log_ok_rows[seg.targets] = seg.sum(n * log_fail if level.whole_calls else
-                                               (n - f) * log_fail + np.log(np.maximum(1.0 - f * final, 1e-30)))
-            if wrong is not None:   # one wrong answer from a required call spoils the request's answer
-                log_right = np.zeros_like(h_mean)
-                log_right[seg.targets] = seg.sum(n * np.log(np.maximum(1.0 - wrong[self.topology.edge_dst[es]],
-                                                                       1e-30)))
-                wrong[level.rows] = 1.0 - np.exp(log_right)
-        if level.parallel is not None:     # the request waits for the slowest of its parallel calls
-            at = level.parallel.callers
-            g_mean, g_var, o_mean, o_var, o_k3 = _slowest(level.parallel, e_mean, e_var, e_ok_mean, e_ok_var, e_ok_k3)
-            h_mean[at] += g_mean
-            h_var[at] += g_var
-            ok_mean_h[at] += o_mean
-            ok_var_h[at] += o_var
-            ok_k3_h[at] += o_k3
-
-    def _slot_holds(self, up: _Up, flow: _Flow, serving: np.ndarray, own_error: np.ndarray) -> np.ndarray:
-        """[S, B] P(a served request fails on a dependency); sets how long a request holds a slot, for next tick."""
-        S = self.topology.n_components
-        h_mean_all, h_var_all, share, generic = up.h_mean_all, up.h_var_all, flow.share, flow.generic
-        dependency_fail = (1.0 - own_error[self._row_host]) * (1.0 - np.exp(up.log_ok))          # [R, B]
+        dependency_fail = (1.0 - own_error[self._row_host]) * (1.0 - np.exp(log_ok))          # [R, B]
         hold, hold_var = h_mean_all[:S].copy(), h_var_all[:S].copy()
         fail_mix = dependency_fail[:S].copy()
         for host, ops in self._mixed:   # a service with operations holds slots for the mix of what its requests do
@@ -763,102 +557,77 @@ class Engine:
             fail_mix[host] = sum(w * dependency_fail[r] for w, r in weights)
         self.hold = np.where(serving > 0, hold, self.hold)
         self.hold_cv2 = np.where(serving > 0, hold_var / np.maximum(hold * hold, TINY), self.hold_cv2)
-        return fail_mix
+        dependency_fail = fail_mix
 
-    def _entry_outcomes(self, gate: _Gate, base: _Base, up: _Up) -> _Outcome:
-        """Entry endpoints [P, B]: a request succeeds when it is answered well within its timeout; and the SLO."""
-        topo, col = self.topology, self._col
+        # -- entry endpoints: a request succeeds when it is answered well within its timeout
         ec, er = topo.endpoint_component, self._endpoint_row      # the service, and the row of what it does
-        m, v, k3 = up.ok_t_mean[er], up.ok_t_var[er], up.ok_t_k3[er]
+        m, v, k3 = ok_t_mean[er], ok_t_var[er], ok_t_k3[er]
         timeout = col["endpoint_timeout"]
         fit = qt.SkewedGamma(m, v, k3)
-        good = (1.0 - gate.refused[ec]) * (1.0 - base.slow_fail[ec]) * (1.0 - up.answer_fail[er])
+        good = (1.0 - refused[ec]) * (1.0 - slow_fail[ec]) * (1.0 - answer_fail[er])
         ok = good * (1.0 - fit.sf(timeout))
         met = good * (1.0 - fit.sf(col["endpoint_slo"]))
         # the SLO over this tick: availability at or above target, and the latency percentile within its threshold
         percentile = fit.quantile(self._slo_z)                          # [P, B] at each endpoint's SLO percentile
         breached = (ok < col["slo_availability"]) | (percentile > col["endpoint_slo"])
-        return _Outcome(m, v, k3, ok, met, breached)
 
-    def _trip_breakers(self, q_now: np.ndarray, sent: np.ndarray, t0: float, t1: float) -> None:
-        """Circuit breakers trip on this tick's failure ratio [E, B]."""
-        if not len(self._breakers):
-            return
-        b, col, dt = self._breakers, self._col, self.dt
-        trip = ((q_now[b] > col["cb_ratio"][b]) & (sent[b] * dt >= col["cb_min_calls"][b])
-                & (self.breaker_until[b] <= t0))
-        self.breaker_until[b] = np.where(trip, t1 + col["cb_open_for"][b], self.breaker_until[b])
+        # -- circuit breakers trip on this tick's failure ratio
+        if len(self._breakers):
+            b = self._breakers
+            trip = (q_now[b] > col["cb_ratio"][b]) & (sent[b] * dt >= col["cb_min_calls"][b]) & (self.breaker_until[b] <= t0)
+            self.breaker_until[b] = np.where(trip, t1 + col["cb_open_for"][b], self.breaker_until[b])
+        self.attempts = attempts_next
 
-    def _resources(self, gate: _Gate, cap: _Capacity, flow: _Flow, t1: float) -> _Usage:
-        """Resources: CPU per replica, nodes, contention for the next tick; then the autoscaler acts on them."""
-        served = flow.served
-        busy_cores = served * cap.work + cap.hog * cap.limit_cores if self._hogging else served * cap.work
-        cpu_util = busy_cores / np.maximum(cap.limit_cores, TINY)
-        node_cpu, node_memory, slowdown = self._nodes(busy_cores / np.maximum(gate.serving, 1.0), self.knobs.cpu_steal)
+        # -- resources: CPU per replica, nodes, contention for the next tick
+        busy_cores = served * work + hog * limit_cores if self._hogging else served * work
+        cpu_util = busy_cores / np.maximum(limit_cores, TINY)
+        node_cpu, node_memory, slowdown = self._nodes(busy_cores / np.maximum(serving, 1.0), k.cpu_steal)
         self.node_slowdown = slowdown
-        slot_util = served * self.hold / np.maximum(cap.slots, TINY)
-        self._autoscale(cpu_util, gate.in_rot, t1)
-        return _Usage(cpu_util, slot_util, node_cpu, node_memory)
+        slot_util = served * self.hold / np.maximum(slots, TINY)
+        self._autoscale(cpu_util, in_rot, t1)
 
-    def _failed_by_cause(self, gate: _Gate, traffic: _Traffic, flow: _Flow, own_error: np.ndarray,
-                         dependency_fail: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Requests failed this tick [4, S, B] (own error, dependency, timed out, refused), and those offered [S, B]."""
-        topo, dt, B = self.topology, self.dt, self.worlds
-        S = topo.n_components
-        arrivals, refused, served = traffic.arrivals, gate.refused, flow.served
         failed_by_cause = np.stack([                     # [4, S, B], shown as [B, S, 4]
             served * own_error,
             served * dependency_fail,
-            arrivals * (1.0 - refused) * gate.hung + flow.dropped,
+            arrivals * (1.0 - refused) * hung + dropped,
             arrivals * refused,
         ]) * dt
         offered = arrivals * dt
-        if traffic.door is not None:     # the entry service answers those refused at its door as unavailable
+        if door is not None:     # the entry service answers those refused at its door as unavailable
             at_door = np.zeros((S, B), REAL)
-            np.add.at(at_door, topo.endpoint_component, traffic.door)
+            np.add.at(at_door, ec, door)
             failed_by_cause[3] += at_door
             offered = offered + at_door
-        return failed_by_cause, offered
-
-    def _queue_depths(self, sent: np.ndarray, arrivals: np.ndarray) -> np.ndarray:
-        """[S, B] messages waiting in each queue (kept in `queue_depth`, where a full queue refuses next tick)."""
-        topo = self.topology
-        queue_depth = self.queue_depth = np.zeros((topo.n_components, self.worlds), REAL)
+        queue_depth = self.queue_depth = np.zeros((S, B), REAL)
         for e in self._consume_edges:  # messages of this queue waiting at its consumer
             q_comp, consumer = topo.edge_src[e], topo.edge_dst[e]
             fraction = sent[e] / np.maximum(arrivals[consumer], TINY)
             queue_depth[q_comp] = self.backlog[consumer] * np.clip(fraction, 0.0, 1.0)
-        return queue_depth
 
-    def _truth(self, t1: float, gate: _Gate, traffic: _Traffic, flow: _Flow, up: _Up, outcome: _Outcome,
-               usage: _Usage, gpu_fraction: np.ndarray, failed_by_cause: np.ndarray, offered: np.ndarray,
-               queue_depth: np.ndarray) -> Truth:
-        """The tick's `Truth`, world axis first."""
-        k, dt, B, S = self.knobs, self.dt, self.worlds, self.topology.n_components
-        er, reps, wrong = self._endpoint_row, gate.reps, up.wrong
-        requests, door, served, sent, ok = traffic.requests, traffic.door, flow.served, flow.sent, outcome.ok
+        self.tick, self.time = tick + 1, t1
+        self.offered = arrivals          # [S, B] requests per second that reached each component this tick
         return Truth(
             time=t1,
-            requests=traffic.arrived.T,
-            users=traffic.users.T,
+            requests=arrived.T,
+            users=users.T,
             failed=(requests * (1.0 - ok) + (door if door is not None else 0.0)).T,
             wrong=(requests * ok * wrong[er]).T if wrong is not None else np.zeros((B, len(er)), REAL),
-            slo_met=(requests * outcome.met).T,
-            slo_breached=outcome.breached.T.astype(REAL),
-            latency_mean=outcome.latency_mean.T,
-            latency_var=outcome.latency_var.T,
-            latency_third=outcome.latency_third.T,
+            slo_met=(requests * met).T,
+            slo_breached=breached.T.astype(REAL),
+            latency_mean=m.T,
+            latency_var=v.T,
+            latency_third=k3.T,
             offered=offered.T,
             served=(served * dt).T,
             wrong_answers=(served * dt * wrong[:S]).T if wrong is not None else np.zeros((B, S), REAL),
             failed_by_cause=failed_by_cause.transpose(2, 1, 0),
-            response_mean=up.t_mean[:S].T,
-            response_var=up.t_var[:S].T,
-            cpu_utilisation=usage.cpu_util.T,
-            slot_utilisation=usage.slot_util.T,
+            response_mean=t_mean[:S].T,
+            response_var=t_var[:S].T,
+            cpu_utilisation=cpu_util.T,
+            slot_utilisation=slot_util.T,
             backlog=self.backlog.T.copy(),
             queue_depth=queue_depth.T,
-            ready_replicas=gate.in_rot.T,
+            ready_replicas=in_rot.T,
             desired_replicas=k.replicas.T.astype(REAL),
             restarts=reps.restarts.T,
             memory_used=reps.memory_used.T,
@@ -866,9 +635,9 @@ class Engine:
             disk_max_fraction=reps.disk_max_fraction.T,
             gpu_memory_fraction=gpu_fraction.T,
             edge_attempts=(sent * dt).T,
-            edge_failure=up.call_fail.T,
-            node_cpu=usage.node_cpu.T,
-            node_memory=usage.node_memory.T,
+            edge_failure=call_fail.T,
+            node_cpu=node_cpu.T,
+            node_memory=node_memory.T,
             latency_cap=self._latency_cap,
         )
 
@@ -1138,18 +907,3 @@ def _clark_max(m1: np.ndarray, v1: np.ndarray, m2: np.ndarray, v2: np.ndarray
     mean = m1 * cdf + m2 * (1.0 - cdf) + theta * pdf
     second = (m1 * m1 + v1) * cdf + (m2 * m2 + v2) * (1.0 - cdf) + (m1 + m2) * theta * pdf
     return mean, np.maximum(second - mean * mean, 0.0), cdf
-
-
-def _slowest(par: _Parallel, e_mean: np.ndarray, e_var: np.ndarray, e_ok_mean: np.ndarray, e_ok_var: np.ndarray,
-             e_ok_k3: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per caller with parallel calls [G, B]: mean and variance of the slowest of them (Clark's max, one call at a
-    time), of all requests and of those that succeed (with the third cumulant of the likelier maximum)."""
-    head = par.table[:, 0]
-    g_mean, g_var = e_mean[head], e_var[head]
-    o_mean, o_var, o_k3 = e_ok_mean[head], e_ok_var[head], e_ok_k3[head]
-    for j in range(1, par.table.shape[1]):    # all callers with a j-th parallel call at once
-        n, pj = par.counts[j], par.table[:par.counts[j], j]
-        g_mean[:n], g_var[:n], _ = _clark_max(g_mean[:n], g_var[:n], e_mean[pj], e_var[pj])
-        o_mean[:n], o_var[:n], first = _clark_max(o_mean[:n], o_var[:n], e_ok_mean[pj], e_ok_var[pj])
-        o_k3[:n] = first * o_k3[:n] + (1.0 - first) * e_ok_k3[pj]   # the likelier maximum's skew
-    return g_mean, g_var, o_mean, o_var, o_k3

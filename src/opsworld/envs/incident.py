@@ -236,9 +236,9 @@ class Incidents:
         for i, b in enumerate(map(int, worlds)):
             ms = matchers if components is None else [("service", "=", names[int(components[i])])]
             pieces.setdefault((tuple(ms or ()), float(until[i])), []).append(b)
-        now = self.scenario.traffic.start
-        try:
-            return [notifier.silence(list(ms), now + self.time, now + end, created_by="oncall",
+        start = self.scenario.traffic.start          # the notifier's clock is Unix seconds
+        try:   # one set of matchers per call (a tool's), or service matchers that always check: all or nothing
+            return [notifier.silence(list(ms), start + self.time, start + end, created_by="oncall",
                                      comment="silenced during the incident", worlds=where)
                     for (ms, end), where in pieces.items()]
         except ValueError as exc:
