@@ -75,7 +75,9 @@ def place(spec: FaultSpec, scenario: Scenario, rng: np.random.Generator | None =
         if not chosen:
             targets = sorted({str(p.get("target")) for p in options})
             where = f"it can strike: {', '.join(targets)}" if targets else "nothing in it has the role it needs"
-            raise FaultError(f"{spec}: {spec.name} cannot strike '{spec.target}' in {scenario.name}; {where}")
+            role = e.fault.strikes          # component, node, zone, endpoint, certificate...
+            raise FaultError(f"{spec}: '{spec.target}' is not a {role} of {scenario.name} that {spec.name} can "
+                             f"strike; {where}")
         options = chosen
     if not options:
         raise FaultError(f"{spec.name} cannot strike {scenario.name}: {why_not(e, scenario)}")
