@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -1119,58 +1119,6 @@ def _progress_bar(label: str):
     return bar, callback
 
 
-@app.command("transitions")
-def transitions(
-    episodes: int = typer.Option(256, "--episodes", "-n", help="episodes to record (ids 0..N-1)"),
-    agent: str = typer.Option("heuristic-sre", help="the teacher: a registered agent (opsworld eval), module:Class, "
-                                                    "a policy file, or 'random' (the rollout's random policy)"),
-    out: Path = typer.Option(Path("out/transitions"), help="directory: a Minari datasets root (--format minari), or "
-                                                           "steps/ and episodes.parquet (--format parquet)"),
-    fmt: str = typer.Option("minari", "--format", help="minari (a Minari dataset; extra offline) or parquet"),
-    template: str = typer.Option("online-shop", help="the built-in template every episode runs on"),
-    entry: Optional[list[str]] = typer.Option(None, "--fault", "--entry",
-                                              help="a catalogue entry to draw incidents from (repeat it; default: "
-                                                   "all that fit)"),
-    horizon: Optional[str] = typer.Option(None, help="episode length, e.g. 10m (default: the scenario's, 1h)"),
-    seed: int = typer.Option(0, help="the same seed, batch, horizon and template as `opsworld rollout --template` "
-                                     "record that rollout's episodes"),
-    batch: int = typer.Option(256, help="episodes per batched engine (as `opsworld rollout --batch`)"),
-    dataset_id: Optional[str] = typer.Option(None, "--dataset-id",
-                                             help="Minari dataset id (default: opsworld/TEMPLATE/AGENT-v0)"),
-    json_out: bool = typer.Option(False, "--json", help="print the manifest (transitions.json) as JSON"),
-) -> None:
-    """Record every step of an agent's episodes (observations, actions, rewards, terminations, action masks) for
-    offline RL and behaviour cloning, as a Minari dataset or Parquet."""
-    from opsworld.rollout.transitions import TransitionsError, record_transitions, transitions_config
-
-    seconds = None
-    if horizon is not None:
-        try:
-            seconds = parse_duration(horizon)
-        except UnitError as exc:
-            _fail(f"--horizon: {exc}")
-        if not seconds > 0:
-            _fail(f"--horizon must be above 0 seconds (got {horizon})")
-    bar = Progress(TextColumn("transitions"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
-                   TimeRemainingColumn(), console=err, transient=True)
-    try:
-        config = transitions_config(template, horizon=seconds, entries=entry or None)
-        with bar:
-            task = bar.add_task("transitions", total=max(episodes, 1))
-            manifest = record_transitions(agent=agent, config=config, episodes=episodes, seed=seed, out=out, fmt=fmt,
-                                          batch=batch, dataset_id=dataset_id,
-                                          progress=lambda done, _: bar.update(task, completed=done))
-    except TransitionsError as exc:
-        _fail(str(exc))
-    if json_out:
-        print(json.dumps(manifest, indent=2))
-        return
-    steps = episodes * manifest["steps_per_episode"]
-    where = (f"Minari dataset {manifest['dataset_id']} in {out} (MINARI_DATASETS_PATH={out})"
-             if fmt == "minari" else f"{out / 'steps'} and {out / 'episodes.parquet'}")
-    print(f"wrote {episodes:,} episodes, {steps:,} steps of {agent} to {where}")
-
-
 @app.command()
 def audit(
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
@@ -1481,12 +1429,14 @@ def generate(
 
 
 from opsworld.rollout.command import rollout as _rollout_command  # noqa: E402  (its own module: a long command)
+from opsworld.rollout.command import transitions as _transitions_command  # noqa: E402
 
 from opsworld.dataset.command import dataset as _dataset_command  # noqa: E402
 
 from opsworld.train.command import register as _register_train  # noqa: E402
 
 app.command("rollout")(_rollout_command)
+app.command("transitions")(_transitions_command)
 app.command("dataset")(_dataset_command)
 _register_train(app)
 

@@ -24,7 +24,6 @@ from typing import Any
 
 import anyio
 import mcp.types as types
-import yaml
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
@@ -32,7 +31,8 @@ from mcp.shared.exceptions import MCPError
 from opsworld.act.runbook import ACTIONS
 from opsworld.envs.text import render_service_map
 from opsworld.envs.tools import ToolSession, score_text
-from opsworld.observe.alerts.rules import RuleFile, format_duration
+from opsworld.observe.alerts.generate import rules_yaml as rule_file_yaml
+from opsworld.observe.alerts.rules import RuleFile
 from opsworld.score.report import ScoreReport
 from opsworld.spec import Scenario
 
@@ -228,38 +228,10 @@ def runbook_text(session: ToolSession) -> str:
 
 
 def rules_yaml(rules: RuleFile | None) -> str:
-    """The alerting rules as a Prometheus rule file (durations written as Prometheus writes them), or a YAML file
-    saying there are none."""
+    """The alerting rules in force as a Prometheus rule file, or a YAML file saying there are none."""
     if rules is None:
         return NO_RULES
-    groups = []
-    for group in rules.groups:
-        entries = []
-        for rule in group.rules:
-            entry: dict[str, Any] = {"alert": rule.alert, "expr": rule.expr}
-            if rule.for_:
-                entry["for"] = format_duration(rule.for_)
-            if rule.keep_firing_for is not None:
-                entry["keep_firing_for"] = format_duration(rule.keep_firing_for)
-            if rule.labels:
-                entry["labels"] = dict(rule.labels)
-            if rule.annotations:
-                entry["annotations"] = dict(rule.annotations)
-            entries.append(entry)
-        groups.append({"name": group.name, "interval": format_duration(group.interval), "rules": entries})
-    head = f"# The alerting rules in force (from {rules.source}).\n"
-    return head + yaml.dump({"groups": groups}, Dumper=_RuleDumper, sort_keys=False, allow_unicode=True, width=120)
-
-
-class _RuleDumper(yaml.SafeDumper):
-    """Writes a multi-line PromQL expression as a `|` block, as rule files are written by hand."""
-
-
-def _block_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
-
-
-_RuleDumper.add_representer(str, _block_text)
+    return f"# The alerting rules in force (from {rules.source}).\n" + rule_file_yaml(rules)
 
 
 def serve_mcp(scenario: str | None = None, seed: int = 0, fault: str | None = None,
