@@ -31,11 +31,9 @@ class Draw:
     also: tuple[Fault, ...] = ()
 
 
-def entries_for(scenario: Scenario, names: Sequence[str] | None = None, controls: bool = True) -> list[Entry]:
+def entries_for(scenario: Scenario, controls: bool = True) -> list[Entry]:
     """Catalogue entries whose worked example runs on this scenario's template (without scenario overrides, which a
-    batch cannot give one world alone), or those of `names` (`NAME` or `NAME:TARGET`)."""
-    if names is not None:
-        return [parse_fault(n).entry for n in names]
+    batch cannot give one world alone)."""
     chosen = [e for e in CATALOGUE.values() if e.example.template == scenario.name
               and not (e.example.overrides and e.name != "certificate_expiry")]
     return [e for e in chosen if controls or e.name not in CONTROLS]
@@ -87,7 +85,7 @@ class CatalogueGenerator:
     def _options(self, scenario: Scenario) -> list[tuple[Entry, list[dict] | None]]:
         """Each entry drawn from, with the places it strikes by role (None: its worked example)."""
         if self.entries is None:
-            chosen = entries_for(scenario, None, self.controls)
+            chosen = entries_for(scenario, self.controls)
             if chosen:
                 return [(e, None) for e in chosen]
             out = [(CATALOGUE[n], spots) for n, spots in fitting(scenario) if self.controls or n not in CONTROLS]
