@@ -273,12 +273,21 @@ def list_faults(
     json_out: bool = typer.Option(False, "--json", help="print JSON"),
     scenario: Optional[str] = typer.Option(None, "--scenario",
                                            help="a template or scenario YAML: what can strike it, and where"),
+    paging: bool = typer.Option(False, "--paging", help="with --scenario: run each fault at each place it can "
+                                                        "strike and report whether the on-call engineer is paged"),
+    duration: str = typer.Option("45m", help="with --paging: simulated time per run (the faults start at 5m)"),
 ) -> None:
     """List the fault catalogue: each failure mode, its class, what it strikes, its parameters and its fixes; with
-    --scenario, where each can strike that system (NAME:TARGET) and why the others cannot."""
+    --scenario, where each can strike that system (NAME:TARGET) and why the others cannot; with --paging too,
+    whether each pages the on-call engineer under the rules the system runs (alert coverage)."""
     from opsworld.faults import CATALOGUE
     from opsworld.faults.placement import placements, why_not
 
+    if paging:
+        if scenario is None:
+            _fail("--paging needs --scenario FILE (the system whose on-call engineer is paged)")
+        _paging(_load(scenario, {"duration": duration}), json_out)
+        return
     rows = [entry.describe() for entry in CATALOGUE.values()]
     if scenario is not None:
         sc = _load(scenario)
@@ -314,6 +323,35 @@ def list_faults(
     out.print(table)
     out.print("parameters of each: `opsworld faults --json`; what can strike a system: `opsworld faults --scenario "
               "FILE`; try one: `opsworld inject NAME`")
+
+
+def _paging(sc: "Scenario", json_out: bool) -> None:
+    """`opsworld faults --scenario FILE --paging`: the alert coverage table (eval.coverage)."""
+    from dataclasses import asdict
+
+    from opsworld.eval.coverage import alert_coverage, paged_share
+    from opsworld.observe.alerts.generate import rules_for_scenario
+
+    rows = alert_coverage(sc, progress=lambda line: err.print(f"[dim]{line}[/]"))
+    if json_out:
+        print(json.dumps([{**asdict(r), "pages": r.pages, "why_not": r.why_not} for r in rows], indent=2))
+        return
+    faults = [r for r in rows if r.name != "no_fault"]
+    table = Table(title=f"who gets paged on {sc.name} (rules: {rules_for_scenario(sc).source}): "
+                        f"{sum(r.pages for r in faults)} of {len(faults)} failure modes page in at least half of their places "
+                        f"({100 * paged_share(rows):.0f}%)")
+    _name_column(table, "name", [r.name for r in rows])
+    for col in ("places", "hurt users", "paged", "min to page"):
+        table.add_column(col, justify="right")
+    table.add_column("first page (or why none)", overflow="fold")
+    for r in rows:
+        why = ", ".join(r.alerts) if r.pages else f"[dim]{r.why_not}[/]"
+        table.add_row(r.name, str(r.places), str(r.hurt), str(r.paged),
+                      "-" if r.minutes_to_page is None else f"{r.minutes_to_page:.1f}", why)
+    out.print(table)
+    hurt = sum(r.hurt for r in faults)
+    out.print(f"users were hurt at {hurt} places; a page reached the on-call engineer at "
+              f"{sum(r.hurt_paged for r in faults)} of them; pages in the no-fault control: {rows[-1].paged}")
 
 
 def _name_column(table: Table, header: str, names: list[str]) -> None:

@@ -497,7 +497,24 @@ def _nodes(topo: Topology) -> list[AlertingRule]:
         "TargetDown", _block("up == 0"), "ticket", f"{_lab('job')} target {_lab('instance')} is down",
         f"Prometheus has failed to scrape {_lab('instance')} (job {_lab('job')}) for 2 minutes; its metrics are "
         "missing.", 120.0))
+    rules += _front_door(topo)
     return rules
+
+
+def _front_door(topo: Topology) -> list[AlertingRule]:
+    """A page when every target of a service users call directly is down or gone. Its own request metrics vanish
+    with it (a deployment scaled to nothing, routes withdrawn), so no error-budget rule can see that outage; the
+    scrape targets can. `absent` covers the pods that no longer exist, `== 0` those that cannot be reached."""
+    entry = [topo.components[int(s)] for s in np.unique(topo.endpoint_component)]
+    if not entry:
+        return []
+    which = _match("job", entry)
+    gone = [f"absent(up{{job={_q(n)}}})" for n in entry]
+    expr = _block(f"sum by (job) (up{{{which}}}) == 0", *(line for g in gone for line in ("or", g)))
+    return [_rule(
+        "FrontDoorDown", expr, "page", f"{_lab('job')}, which users call directly, has no target up",
+        f"Every scrape target of {_lab('job')} has been down or gone for 2 minutes: the service users reach first "
+        "cannot be scraped or has no replica left.", 120.0, {"service": _lab("job")})]
 
 
 # ---- the parts only some systems have --------------------------------------------------------------------------------
