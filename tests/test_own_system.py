@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 

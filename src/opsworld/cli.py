@@ -25,7 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from opsworld.spec import ScenarioError, load_scenario, templates
+from opsworld.spec import Scenario, ScenarioError, load_scenario, templates
 from opsworld.spec.loader import template_path
 from opsworld.spec.units import UnitError, parse_duration
 
@@ -325,7 +325,7 @@ def list_faults(
               "FILE`; try one: `opsworld inject NAME`")
 
 
-def _paging(sc: "Scenario", json_out: bool) -> None:
+def _paging(sc: Scenario, json_out: bool) -> None:
     """`opsworld faults --scenario FILE --paging`: the alert coverage table (eval.coverage)."""
     from dataclasses import asdict
 
