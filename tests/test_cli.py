@@ -44,11 +44,11 @@ def _write(tmp_path: Path, spec: dict) -> Path:
     return path
 
 
-def test_templates_lists_the_four_builtins() -> None:
+def test_templates_lists_the_builtins() -> None:
     result = runner.invoke(app, ["templates", "--json"])
     assert result.exit_code == 0
     names = {row["name"] for row in json.loads(result.stdout)}
-    assert names == {"online-shop", "social-network", "hotel-reservation", "llm-inference"}
+    assert names == {"online-shop", "social-network", "hotel-reservation", "llm-inference", "train-ticket"}
 
 
 def test_validate_accepts_a_good_file(tmp_path: Path) -> None:

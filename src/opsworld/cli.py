@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, TypeVar
 
 import typer
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -31,6 +32,7 @@ from opsworld.spec.units import UnitError, parse_duration
 
 if TYPE_CHECKING:
     from opsworld.observe.telemetry import Telemetry
+    from opsworld.spec.traces import TraceModel
 
 T = TypeVar("T")
 
@@ -338,7 +340,8 @@ def _paging(sc: Scenario, json_out: bool) -> None:
         return
     faults = [r for r in rows if r.name != "no_fault"]
     table = Table(title=f"who gets paged on {sc.name} (rules: {rules_for_scenario(sc).source}): "
-                        f"{sum(r.pages for r in faults)} of {len(faults)} failure modes page in at least half of their places "
+                        f"{sum(r.pages for r in faults)} of {len(faults)} failure modes page in at least half of their "
+                        "places "
                         f"({100 * paged_share(rows):.0f}%)")
     _name_column(table, "name", [r.name for r in rows])
     for col in ("places", "hurt users", "paged", "min to page"):
@@ -447,12 +450,15 @@ def _print_truth(truth, name: str) -> None:
 
 @app.command()
 def calibrate(
-    nezha: Path = typer.Option(..., "--nezha", help="folder of the Nezha Online Boutique recordings"),
+    nezha: Path = typer.Option(..., "--nezha", help="folder of Nezha recordings in its rca_data layout (Online "
+                                                     "Boutique or Train Ticket; every *-fault_list.json in it)"),
     json_out: bool = typer.Option(False, "--json", help="print JSON"),
     worlds: int = typer.Option(4, min=1, max=1024, help="simulated worlds per fault"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:
-    """Compare the simulated signatures of the Nezha fault types with the real recordings; exit 1 if any fails."""
+    """Compare the simulated signatures of the Nezha fault types with the real recordings, pooled per fault type and
+    per injection; list the injections left out and why. Exit 1 if an applicable pooled check fails or the system's
+    template is not installed; 2 for unreadable recordings."""
     from opsworld.calibration import CalibrationError, calibrate as run_calibration
 
     try:
@@ -462,12 +468,88 @@ def calibrate(
         return
     if json_out:
         print(json.dumps(result.as_dict(), indent=2))
+        if result.unavailable:        # the JSON says it too; a person reading the terminal sees why it exits 1
+            err.print(result.unavailable, markup=False, highlight=False, soft_wrap=True)
     else:
-        out.print(result.table())
-        passed = sum(c.passed for c in result.checks)
-        out.print(f"[bold]{passed}/{len(result.checks)} signature checks pass[/]")
+        for table in result.tables():
+            out.print(table)
+        for line in result.summary():
+            out.print(line, highlight=False, soft_wrap=True)
     if not result.passed:
         raise typer.Exit(1)
+
+
+# ---- scenarios from what a real system recorded ------------------------------------------------------------------
+import_app = typer.Typer(no_args_is_help=True, help="Make a scenario from what a real system recorded.")
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("traces")
+def import_traces(
+    path: Path = typer.Argument(..., help="a trace file or a folder of them: OTLP JSON, Jaeger JSON, Zipkin JSON "
+                                          "or Nezha CSV"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the scenario YAML here (default: print it)"),
+    name: Optional[str] = typer.Option(None, help="the scenario's name (default: the folder's)"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="otlp, jaeger, zipkin or nezha (default: detected)"),
+    pods: Optional[Path] = typer.Option(None, "--pods", help="a folder of per-pod files (Nezha's metric/): services "
+                                                             "running beside the traced ones (default: a sibling "
+                                                             "metric/ folder of a Nezha trace/ folder)"),
+    check: bool = typer.Option(False, "--check", help="simulate the scenario and compare its calls per request and "
+                                                      "median latencies with the traces' (a table on stderr)"),
+) -> None:
+    """A scenario from recorded traces: services, endpoints, the call graph per endpoint with call ratios, rates,
+    service times, parallel calls and retries, measured; what traces cannot show, assumed and said in comments."""
+    from opsworld.spec.traces import TraceFormatError, build, read_spans, service_of_pod
+
+    try:
+        spans = read_spans(path, fmt)
+    except TraceFormatError as exc:
+        _error(str(exc))
+    if pods is None and path.is_dir() and path.name == "trace" and (path.parent / "metric").is_dir():
+        pods = path.parent / "metric"
+    listed = None
+    if pods is not None:
+        if not pods.is_dir():
+            _error(f"--pods {pods}: no such folder")
+        listed = sorted({service_of_pod(f.name.split("_")[0]) for f in pods.iterdir()
+                         if f.name.endswith("_metric.csv")})
+    base = path.parent.name if path.name == "trace" else path.stem
+    try:
+        model = build(spans, name=name or base, source=str(path), pods=listed)
+    except ValueError as exc:
+        _error(str(exc))
+    text = model.yaml()
+    try:
+        scenario = load_scenario(yaml.safe_load(text))
+    except ScenarioError as exc:        # a bug of the importer, not the user's: say what and where
+        _error(f"the imported scenario does not validate: {exc}")
+    if out is None:
+        print(text, end="")
+    else:
+        try:
+            out.write_text(text)
+        except OSError as exc:
+            _error(f"--out {out}: cannot write it ({exc.strerror})")
+        err.print(f"{out}: {len(model.services)} services, {len(model.endpoints)} endpoints from {model.spans:,} "
+                  f"spans ({model.seconds / 60:.0f} recorded minutes); check it with `opsworld validate {out}`")
+    if check:
+        _import_check(model, scenario)
+
+
+def _import_check(model: "TraceModel", scenario: Scenario) -> None:
+    """The imported scenario, simulated, beside the traces (calibration.imported), as a table on stderr."""
+    from opsworld.calibration.imported import TOLERANCE, agreement_share, check_import
+
+    rows = check_import(model, scenario)
+    table = Table(title=f"the imported model beside its traces: {agreement_share(rows):.0%} of {len(rows)} figures "
+                        f"within {TOLERANCE:.0%}")
+    for col in ("figure", "where", "traces", "model", "model/traces"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        fmt = (lambda x: f"{x:.3g}") if r.what == "calls" else (lambda x: f"{x * 1e3:.3g}ms")
+        table.add_row(r.what, r.name, fmt(r.traces), fmt(r.model),
+                      f"{r.ratio:.2f}" if r.agrees else f"[red]{r.ratio:.2f}[/]")
+    err.print(table)
 
 
 # ---- the observability stack of one episode: query, logs, traces, alerts, export, serve ---------------------------

@@ -24,6 +24,9 @@ SLOT_MAX = 0.5
 POOL_MAX = 0.5
 MISS_NETWORK = 0.0005  # round trip the engine puts on a cache's miss call
 
+# templates measured from a real recording (`opsworld import traces`) keep its load, its service times' spread and
+# its call depth, rather than the conventions the hand-designed templates follow; they are checked for those below
+MEASURED = {"train-ticket"}
 EXPECTED = {
     "online-shop": {
         "services": ["frontend", "cartservice", "productcatalogservice", "currencyservice", "paymentservice",
@@ -52,6 +55,19 @@ EXPECTED = {
         "datastores": ["vector-db"],
         "caches": [],
     },
+    "train-ticket": {
+        "services": ["ts-assurance-service", "ts-auth-service", "ts-basic-service", "ts-cancel-service",
+                     "ts-config-service", "ts-contacts-service", "ts-delivery-service",
+                     "ts-execute-service", "ts-food-service", "ts-gateway-service",
+                     "ts-inside-payment-service", "ts-order-other-service", "ts-order-service",
+                     "ts-payment-service", "ts-preserve-other-service", "ts-preserve-service",
+                     "ts-price-service", "ts-route-service", "ts-seat-service", "ts-security-service",
+                     "ts-station-food-service", "ts-station-service", "ts-train-food-service",
+                     "ts-train-service", "ts-travel-service", "ts-travel2-service", "ts-user-service",
+                     "ts-verification-code-service"],
+        "datastores": ["mysql"],
+        "caches": [],
+    },
 }
 
 BASE_RATE = {  # requests per second: tractable for the request-level reference simulation
@@ -59,6 +75,7 @@ BASE_RATE = {  # requests per second: tractable for the request-level reference 
     "social-network": (50.0, 150.0),
     "hotel-reservation": (50.0, 150.0),
     "llm-inference": (2.0, 20.0),
+    "train-ticket": (0.3, 2.0),      # the recording's light load (0.66/s)
 }
 
 
@@ -308,8 +325,9 @@ def test_every_component_is_reachable_from_an_endpoint(scenario: Scenario) -> No
 
 def test_load_is_moderate_at_the_base_rate(scenario: Scenario) -> None:
     problems = []
+    low = 0.0 if scenario.name in MEASURED else CPU_MIN      # a recording's light load stays light
     for name, (cpu, slots) in utilisation(scenario).items():
-        if not CPU_MIN <= cpu <= CPU_MAX:
+        if not low <= cpu <= CPU_MAX:
             problems.append(f"{name}: CPU utilisation {cpu:.3f} outside [{CPU_MIN}, {CPU_MAX}]")
         if slots >= SLOT_MAX:
             problems.append(f"{name}: slot utilisation {slots:.3f} >= {SLOT_MAX}")
@@ -321,7 +339,8 @@ def test_load_is_moderate_at_the_base_rate(scenario: Scenario) -> None:
 
 def test_requests_visit_a_tractable_number_of_components(scenario: Scenario) -> None:
     visits = sum(component_rates(scenario).values()) / scenario.traffic.base_rate
-    assert visits <= 20.0, f"{scenario.name}: {visits:.1f} component visits per entry request"
+    most = 40.0 if scenario.name in MEASURED else 20.0       # Train Ticket's bookings call a dozen services
+    assert visits <= most, f"{scenario.name}: {visits:.1f} component visits per entry request"
 
 
 def test_timeouts_leave_room_for_the_callee(scenario: Scenario) -> None:
@@ -356,9 +375,12 @@ def test_scenario_shape(scenario: Scenario) -> None:
     zones = {n.zone for n in scenario.nodes}
     default = [n for n in scenario.nodes if n.pool == "default"]
     assert 2 <= len(zones) <= 3 and 4 <= len(default) <= 8
+    measured = scenario.name in MEASURED
     for comp in scenario.components.values():
-        assert 0.5 <= comp.service_time.cv <= 1.5
+        # measured: the spread of the recorded own times, within the importer's bounds
+        assert (0.1 if measured else 0.5) <= comp.service_time.cv <= (2.0 if measured else 1.5)
         for dep in comp.dependencies:
             assert dep.retries <= 2
-    assert 0.2 <= scenario.traffic.diurnal.amplitude <= 0.4
+    # a recording of two hours shows no daily cycle
+    assert scenario.traffic.diurnal.amplitude == 0.0 if measured else 0.2 <= scenario.traffic.diurnal.amplitude <= 0.4
     assert scenario.certificates

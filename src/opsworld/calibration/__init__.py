@@ -1,5 +1,7 @@
 """Calibration of opsworld's fault signatures against real telemetry."""
 
-from opsworld.calibration.nezha import Calibration, CalibrationError, Check, calibrate
+from opsworld.calibration.nezha import (Calibration, CalibrationError, Check, Dropped, InjectionChecks,
+                                        calibrate)
+from opsworld.calibration.systems import SYSTEMS, System
 
-__all__ = ["Calibration", "CalibrationError", "Check", "calibrate"]
+__all__ = ["Calibration", "CalibrationError", "Check", "Dropped", "InjectionChecks", "SYSTEMS", "System", "calibrate"]

@@ -1,13 +1,17 @@
-"""The simulator's fault signatures beside real ones: the Nezha Online Boutique recordings of 2022-08-22.
+"""The simulator's fault signatures beside real ones: the Nezha recordings of Online Boutique and Train Ticket.
 
-Nezha (IntelligentDDS/Nezha, FSE 2023) injected 24 faults by hand into a real Online Boutique on Kubernetes and
-recorded one row a minute per pod. `calibrate(path)` reads those recordings, injects the same fault types into the
-same services of the unmodified `online-shop` template (`PARAMS` below), and compares the two signal by signal.
+Nezha (IntelligentDDS/Nezha, FSE 2023) injected faults by hand into real microservice deployments on Kubernetes and
+recorded one row a minute per pod: 24 into Online Boutique on 2022-08-22, 28 into Train Ticket on 2023-01-29.
+`calibrate(path)` reads a folder in Nezha's layout (one or more days: every `*-fault_list.json` in it), tells the
+system apart by its pods, injects the same fault types into the same services of the template that stands for that
+system (`systems.SYSTEMS`), and compares the two signal by signal: pooled over the injections of a type, and per
+injection against the simulated same fault at the same service.
 
 How a figure is made, the same way on both sides
-  * per injection, a signal's mean over the five one-minute samples before it, and over the samples taken one to
-    four minutes after it. A sample covers the minute before its time, so these are the fault's first minutes:
-    three real samples, four simulated one-minute windows of six 10 s ticks;
+  * per injection, a signal's level over the five one-minute samples before it, and over the samples taken one to
+    four minutes after it (the mean of the samples; Train Ticket's median, as its pods' client P90 has stray 12-20 s
+    samples). A sample covers the minute before its time, so these are the fault's first minutes: three real
+    samples, four simulated one-minute windows of six 10 s ticks;
   * the ratio after / before; then the median over the injections of a type (simulated: the median over the
     worlds of each service, then over the services; the same services as the real injections).
   The signals: the target's CPU (% of its limit); its server-side P90 latency; its callers' client-side P90 (the
@@ -25,27 +29,39 @@ The checks: the signatures the recordings show, one per (fault type, signal), an
     the real one within 0.8-1.2 (it neither rises nor falls);
   * `stays at 100%`: the success rate at or above 99% on both sides;
   * `drops`: the success rate below 99% on both sides, the simulated within 5 points of the real.
-  Each check also counts, per real injection and per simulated service, how many show the signature's direction
-  on their own (`agree`): a median can hide a service that behaves differently, and these counts do not.
+  Each pooled check also counts, per real injection and per simulated service, how many show the signature's
+  direction on their own (`agree`): a median can hide a service that behaves differently, and these counts do not.
+  The per-injection table holds each real injection to the same rule against the simulated same fault at the same
+  service (the median over its worlds): its share of agreeing (injection, check) pairs is the strict measure, and
+  beside it the share where both sides show the signature's direction or both do not.
   Not checked: the callers' client P90 of `cpu_consumed` (two real injections, one of whose baselines holds the
   tail of the CPU contention injected into the same service eight minutes before) and the server-side P90 of the
   code-level faults (it moves anywhere from 0.05x to 15x between their six injections: no one signature).
+  Not applicable, with the reason: a check whose signal a recording does not have (Train Ticket's success rates
+  read 0 in every row: a broken metric, not a 0% success rate), and the simulated side when the system's template
+  is not installed.
 
 What the recordings need (see `RealData`): times from the `Time` column, because adservice's `TimeStamp` column
-is 200,000,000 s ahead and about a tenth of its values are corrupted; `inject_timestamp` rather than
-`inject_time` (they disagree by a minute once, and the metrics side with the time stamp). Injections come about
-8.5 minutes apart and their effects last about 4, so a five-minute baseline sometimes holds the tail of the
-previous fault in the same service: the README's medians keep those injections and so do these (`injections` in
-`as_dict` gives the minutes since the previous fault in the same service).
+is 200,000,000 s ahead and about a tenth of its values are corrupted; each injection timed by the field its system's
+row names (`systems.SYSTEMS`: Online Boutique's `inject_timestamp`, Train Ticket's `inject_time` read as UTC).
+An injection is dropped, and listed with the reason, when its target has no metrics, its windows hold too few
+samples (the first injection of a recording that starts under three minutes before it), its baseline holds the
+previous injection into the same pod, or its after-window the next one. Injections come 4-9 minutes apart and
+their effects last about 4, so a five-minute baseline can still hold the tail of a fault injected earlier into the
+same service: the README's medians keep those injections and so do these (`injections` in `as_dict` gives the
+minutes since the previous fault in the same service).
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import math
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -54,11 +70,12 @@ import numpy as np
 from opsworld.engine import Engine, queueing as qt
 from opsworld.engine.topology import CONSUME
 from opsworld.act.scripted import run_scripted
+from opsworld.calibration.systems import SYSTEMS, System
 from opsworld.faults import CATALOGUE
 from opsworld.faults.injector import Injector
 from opsworld.observe.imperfection import Imperfections
 from opsworld.observe.telemetry import Telemetry
-from opsworld.spec import load_scenario
+from opsworld.spec import load_scenario, templates
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -72,7 +89,8 @@ CATALOGUE_ENTRY: dict[str, str] = {        # Nezha's fault type -> the catalogue
     "return": "early_return",
 }
 # What stands for each real injection, merged over the catalogue entry's presets (`calibrate(params=...)` overrides
-# per type). Nezha's deployment is not the template: its pods run under 20-30m CPU quotas with a CPU-starved
+# per type). Measured on Online Boutique and used for Train Ticket too until its template's own are measured.
+# Nezha's deployment is not the template: its pods run under 20-30m CPU quotas with a CPU-starved
 # frontend (P50 0.16 s, P90 0.5 s), and its load generator waits for answers with no deadline; the template's
 # services answer in milliseconds (frontend P90 46 ms) behind call timeouts. The values reproduce the recordings'
 # relative signatures on the template; where that departs from the real injection's absolute size, the line says so.
@@ -96,24 +114,24 @@ PARAMS: dict[str, dict[str, Any]] = {
     # halves it): Nezha's checkoutservice and adservice used as much CPU or more during it (1.1x, 4.9x)
     "return": {"rate": 0.7, "speedup": 1.0},
 }
-TEMPLATE = "online-shop"
+TEMPLATE = "online-shop"   # `simulate` and `locate` without a template: Online Boutique's
 ONSET = 600.0              # seconds into the episode: five minutes of warm-up, then the five-minute baseline
 BEFORE_MINUTES, AFTER_MINUTES = 5, 4
 
 # -- the recordings -------------------------------------------------------------------------------------------------
-FAULT_LIST = "2022-08-22-fault_list.json"
+FAULT_LISTS = "*-fault_list.json"   # one a day: `2022-08-22-fault_list.json`
 FRONT = "metric/front_service.csv"
 DEPENDENCY = "metric/dependency.csv"
+TRACES = "trace/*_trace.csv.gz"      # the call graph where no dependency.csv comes with the recordings
 BEFORE = (-300.0, 0.0)     # seconds from the injection: samples in [start, end)
 AFTER = (60.0, 240.0)      # samples in [start, end]: taken 1 to 4 minutes after it
-MIN_SAMPLES = (3, 2)       # fewer valid samples before / after: the window lacks data, the injection is skipped
+MIN_SAMPLES = (3, 2)       # fewer samples before / after: the window lacks data
 COLUMNS = {"cpu": "CpuUsageRate(%)", "server_p90": "PodServerLatencyP90(s)", "client_p90": "PodClientLatencyP90(s)",
            "frontend_p90": "LatencyP90(s)", "success": "SuccessRate(%)"}
 SIGNALS = tuple(COLUMNS)
 LABELS = {"cpu": "target CPU", "server_p90": "target server P90", "client_p90": "callers' client P90",
           "frontend_p90": "frontend P90", "success": "frontend success",
           "located": "origin in traces and logs"}
-ROOT_CAUSES = "root_cause_hipster.json"   # per service and code-level fault: the log pattern that locates it
 CODE_LEVEL = ("exception", "return")
 
 
@@ -174,6 +192,11 @@ CHECKS: tuple[tuple[str, str, str], ...] = (          # (Nezha fault type, signa
     ("return", "cpu", "stays flat"), ("return", "success", "drops"),
     ("return", "located", "found at the target"),
 )
+# the per-injection table's columns: (signal, whether the rule reads a level) -> header
+COLUMN_HEADERS: dict[tuple[str, bool], str] = {
+    ("cpu", True): "CPU level", ("cpu", False): "CPU", ("server_p90", False): "server P90",
+    ("client_p90", False): "callers' P90", ("frontend_p90", False): "frontend P90", ("success", True): "success",
+    ("located", True): "located"}
 
 
 # -- figures and checks ---------------------------------------------------------------------------------------------
@@ -201,6 +224,9 @@ class Figure:
         return {"n": self.n, "before": self.before, "after": self.after, "ratio": self.ratio}
 
 
+Measured = Figure | str     # a figure, or why there is none (a one-line reason)
+
+
 def _pair(before: float, after: float) -> Figure:
     return Figure(before, after, after / before)
 
@@ -208,7 +234,10 @@ def _pair(before: float, after: float) -> Figure:
 @dataclass(frozen=True)
 class Check:
     """One signal of one fault type: the real figure beside the simulated one, and whether they agree by `rule`.
-    `real_agree` and `sim_agree` are (how many show the rule's direction on their own, how many there are)."""
+    `real_agree` and `sim_agree` are (how many show the rule's direction on their own, how many there are).
+    A non-empty `reason` makes it not applicable (neither passed nor failed): why one side has no figure.
+    Pooled over a type's injections in `Calibration.checks`; one injection against its service's simulated same
+    fault in `Calibration.per_injection`."""
 
     fault: str
     signal: str
@@ -218,10 +247,20 @@ class Check:
     passed: bool
     real_agree: tuple[int, int] = (0, 0)
     sim_agree: tuple[int, int] = (0, 0)
+    reason: str = ""
 
     @property
     def name(self) -> str:
         return f"{self.fault}: {LABELS[self.signal]} {self.rule}"
+
+    @property
+    def applicable(self) -> bool:
+        return not self.reason
+
+    @property
+    def status(self) -> str:
+        """`pass`, `fail` or `n.a.` (per injection read as agree, disagree, n.a.)."""
+        return "n.a." if self.reason else "pass" if self.passed else "fail"
 
     @property
     def unit(self) -> str:
@@ -229,17 +268,95 @@ class Check:
             return "share"
         return "%" if RULES[self.rule].on_level else "x"
 
+    def show(self, value: float) -> str:
+        if not math.isfinite(value):
+            return "-"
+        return {"%": f"{value:.1f}%", "share": f"{value:.0%}"}.get(self.unit, f"{value:.3g}x")
+
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "fault": self.fault, "signal": self.signal, "rule": self.rule,
                 "requirement": RULES[self.rule].text, "unit": self.unit, "real": self.real,
-                "simulated": self.simulated, "passed": self.passed, "real_agree": list(self.real_agree),
-                "sim_agree": list(self.sim_agree)}
+                "simulated": self.simulated, "passed": self.passed, "status": self.status, "reason": self.reason,
+                "real_agree": list(self.real_agree), "sim_agree": list(self.sim_agree)}
+
+
+def _judge(fault: str, signal: str, rule: str, real: Measured, simulated: Measured,
+           real_agree: tuple[int, int] | None = None, sim_agree: tuple[int, int] | None = None) -> Check:
+    """A check from the two sides' figures: not applicable, with the first side's reason, where either has none."""
+    r = real.value(rule) if isinstance(real, Figure) else math.nan
+    s = simulated.value(rule) if isinstance(simulated, Figure) else math.nan
+    reason = real if isinstance(real, str) else simulated if isinstance(simulated, str) else ""
+    if not reason and not (math.isfinite(r) and math.isfinite(s)):
+        reason = "no finite figure"
+    one = RULES[rule].one
+    return Check(fault, signal, rule, r, s, bool(not reason and RULES[rule].holds(r, s)),
+                 real_agree or ((int(one(r, r)), 1) if math.isfinite(r) else (0, 0)),
+                 sim_agree or ((int(one(s, r)), 1) if math.isfinite(s) and math.isfinite(r) else (0, 0)), reason)
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A listed injection left out of every figure, and why."""
+
+    time: float        # Unix seconds
+    pod: str
+    kind: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"time": self.time, "utc": _utc(self.time), "pod": self.pod, "type": self.kind, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class InjectionChecks:
+    """One real injection held to each check of its type against the simulated same fault at the same service."""
+
+    time: float
+    pod: str
+    service: str
+    kind: str
+    checks: tuple[Check, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"time": self.time, "utc": _utc(self.time), "pod": self.pod, "service": self.service,
+                "type": self.kind, "checks": [{"name": c.name, "signal": c.signal, "rule": c.rule, "unit": c.unit,
+                                               "real": c.real, "simulated": c.simulated,
+                                               "verdict": {"pass": "agree", "fail": "disagree"}.get(c.status, "n.a."),
+                                               "reason": c.reason} for c in self.checks]}
+
+
+def _clean(x: Any) -> Any:
+    """NaN and infinities as null, so that the report is strict JSON."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def _no_template(template: str) -> str:
+    return f"no simulated side: the `{template}` template is not installed"
+
+
+def _reasons(checks: list[Check], skip: str = "", what: str = "check") -> list[str]:
+    """The reasons of the checks that are not applicable, each once, with how many `what`s it covers (less `skip`,
+    said elsewhere)."""
+    from rich.markup import escape
+
+    counts = Counter(c.reason for c in checks if c.reason and c.reason != skip)
+    return [escape(f"n.a. ({n} {what}{'s' if n > 1 else ''}): {reason}") for reason, n in counts.items()]
 
 
 @dataclass
 class Calibration:
     """The checks and the figures behind them: real per fault type and per injection, simulated per fault type and
-    per service."""
+    per service; each injection's own checks; the injections left out, and why."""
 
     checks: list[Check]
     real: dict[str, dict[str, Figure]]
@@ -248,40 +365,135 @@ class Calibration:
     injections: list[dict[str, Any]]
     params: dict[str, dict[str, Any]]
     seconds: float = 0.0
+    system: System = SYSTEMS[0]
+    days: list[str] = field(default_factory=list)
+    per_injection: list[InjectionChecks] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+    unavailable: str = ""      # why there is no simulated side (its template is not installed); "" when there is
 
     @property
     def passed(self) -> bool:
-        return bool(self.checks) and all(c.passed for c in self.checks)
+        """Every applicable check passes, there is one at least, and the simulated side was there to check."""
+        applicable = [c for c in self.checks if c.applicable]
+        return not self.unavailable and bool(applicable) and all(c.passed for c in applicable)
+
+    @property
+    def agreement(self) -> dict[str, Any]:
+        """Over the (injection, check) pairs where both sides have a figure: the share that meet the check's rule
+        (`share`), and the share where both sides show the rule's direction or neither does (`direction`)."""
+        pairs = [c for row in self.per_injection for c in row.checks]
+        decided = [c for c in pairs if c.applicable]
+        same = sum(c.real_agree[0] == c.sim_agree[0] for c in decided)
+        agree = sum(c.passed for c in decided)
+        return {"share": agree / len(decided) if decided else None, "agree": agree, "decided": len(decided),
+                "not_applicable": len(pairs) - len(decided),
+                "direction": same / len(decided) if decided else None}
 
     def as_dict(self) -> dict[str, Any]:
         def figures(d: Mapping[str, Figure]) -> dict[str, Any]:
             return {s: f.as_dict() for s, f in d.items()}
-        return {
+        return _clean({
+            "system": self.system.key,
+            "system_name": self.system.name,
+            "days": self.days,
+            "template": self.system.template,
+            "simulated_side": self.unavailable or None,
             "passed": self.passed,
             "checks": [c.as_dict() for c in self.checks],
+            "agreement": self.agreement,
+            "per_injection": [row.as_dict() for row in self.per_injection],
+            "dropped": [d.as_dict() for d in self.dropped],
             "params": self.params,
             "real": {t: figures(d) for t, d in self.real.items()},
             "simulated": {t: {**figures(d), "services": {s: figures(f) for s, f in self.per_service[t].items()}}
                           for t, d in self.simulated.items()},
             "injections": self.injections,
             "seconds": self.seconds,
-        }
+        })
+
+    def _when(self, t: float) -> str:
+        return _utc(t) if len(self.days) > 1 else _utc(t)[11:]
 
     def table(self) -> "Table":
-        """Fault type by check: the real figure, the simulated one, the rule, pass or fail."""
+        """Fault type by check: the real figure, the simulated one, the rule, pass, fail or n.a."""
         from rich.table import Table
 
-        table = Table(title="Fault signatures: Nezha Online Boutique (real) vs online-shop (simulated)")
+        table = Table(title=f"Fault signatures: Nezha {self.system.name} {', '.join(self.days)} (real) "
+                            f"vs {self.system.template} (simulated)")
         for name in ("fault", "signal", "rule", "real", "simulated", "agree real / sim", ""):
             table.add_column(name, justify="right" if name in ("real", "simulated") else "left")
         last = None
         for c in self.checks:
-            show = {"%": lambda v: f"{v:.1f}%", "share": lambda v: f"{v:.0%}"}.get(c.unit, lambda v: f"{v:.3g}x")
             agree = f"{c.real_agree[0]}/{c.real_agree[1]} / {c.sim_agree[0]}/{c.sim_agree[1]}"
+            status = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(c.status, "[yellow]n.a.[/]")
             table.add_row(c.fault if c.fault != last else "", LABELS[c.signal], f"{c.rule}: {RULES[c.rule].text}",
-                          show(c.real), show(c.simulated), agree, "[green]pass[/]" if c.passed else "[red]FAIL[/]")
+                          c.show(c.real), c.show(c.simulated), agree, status)
             last = c.fault
         return table
+
+    def injection_table(self) -> "Table":
+        """One row per real injection: each check of its type agrees, disagrees or is n.a. (real / simulated)."""
+        from rich.table import Table
+
+        keys = [k for k in COLUMN_HEADERS
+                if any((c.signal, RULES[c.rule].on_level) == k for row in self.per_injection for c in row.checks)]
+        table = Table(title=f"Per injection: Nezha {self.system.name} vs the same fault simulated at the same "
+                            f"service (real/simulated)")
+        table.add_column("injection (UTC)", no_wrap=True)
+        for k in keys:
+            table.add_column(COLUMN_HEADERS[k], overflow="fold")
+        for row in self.per_injection:
+            cells = {(c.signal, RULES[c.rule].on_level): c for c in row.checks}
+            shown = []
+            for k in keys:
+                c = cells.get(k)
+                if c is None:
+                    shown.append("")
+                    continue
+                verdict = {"pass": "[green]agree[/]", "fail": "[red]disagree[/]"}.get(c.status, "[yellow]n.a.[/]")
+                shown.append(f"{verdict}\n{c.show(c.real)}/{c.show(c.simulated)}")
+            table.add_row(f"{self._when(row.time)} {row.kind}\n{row.service}", *shown)
+        return table
+
+    def dropped_table(self) -> "Table":
+        """The listed injections left out of every figure, and why."""
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=f"Dropped injections: Nezha {self.system.name}")
+        for name in ("time (UTC)", "pod", "type", "reason"):
+            table.add_column(name)
+        for d in self.dropped:
+            table.add_row(self._when(d.time), d.pod, d.kind, escape(d.reason))
+        return table
+
+    def tables(self) -> list["Table"]:
+        """What the command prints: the pooled checks, the per-injection ones, and the dropped injections if any."""
+        return [self.table(), self.injection_table(), *([self.dropped_table()] if self.dropped else [])]
+
+    def summary(self) -> list[str]:
+        """The lines under the tables: how many checks pass, the per-injection agreement, what was left out."""
+        from rich.markup import escape
+
+        applicable = [c for c in self.checks if c.applicable]
+        na = len(self.checks) - len(applicable)
+        lines = [(f"[bold]{sum(c.passed for c in applicable)}/{len(applicable)} signature checks pass[/]"
+                  if applicable else "[bold]no signature check applies[/]") + (f" ({na} not applicable)" if na else "")]
+        skip = _no_template(self.system.template) if self.unavailable else ""    # the last line says it
+        lines += _reasons(self.checks, skip)
+        a = self.agreement
+        if a["decided"]:
+            lines.append(f"[bold]per injection: {a['agree']}/{a['decided']} (injection, check) pairs agree "
+                         f"({a['share']:.0%})[/]; both sides show the signature's direction or neither does: "
+                         f"{a['direction']:.0%}; {a['not_applicable']} n.a.")
+        else:
+            lines.append(f"per injection: no (injection, check) pair has both sides ({a['not_applicable']} n.a.)")
+        lines += _reasons([c for row in self.per_injection for c in row.checks], skip, "pair")
+        lines.append(f"{len(self.per_injection)} injections measured, {len(self.dropped)} dropped"
+                     + (" (listed above)" if self.dropped else ""))
+        if self.unavailable:
+            lines.append(f"[bold red]{escape(self.unavailable)}[/]")
+        return lines
 
 
 # -- reading the recordings -----------------------------------------------------------------------------------------
@@ -292,8 +504,8 @@ def service_of(pod: str) -> str:
 
 def _need(path: Path) -> Path:
     if not path.is_file():
-        raise CalibrationError(f"Nezha recordings not found: {path} is missing (expected the rca_data/2022-08-22 "
-                               f"folder of IntelligentDDS/Nezha)")
+        raise CalibrationError(f"Nezha recordings incomplete: {path} is missing (expected a day's folder of "
+                               f"IntelligentDDS/Nezha's rca_data: {FAULT_LISTS}, metric/, trace/)")
     return path
 
 
@@ -310,29 +522,62 @@ class Series:
 
     times: np.ndarray
     columns: dict[str, np.ndarray]
+    name: str = ""          # as reasons name it: `metric/front_service.csv`
 
     @classmethod
-    def read(cls, path: Path) -> "Series":
+    def read(cls, path: Path, name: str = "") -> "Series":
+        name = name or str(path)
         with _need(path).open(newline="") as f:
             rows = list(csv.DictReader(f))
         if not rows or "Time" not in rows[0]:
             raise CalibrationError(f"Nezha recordings unreadable: {path} has no rows with a `Time` column")
         # `Time` reads "2022-08-22 03:51:19.799087274 +0000 UTC m=+0.305041286": UTC, to the second
-        times = np.array([r["Time"][:19].replace(" ", "T") for r in rows], dtype="datetime64[s]").astype(np.int64)
+        try:
+            times = np.array([r["Time"][:19].replace(" ", "T") for r in rows], dtype="datetime64[s]").astype(np.int64)
+        except (TypeError, ValueError) as exc:
+            raise CalibrationError(f"Nezha recordings unreadable: {path}: a `Time` is not 'YYYY-MM-DD HH:MM:SS ...' "
+                                   f"({exc})") from None
         names = [k for k in rows[0] if k not in ("Time", "TimeStamp", "PodName", "ServiceName")]
-        return cls(times.astype(float), {k: np.array([_float(r[k]) for r in rows]) for k in names})
+        return cls(times.astype(float), {k: np.array([_float(r[k]) for r in rows]) for k in names}, name)
 
-    def window(self, column: str, t0: float) -> Figure | None:
-        """The column's mean before and after an injection at `t0`; None where either window lacks data."""
+    def _column(self, column: str) -> np.ndarray:
         if column not in self.columns:
-            raise CalibrationError(f"Nezha recordings unreadable: no column `{column}`")
-        v, t = self.columns[column], self.times
+            raise CalibrationError(f"Nezha recordings unreadable: {self.name} has no column `{column}` (Nezha's "
+                                   f"recordings carry it; is this a Nezha rca_data folder?)")
+        return self.columns[column]
+
+    def broken(self, column: str) -> str:
+        """Why the column carries no signal at all (it reads 0, or nothing, in every row); "" when it does."""
+        v = self._column(column)
+        v = v[np.isfinite(v)]
+        if not len(v):
+            return f"{self.name}: {column} has no value in any row (a broken metric)"
+        return f"{self.name}: {column} reads 0 in every row (a broken metric)" if not v.any() else ""
+
+    def rows(self, t0: float) -> tuple[int, int]:
+        """How many samples the windows around an injection at `t0` hold, whatever their values."""
+        t = self.times
+        return (int(((t >= t0 + BEFORE[0]) & (t < t0 + BEFORE[1])).sum()),
+                int(((t >= t0 + AFTER[0]) & (t <= t0 + AFTER[1])).sum()))
+
+    def window(self, column: str, t0: float, statistic: str = "mean") -> Measured:
+        """The column's level before and after an injection at `t0` (`statistic` over each window's samples), or
+        why there is none."""
+        v, t = self._column(column), self.times
+        if broken := self.broken(column):
+            return broken
         before = v[(t >= t0 + BEFORE[0]) & (t < t0 + BEFORE[1])]
         after = v[(t >= t0 + AFTER[0]) & (t <= t0 + AFTER[1])]
         before, after = before[np.isfinite(before)], after[np.isfinite(after)]
-        if len(before) < MIN_SAMPLES[0] or len(after) < MIN_SAMPLES[1] or not before.mean() > 0:
-            return None
-        return _pair(float(before.mean()), float(after.mean()))
+        for n, need, where in ((len(before), MIN_SAMPLES[0], "in the 5 minutes before"),
+                               (len(after), MIN_SAMPLES[1], "1-4 minutes after")):
+            if n < need:
+                return f"{self.name}: {n} {column} value{'s' if n != 1 else ''} {where}, {need} needed"
+        level = getattr(np, statistic)
+        b, a = float(level(before)), float(level(after))
+        if not b > 0:
+            return f"{self.name}: {column} reads 0 before it (no ratio)"
+        return _pair(b, a)
 
 
 @dataclass(frozen=True)
@@ -343,74 +588,227 @@ class Injection:
     time: float        # Unix seconds
 
 
+def _fault_list(path: Path) -> list[dict[str, Any]]:
+    """A day's fault list: {hour: [{inject_time, inject_timestamp, inject_pod, inject_type}, ...], ...}."""
+    try:
+        listed = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CalibrationError(f"{path}: not a readable fault list ({exc}); expected Nezha's JSON") from None
+    hours = list(listed.values()) if isinstance(listed, dict) else [listed]     # a bare list of faults too
+    if any(not isinstance(hour, list) for hour in hours):
+        raise CalibrationError(f"{path}: expected an object of hours, each a list of faults with inject_time, "
+                               f"inject_timestamp, inject_pod and inject_type (Nezha's layout)")
+    entries = [e for hour in hours for e in hour]
+    for e in entries:
+        for key in ("inject_pod", "inject_type"):
+            if not isinstance(e, dict) or not isinstance(e.get(key), str) or not e[key]:
+                raise CalibrationError(f"{path}: a fault without `{key}` ({json.dumps(e)[:80]}); each needs "
+                                       f"inject_time, inject_timestamp, inject_pod and inject_type")
+    return entries
+
+
+def _system_of(listed: list[tuple[Path, dict[str, Any]]], root: Path) -> System:
+    """The one system whose pods the fault lists name."""
+    found: dict[str, tuple[System, str]] = {}
+    for path, e in listed:
+        service = service_of(e["inject_pod"])
+        owners = [s for s in SYSTEMS if s.owns(service)]
+        if not owners:
+            known = "; ".join(f"{s.name}'s " + (f"start with `{s.prefix}`" if s.prefix else
+                                                f"are {', '.join(list(s.components)[:3])}, ...") for s in SYSTEMS)
+            raise CalibrationError(f"{path}: inject_pod `{e['inject_pod']}` is of no system calibrate knows "
+                                   f"({known}): point --nezha at Nezha's recordings of one of them")
+        found.setdefault(owners[0].key, (owners[0], e["inject_pod"]))
+    if len(found) > 1:
+        both = " and ".join(f"{s.name} (`{pod}`)" for s, pod in found.values())
+        raise CalibrationError(f"{root}: the fault lists name pods of {both}: keep one system's recordings in a folder")
+    return next(iter(found.values()))[0]
+
+
+def _time_of(path: Path, e: dict[str, Any], system: System) -> float:
+    """When an injection happened, read from the field its system is timed by (`systems.SYSTEMS`)."""
+    text = e.get(system.clock)
+    try:
+        if system.clock == "inject_time":
+            return datetime.strptime(str(text), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        if not math.isfinite(t := float(text)):  # type: ignore[arg-type]
+            raise ValueError(text)
+        return t
+    except (TypeError, ValueError):
+        form = "'YYYY-MM-DD HH:MM:SS' (read as UTC)" if system.clock == "inject_time" else "Unix seconds"
+        raise CalibrationError(f"{path}: `{system.clock}` of the fault at {e['inject_pod']} reads {text!r}, not "
+                               f"{form}; {system.name}'s injections are timed by it") from None
+
+
+def _trace_edges(files: list[Path]) -> set[tuple[str, str]]:
+    """(caller, callee) services from the recorded traces: a span's pod and its parent span's pod."""
+    edges: set[tuple[str, str]] = set()
+    for path in files:
+        try:
+            with gzip.open(path, "rt", newline="") as f:
+                reader = csv.reader(f)
+                header = next(reader)
+                at = [header.index(k) for k in ("SpanID", "ParentID", "PodName")]
+                spans = [(r[at[0]], r[at[1]], r[at[2]]) for r in reader]
+        except (OSError, EOFError, StopIteration, ValueError, IndexError, csv.Error) as exc:
+            raise CalibrationError(f"{path}: not a readable trace file ({exc}); expected gzipped CSV with SpanID, "
+                                   f"ParentID and PodName") from None
+        service = {span: service_of(pod) for span, _, pod in spans}
+        edges |= {(service[parent], service_of(pod)) for _, parent, pod in spans if parent in service}
+    return edges
+
+
 @dataclass
 class RealData:
-    """The fault list, every pod's metrics, the frontend's, and who calls whom."""
+    """The fault lists, every pod's metrics, the frontend's, who calls whom, and the root-cause signatures."""
 
-    injections: list[Injection]
-    pods: dict[str, Series]           # by service
+    injections: list[Injection]       # the ones measured
+    pods: dict[str, Series]           # by pod
     front: Series
-    callers: dict[str, list[str]]     # service -> the services that call it
+    callers: dict[str, list[str]] | str     # service -> the services that call it; or why that is unknown
+    system: System = SYSTEMS[0]
+    days: list[str] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+    listed: list[Injection] = field(default_factory=list)       # all of them, dropped or not
+    causes: dict[str, dict[str, str]] | str = ""                 # service -> type -> signature; or why none
 
     @classmethod
     def read(cls, path: str | Path) -> "RealData":
         root = Path(path)
-        with _need(root / FAULT_LIST).open() as f:
-            listed = json.load(f)
+        lists = sorted(root.glob(FAULT_LISTS)) if root.is_dir() else []
+        if not lists:
+            raise CalibrationError(f"no Nezha fault list in {root}: expected one or more files named {FAULT_LISTS} "
+                                   f"(a day's folder of IntelligentDDS/Nezha's rca_data)")
+        listed = [(p, e) for p in lists for e in _fault_list(p)]
+        if not listed:
+            raise CalibrationError(f"{', '.join(map(str, lists))}: no injection listed (each hour a list of faults "
+                                   f"with inject_time, inject_timestamp, inject_pod and inject_type)")
+        system = _system_of(listed, root)
         injections = sorted((Injection(e["inject_type"], e["inject_pod"], service_of(e["inject_pod"]),
-                                       float(e["inject_timestamp"]))
-                             for hour in listed.values() for e in hour), key=lambda i: i.time)
-        for inj in injections:
-            _need(root / "metric" / f"{inj.pod}_metric.csv")
-        files = sorted((root / "metric").glob("*_metric.csv"))
-        pods = {service_of(p.name[: -len("_metric.csv")]): Series.read(p) for p in files}
-        with _need(root / DEPENDENCY).open(newline="") as f:
-            edges = [(r.get("Source"), r.get("Target")) for r in csv.DictReader(f)]
-        callers: dict[str, list[str]] = {}
-        for src, dst in edges:        # the service-to-service edges (the others go to IP addresses)
-            if src in pods and dst in pods:
-                callers.setdefault(dst, []).append(src)
-        return cls(injections, pods, Series.read(root / FRONT), callers)
+                                       _time_of(p, e, system)) for p, e in listed), key=lambda i: (i.time, i.pod))
+        front = Series.read(root / FRONT, FRONT)
+        pods = {p.name[: -len("_metric.csv")]: Series.read(p, f"metric/{p.name}")
+                for p in sorted((root / "metric").glob("*_metric.csv"))}
+        kept, dropped = _screen(injections, pods)
+        services = {service_of(p) for p in pods}
+        callers: dict[str, list[str]] | str
+        if (root / DEPENDENCY).is_file():
+            with (root / DEPENDENCY).open(newline="") as f:
+                edges = [(r.get("Source"), r.get("Target")) for r in csv.DictReader(f)]
+        elif traces := sorted(root.glob(TRACES)):
+            edges = sorted(_trace_edges(traces))       # as Train Ticket's recordings come: no dependency.csv
+        else:
+            edges = []
+        callers = {}
+        for src, dst in dict.fromkeys(edges):          # the service-to-service edges (the others go to IP addresses)
+            if src in services and dst in services and src != dst:
+                callers.setdefault(str(dst), []).append(str(src))
+        if not callers:
+            callers = f"no call between the pods in {DEPENDENCY} or the trace files {TRACES}: the callers are unknown"
+        causes: dict[str, dict[str, str]] | str
+        if (root / system.root_causes).is_file():
+            try:
+                causes = json.loads((root / system.root_causes).read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise CalibrationError(f"{root / system.root_causes}: not readable JSON ({exc}); expected Nezha's "
+                                       f"root-cause list, service -> fault type -> signature") from None
+            if not isinstance(causes, dict) or not all(isinstance(v, dict) for v in causes.values()):
+                raise CalibrationError(f"{root / system.root_causes}: expected an object of services, each an object "
+                                       f"of fault type -> signature (Nezha's root-cause list)")
+        else:
+            causes = f"no {system.root_causes} beside the fault list: where the code-level faults show is unknown"
+        days = [p.name[: -len("-fault_list.json")] for p in lists]
+        return cls(kept, pods, front, callers, system, days, dropped, injections, causes)
 
-    def signals(self, inj: Injection) -> dict[str, Figure | None]:
-        """Each signal around one injection; None where its windows lack data."""
-        pod = self.pods[inj.service]
-        out = {s: pod.window(COLUMNS[s], inj.time) for s in ("cpu", "server_p90")}
-        out |= {s: self.front.window(COLUMNS[s], inj.time) for s in ("frontend_p90", "success")}
-        sides = [f for c in self.callers.get(inj.service, [])
-                 if (f := self.pods[c].window(COLUMNS["client_p90"], inj.time)) is not None]
-        out["client_p90"] = _pair(_geomean([f.before for f in sides]), _geomean([f.after for f in sides])) \
-            if sides else None
+    def signals(self, inj: Injection) -> dict[str, Measured]:
+        """Each signal around one injection, or why there is none."""
+        stat = self.system.statistic
+        pod = self.pods[inj.pod]
+        out: dict[str, Measured] = {s: pod.window(COLUMNS[s], inj.time, stat) for s in ("cpu", "server_p90")}
+        out |= {s: self.front.window(COLUMNS[s], inj.time, stat) for s in ("frontend_p90", "success")}
+        out["client_p90"] = self._callers_side(inj)
         return out
 
-    def located(self, root: Path) -> dict[str, list[Figure]]:
-        """Per code-level fault type, one figure per injection: 1 when the recordings' root-cause list names a log
-        pattern of the target service that locates it (Nezha finds these faults in logs and traces, not metrics)."""
-        with _need(root / ROOT_CAUSES).open() as f:
-            causes = json.load(f)
-        out: dict[str, list[Figure]] = {}
-        for inj in self.injections:
-            if inj.kind in CODE_LEVEL:
-                pattern = causes.get(inj.service, {}).get(inj.kind, "")
-                found = float(bool(pattern) and pattern not in COLUMNS.values())
-                out.setdefault(inj.kind, []).append(Figure(0.0, found, found))
-        return out
+    def _callers_side(self, inj: Injection) -> Measured:
+        if isinstance(self.callers, str):
+            return self.callers
+        callers = [p for p in self.pods if service_of(p) in self.callers.get(inj.service, [])]
+        if not callers:
+            return f"{inj.service} has no caller in the call graph"
+        sides = [self.pods[p].window(COLUMNS["client_p90"], inj.time, self.system.statistic) for p in callers]
+        figures = [f for f in sides if isinstance(f, Figure)]
+        if not figures:
+            return f"no caller of {inj.service} has client P90 data: {sides[0]}"
+        return _pair(_geomean([f.before for f in figures]), _geomean([f.after for f in figures]))
 
-    def figures(self) -> tuple[dict[str, dict[str, list[Figure]]], list[dict[str, Any]]]:
-        """Per fault type and signal, the figure of every injection with data; and one row per injection."""
-        items: dict[str, dict[str, list[Figure]]] = {}
-        rows = []
+    def located(self, inj: Injection) -> Measured:
+        """1 when the recordings' root-cause list names a log pattern of the target service that locates a code-level
+        fault (Nezha finds these in logs and traces, not metrics); else 0."""
+        if isinstance(self.causes, str):
+            return self.causes
+        pattern = self.causes.get(inj.service, {}).get(inj.kind, "")
+        found = float(bool(pattern) and pattern not in COLUMNS.values())
+        return Figure(0.0, found, found)
+
+    def measure(self) -> list[tuple[Injection, dict[str, Measured]]]:
+        """Every measured injection with its signals (and, for a code-level fault, whether it is located)."""
+        out = []
         for inj in self.injections:
             sig = self.signals(inj)
-            for s in SIGNALS:
-                items.setdefault(inj.kind, {}).setdefault(s, [])
-                if sig[s] is not None:
-                    items[inj.kind][s].append(sig[s])
-            earlier = [i.time for i in self.injections if i.service == inj.service and i.time < inj.time]
-            rows.append({"type": inj.kind, "service": inj.service, "time": inj.time,
+            if inj.kind in CODE_LEVEL:
+                sig["located"] = self.located(inj)
+            out.append((inj, sig))
+        return out
+
+    def rows(self, measured: list[tuple[Injection, dict[str, Measured]]]) -> list[dict[str, Any]]:
+        """One row per measured injection: its figures (null where none), and the minutes since the previous fault
+        listed in the same service."""
+        rows = []
+        for inj, sig in measured:
+            earlier = [i.time for i in self.listed if i.service == inj.service and i.time < inj.time]
+            rows.append({"type": inj.kind, "service": inj.service, "pod": inj.pod, "time": inj.time,
+                         "utc": _utc(inj.time),
                          "minutes_since_previous_fault_here": (inj.time - max(earlier)) / 60.0 if earlier else None,
-                         **{s: None if f is None else f.as_dict() for s, f in sig.items()}})
-        return items, rows
+                         **{s: f.as_dict() if isinstance(f, Figure) else None for s, f in sig.items()}})
+        return rows
+
+
+def _screen(injections: list[Injection], pods: Mapping[str, Series]) -> tuple[list[Injection], list[Dropped]]:
+    """The injections that can be measured, and the others with the reason: no catalogue entry for the type, no
+    metrics for the pod, too few samples around it, or another injection into the same pod within its windows."""
+    kept: list[Injection] = []
+    dropped: list[Dropped] = []
+    for inj in injections:
+        reason = ""
+        series = pods.get(inj.pod)
+        same = [i for i in injections if i.pod == inj.pod and i is not inj]
+        previous = [i for i in same if inj.time + BEFORE[0] <= i.time <= inj.time]
+        following = [i for i in same if inj.time < i.time < inj.time + AFTER[1]]
+        if inj.kind not in CATALOGUE_ENTRY:
+            reason = f"type `{inj.kind}` is none of Nezha's ({', '.join(CATALOGUE_ENTRY)})"
+        elif series is None:
+            reason = f"no metric rows for the pod: metric/{inj.pod}_metric.csv is missing"
+        elif (n := series.rows(inj.time)) == (0, 0):
+            reason = (f"no metric rows for the pod around it: metric/{inj.pod}_metric.csv runs from "
+                      f"{_utc(series.times.min())} to {_utc(series.times.max())}")
+        elif n[0] < MIN_SAMPLES[0]:
+            reason = (f"{n[0]} minute{'s' if n[0] != 1 else ''} of baseline, {MIN_SAMPLES[0]} needed: the pod's "
+                      f"metrics start at {_utc(series.times.min())}")
+        elif n[1] < MIN_SAMPLES[1]:
+            reason = f"{n[1]} sample{'s' if n[1] != 1 else ''} 1-4 minutes after it, {MIN_SAMPLES[1]} needed"
+        elif previous:
+            p = previous[-1]
+            reason = (f"its 5-minute baseline holds the previous injection into the same pod ({p.kind} at "
+                      f"{_utc(p.time)[11:]}, {(inj.time - p.time) / 60:.1f} min before)")
+        elif following:
+            f = following[0]
+            reason = (f"its 1-4 minute window holds the next injection into the same pod ({f.kind} at "
+                      f"{_utc(f.time)[11:]}, {(f.time - inj.time) / 60:.1f} min after)")
+        if reason:
+            dropped.append(Dropped(inj.time, inj.pod, inj.kind, reason))
+        else:
+            kept.append(inj)
+    return kept, dropped
 
 
 def _geomean(values: list[float]) -> float:
@@ -441,14 +839,14 @@ def _minutes(x: np.ndarray) -> np.ndarray:
 
 
 def simulate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str, Any]], worlds: int = 4,
-             seed: int = 0) -> dict[str, dict[str, dict[str, list[Figure]]]]:
-    """Inject each Nezha fault type into each of its services, in `worlds` worlds each, all in one batched episode
-    of the template (each (type, service) with its own block of worlds, which runs as it would alone). Returns,
-    per type, service and signal, the figure of every world."""
-    scenario = load_scenario(TEMPLATE)
+             seed: int = 0, template: str = TEMPLATE) -> dict[str, dict[str, dict[str, list[Figure]]]]:
+    """Inject each Nezha fault type into each of its services (the template's components), in `worlds` worlds
+    each, all in one batched episode of the template (each (type, service) with its own block of worlds, which runs
+    as it would alone). Returns, per type, service and signal, the figure of every world."""
+    scenario = load_scenario(template)
     dt = float(scenario.tick)
     if abs(dt - 10.0) > 1e-9:
-        raise CalibrationError(f"the {TEMPLATE} template must tick every 10 s to cut one-minute windows, not {dt:g} s")
+        raise CalibrationError(f"the {template} template must tick every 10 s to cut one-minute windows, not {dt:g} s")
     blocks: list[tuple[str, str, np.ndarray]] = []
     faults = []
     for kind, names in services.items():
@@ -513,13 +911,12 @@ def simulate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str
     return out
 
 
-def locate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str, Any]], seed: int = 0
-           ) -> dict[str, dict[str, Figure]]:
+def locate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str, Any]], seed: int = 0,
+           template: str = TEMPLATE) -> dict[str, dict[str, Figure]]:
     """Inject each code-level fault into each of its services with the telemetry on, and read where an engineer would
     find it: 1 when most error traces after onset originate at the target (its span carries the exception) and the
     target's own error lines rise, else 0. Per type and service."""
-
-    scenario = load_scenario(TEMPLATE)
+    scenario = load_scenario(template)
     ticks = int(round((ONSET + 60.0 * AFTER_MINUTES) / float(scenario.tick)))
     out: dict[str, dict[str, Figure]] = {}
     for kind in CODE_LEVEL:
@@ -540,39 +937,90 @@ def locate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str, 
     return out
 
 
+
+
 # -- the calibration ------------------------------------------------------------------------------------------------
+SimulatedFigures = dict[str, dict[str, dict[str, Figure]]]     # type -> real service -> signal -> figure
+
+
+def _simulated_side(data: RealData, params: Mapping[str, Mapping[str, Any]], worlds: int, seed: int
+                    ) -> tuple[SimulatedFigures, dict[str, str], str]:
+    """Per type, real service and signal, the simulated figure (the median over its worlds); per real service the
+    template cannot stand for, why; and why there is no simulated side at all ("" when there is)."""
+    system = data.system
+    if system.template not in templates():
+        return {}, {}, (f"the simulated side of {system.name} needs the `{system.template}` template, which is not "
+                        f"installed (opsworld.spec.templates() does not list it): only the real side is reported")
+    components = load_scenario(system.template).components
+    services = {k: sorted({i.service for i in data.injections if i.kind == k}) for k in CATALOGUE_ENTRY}
+    missing = {s: f"the `{system.template}` template has no component `{system.component(s)}` for {s}"
+               for names in services.values() for s in names if system.component(s) not in components}
+    targets = {k: sorted({system.component(s) for s in names if s not in missing}) for k, names in services.items()}
+    targets = {k: names for k, names in targets.items() if names}
+    sim = simulate(targets, params, worlds=worlds, seed=seed, template=system.template) if targets else {}
+    for kind, by_component in locate(targets, params, seed=seed, template=system.template).items():
+        for name, figure in by_component.items():            # code-level faults: found in traces and logs
+            sim.setdefault(kind, {}).setdefault(name, {})["located"] = [figure]
+    out = {k: {s: {signal: Figure.median(f) for signal, f in sim[k][system.component(s)].items()}
+               for s in names if s not in missing}
+           for k, names in services.items() if k in sim}
+    return out, missing, ""
+
+
+def _why_none(items: list[Measured]) -> str:
+    """Why none of a type's injections has a figure: their one reason, or the commonest."""
+    counts = Counter(f for f in items if isinstance(f, str))
+    if len(counts) == 1:
+        return next(iter(counts))
+    return f"no injection has data ({len(items)}; e.g. {counts.most_common(1)[0][0]})" if counts else "no injection"
+
+
 def calibrate(path: str | Path, worlds: int = 4, seed: int = 0,
               params: Mapping[str, Mapping[str, Any]] | None = None) -> Calibration:
-    """Read the Nezha recordings at `path`, simulate the same fault types at the same services in `worlds` worlds
-    each, and check that the signatures agree. `params` overrides `PARAMS` per Nezha type (merged). Raises
-    CalibrationError, one line naming the file, when the recordings are missing."""
+    """Read the Nezha recordings at `path` (every `*-fault_list.json` there; Online Boutique or Train Ticket, told
+    apart by the pods), simulate the same fault types at the same services in `worlds` worlds each on the system's
+    template, and check that the signatures agree: pooled per fault type, and per injection. `params` overrides
+    `PARAMS` per Nezha type (merged). Raises CalibrationError, one line naming the file, when the recordings are
+    missing or unreadable; a template that is not installed gives a result with `unavailable` set (not passed)."""
     if worlds < 1:
         raise ValueError(f"worlds must be at least 1, not {worlds}")
     start = time.perf_counter()
     data = RealData.read(path)
-    real_items, rows = data.figures()
+    system = data.system
+    measured = data.measure()
     used = {k: {**PARAMS.get(k, {}), **dict((params or {}).get(k, {}))} for k in CATALOGUE_ENTRY}
-    services = {k: sorted({i.service for i in data.injections if i.kind == k}) for k in CATALOGUE_ENTRY}
-    sim = simulate({k: v for k, v in services.items() if v}, used, worlds=worlds, seed=seed)
+    per_service, missing, unavailable = _simulated_side(data, used, worlds, seed)
+    no_sim = _no_template(system.template) if unavailable else ""
 
-    for kind, figures in data.located(Path(path)).items():        # code-level faults: found in traces and logs
-        real_items.setdefault(kind, {})["located"] = figures
-    for kind, by_service in locate(services, used, seed=seed).items():
-        for name, figure in by_service.items():
-            sim.setdefault(kind, {}).setdefault(name, {})["located"] = [figure]
-    real = {k: {s: Figure.median(items) for s, items in by_signal.items()} for k, by_signal in real_items.items()}
-    per_service = {k: {svc: {s: Figure.median(f) for s, f in sig.items()} for svc, sig in by_service.items()}
-                   for k, by_service in sim.items()}
-    simulated = {k: {s: Figure.median([f[s] for f in by_service.values() if s in f and f[s].n])
-                     for s in (*SIGNALS, "located")} for k, by_service in per_service.items()}
+    def sim_of(kind: str, service: str, signal: str) -> Measured:
+        if no_sim or service in missing:
+            return no_sim or missing[service]
+        f = per_service.get(kind, {}).get(service, {}).get(signal)
+        return f if f is not None and f.n else f"no simulated world of {service} has {LABELS[signal]} data"
+
+    kinds = sorted({inj.kind for inj, _ in measured}, key=list(CATALOGUE_ENTRY).index)
+    real_items: dict[str, dict[str, list[Measured]]] = {
+        k: {s: [sig[s] for inj, sig in measured if inj.kind == k and s in sig] for s in (*SIGNALS, "located")}
+        for k in kinds}
+    real = {k: {s: Figure.median([f for f in items if isinstance(f, Figure)]) for s, items in by.items() if items}
+            for k, by in real_items.items()}
+    simulated = {k: {s: Figure.median([f[s] for f in by.values() if s in f and f[s].n]) for s in (*SIGNALS, "located")}
+                 for k, by in per_service.items()}
+
     checks = []
     for kind, signal, rule in CHECKS:
-        if kind not in real or kind not in simulated:
+        if kind not in kinds:
             continue
-        r, s = real[kind][signal].value(rule), simulated[kind][signal].value(rule)
-        ours = [f[signal].value(rule) for f in per_service[kind].values() if signal in f and f[signal].n]
-        theirs = [f.value(rule) for f in real_items[kind][signal]]
-        agree = [(sum(RULES[rule].one(x, r) for x in xs), len(xs)) for xs in (theirs, ours)]
-        ok = bool(np.isfinite(r) and np.isfinite(s) and RULES[rule].holds(r, s))
-        checks.append(Check(kind, signal, rule, r, s, ok, agree[0], agree[1]))
-    return Calibration(checks, real, simulated, per_service, rows, used, time.perf_counter() - start)
+        theirs = [f for f in real_items[kind][signal] if isinstance(f, Figure)]
+        ours = [f[signal] for f in per_service.get(kind, {}).values() if signal in f and f[signal].n]
+        real_side: Measured = real[kind][signal] if theirs else _why_none(real_items[kind][signal])
+        sim_side: Measured = no_sim or (simulated[kind][signal] if ours else "no simulated service has data")
+        r = real[kind][signal].value(rule)
+        agree = [(sum(RULES[rule].one(f.value(rule), r) for f in fs), len(fs)) for fs in (theirs, ours)]
+        checks.append(_judge(kind, signal, rule, real_side, sim_side, agree[0], agree[1]))
+
+    per_injection = [InjectionChecks(inj.time, inj.pod, inj.service, inj.kind, tuple(
+        _judge(kind, signal, rule, sig[signal], sim_of(kind, inj.service, signal))
+        for kind, signal, rule in CHECKS if kind == inj.kind)) for inj, sig in measured]
+    return Calibration(checks, real, simulated, per_service, data.rows(measured), used, time.perf_counter() - start,
+                       system, data.days, per_injection, data.dropped, unavailable)

@@ -30,10 +30,12 @@ from opsworld.envs.worlds import Difficulty, WorldGenerator
 from opsworld.eval.audit import mean_se, paired
 from opsworld.faults.catalogue import CATALOGUE
 from opsworld.rollout.runner import RANDOM, RolloutError, RolloutPlan, check, derive_seed, local_tasks
-from opsworld.spec import templates
 
 HELD_OUT_CLASSES = ("crash_loop", "deadlock", "network_delay", "fd_exhaustion")     # fault kinds never trained on
 TRAIN_SERVICES = (5, 30)
+# split (b): the four hand-written templates the policy was first evaluated on (a template added later, such as
+# train-ticket, joins them only when the policy is retrained and its figures re-measured)
+SPLIT_B_TEMPLATES = ("hotel-reservation", "llm-inference", "online-shop", "social-network")
 TRAIN_DIFFICULTY = Difficulty(red_herrings=0.5, hidden_couplings=0.2, telemetry_gaps=0.2)
 HORIZON = 3600.0           # seconds an evaluation episode lasts
 EVAL_TAG = 102            # what the evaluation's derived seeds are for
@@ -67,7 +69,7 @@ SPLITS: dict[str, Split] = {s.name: s for s in (
     Split("a", "new seeds of the training distribution", (TRAIN,)),
     Split("b", "the four built-in templates, never seen in training",
           tuple(WorldGenerator(template=t, difficulty=TRAIN_DIFFICULTY, exclude=held_out_entries())
-                for t in templates())),
+                for t in SPLIT_B_TEMPLATES)),
     Split("c", "held-out fault classes only: " + ", ".join(HELD_OUT_CLASSES),
           (WorldGenerator(services=TRAIN_SERVICES, difficulty=TRAIN_DIFFICULTY, entries=held_out_entries()),)),
     Split("d", "telemetry gaps and hidden couplings turned up",

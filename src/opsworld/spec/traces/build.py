@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,7 +43,8 @@ class Edge:
 
     target: str
     calls: float             # mean calls per request of the caller (first attempts: retries counted apart)
-    p99: float               # seconds, 99th percentile of a call's duration seen from the caller's side
+    p99: float               # seconds: the 99th percentile of these calls, or of all the callee served if larger
+                             # (the model's callee is one law over all its operations; a timeout must hold it)
     parallel: float          # share of the calls that overlapped a sibling call to another target
     retried: float           # share of failed calls repeated under the same parent
     errors: float            # share of the calls that recorded an error
@@ -57,6 +59,7 @@ class ServiceModel:
     own_cv: float
     own_p50: float           # seconds, the measured median of its own work
     p50: float               # seconds, whole request as it served it
+    p99: float
     error_rate: float        # share of its requests that recorded an error
     dependencies: list[Edge] = field(default_factory=list)
     kind: str = "service"    # "datastore" for a database seen only through its clients' query spans
@@ -70,6 +73,7 @@ class EndpointModel:
     share: float
     p50: float
     p95: float
+    p99: float
     calls: list[Edge]
 
 
@@ -149,14 +153,15 @@ def build(spans: Spans, name: str = "imported", source: str = "traces", pods: li
         services[s] = ServiceModel(
             name=s, replicas=max(1, len(set(spans.instance[mine].tolist()) - {""})), rate=len(mine) / seconds,
             own_mean=mean, own_cv=cv, own_p50=median,
-            p50=float(np.median(spans.duration[mine])), error_rate=float(spans.error[mine].mean()))
+            p50=float(np.median(spans.duration[mine])), p99=float(np.quantile(spans.duration[mine], 0.99)),
+            error_rate=float(spans.error[mine].mean()))
     for db in databases.values():
         services[db].kind, services[db].replicas = "datastore", 1
         notes.append(f"{db}: a database seen only through its clients' query spans (replicas and limits assumed)")
     idle = sorted({_name(p) for p in pods or []} - set(services))
     for s in idle:
         services[s] = ServiceModel(name=s, replicas=1, rate=0.0, own_mean=0.005, own_cv=1.0, own_p50=0.0, p50=0.0,
-                                   error_rate=0.0, seen="pods")
+                                   p99=0.0, error_rate=0.0, seen="pods")
     if idle:
         notes.append(f"{len(idle)} services run beside the traced ones but no trace reached them while recorded; "
                      "they are idle components with an assumed 5ms service time")
@@ -175,8 +180,11 @@ def build(spans: Spans, name: str = "imported", source: str = "traces", pods: li
         endpoints.append(EndpointModel(
             name=label.split(" ", 1)[1], service=ep_service[i], share=float(counts[i]) / total,
             p50=float(np.median(spans.duration[rows])), p95=float(np.quantile(spans.duration[rows], 0.95)),
+            p99=float(np.quantile(spans.duration[rows], 0.99)),
             calls=_edges(service, calls, made, call_dur, sibling, retried, retry, spans.error, n_requests=len(rows))))
     endpoints = _fold_rare(endpoints, notes)
+    for edge in [e for m in services.values() for e in m.dependencies] + [e for ep in endpoints for e in ep.calls]:
+        edge.p99 = max(edge.p99, services[edge.target].p99)
     _break_cycles(services, endpoints, notes)
     return TraceModel(name=_name(name), source=source, spans=len(spans), traces=len(np.unique(spans.trace)),
                       seconds=seconds, base_rate=total / seconds, services=services, endpoints=endpoints,
@@ -386,6 +394,14 @@ def _timeout(p99: float) -> float:
     return math.ceil(t / step) * step
 
 
+def _objective(e: EndpointModel) -> float:
+    """Assumed latency objective of an endpoint (its p99 must be under it): the larger of twice its p95 and 1.2x its
+    p99, rounded up as `_timeout` rounds, so that the healthy system the recording shows meets it."""
+    t = max(2.0 * e.p95, 1.2 * e.p99, 0.05)
+    step = 0.05 if t < 1.0 else 0.5
+    return math.ceil(t / step) * step
+
+
 def _dep(e: Edge) -> str:
     parts = [f"target: {e.target}", f"calls: {round(e.calls, 3):g}", f"timeout: {_duration(_timeout(e.p99))}"]
     if e.retried >= 0.5:
@@ -444,16 +460,26 @@ def _write(m: TraceModel) -> str:
     lines += ["", "traffic:", f"  base_rate: {m.base_rate:.4g}/s      # measured: root spans per recorded second",
               f'  start: "{start}"', "  endpoints:"]
     for e in m.endpoints:
-        slo_latency = _duration(_timeout(e.p95) * 2.0 / 3.0)      # twice the p95, rounded up
+        slo_latency = _duration(_objective(e))
         lines += [
             f"    - name: {_quote(e.name)}",
-            f"      # measured: p50 {_duration(e.p50)}, p95 {_duration(e.p95)}; objective assumed from the p95",
+            f"      # measured: p50 {_duration(e.p50)}, p95 {_duration(e.p95)}, p99 {_duration(e.p99)}; objective "
+            "assumed (the larger of twice the p95 and 1.2x the p99: a healthy system meets it)",
             f"      service: {e.service}",
             f"      share: {e.share:.4f}",
             f"      slo: {{availability: 99.9%, latency: {slo_latency}, percentile: 0.99}}",
         ]
         lines += ["      calls:"] + [f"        - {_dep(d)}" for d in e.calls] if e.calls else ["      calls: []"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(w for line in lines for w in _wrapped(line)) + "\n"
+
+
+def _wrapped(line: str, width: int = 118) -> list[str]:
+    """A comment line folded to `width`, each piece a comment at the same indent (YAML as people write it)."""
+    text = line.lstrip()
+    if len(line) <= width or not text.startswith("# "):
+        return [line]
+    lead = line[: len(line) - len(text)] + "# "
+    return textwrap.wrap(text[2:], width=width, initial_indent=lead, subsequent_indent=lead)
 
 
 def _cores(busy: float) -> int:
