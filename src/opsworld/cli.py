@@ -1216,11 +1216,12 @@ def _suite_filter(template: Optional[list[str]], entry: Optional[list[str]]) -> 
     from opsworld.faults.catalogue import CATALOGUE
     from opsworld.eval.audit import TEMPLATES
 
-    bad = [t for t in template or [] if t not in TEMPLATES and not Path(t).is_file()]
+    known = templates()              # the audit's default four, and any other built-in template by name
+    bad = [t for t in template or [] if t not in known and not Path(t).is_file()]
     if bad:
-        _fail(f"unknown template(s) {', '.join(bad)} and no such scenario file; templates: {', '.join(TEMPLATES)}")
+        _fail(f"unknown template(s) {', '.join(bad)} and no such scenario file; templates: {', '.join(known)}")
     for t in template or []:
-        if t not in TEMPLATES:
+        if t not in known:
             _load(t)                 # a scenario file with a mistake ends with its one line
     bad = [e for e in entry or [] if e.partition(":")[0] not in CATALOGUE]
     if bad:
