@@ -80,6 +80,7 @@ def test_the_scenario_holds_what_the_traces_measured() -> None:
     assert gateway.own_mean * (1 - gateway.own_cv ** 2 / 9) ** 3 == pytest.approx(15e-3, rel=1e-6)
     assert m.services["catalog"].own_p50 == pytest.approx(20e-3 - 6e-3 - 4e-3, rel=1e-6)
     assert m.services["gateway"].replicas == 2
+    assert m.services["payments"].handlers == {}                      # one operation: one handler for everything
     assert m.base_rate == pytest.approx(20 / 60.0)          # 20 roots over the one recorded minute
 
 
@@ -154,6 +155,11 @@ def test_the_online_boutique_recording_gives_the_online_shop_call_graph() -> Non
     template |= {(ep.service, d.target) for ep in shop.traffic.endpoints for d in ep.calls or []}
     assert template - imported == {("checkoutservice", "currencyservice"), ("cartservice", "redis-cart")}
     assert imported - template == {("adservice", "addatabase-db")}
+    # each service's handlers, measured: the cart's three methods, GetCart the most called
+    cart = scenario.components["cartservice"].handlers
+    assert set(cart) == {f"hipstershop.CartService/{m}" for m in ("GetCart", "AddItem", "EmptyCart")}
+    assert max(cart, key=cart.get) == "hipstershop.CartService/GetCart"
+    assert sum(cart.values()) == pytest.approx(1, abs=0.01)
     rows = check_import(model, scenario, minutes=5.0, worlds=2)
     calls = [r for r in rows if r.what == "calls"]
     assert calls and all(r.agrees for r in calls), [r for r in calls if not r.agrees]

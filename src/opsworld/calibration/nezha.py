@@ -71,7 +71,7 @@ from opsworld.engine import Engine, queueing as qt
 from opsworld.engine.topology import CONSUME
 from opsworld.act.scripted import run_scripted
 from opsworld.calibration.systems import SYSTEMS, System
-from opsworld.faults import CATALOGUE
+from opsworld.faults import CATALOGUE, Fault
 from opsworld.faults.injector import Injector
 from opsworld.observe.imperfection import Imperfections
 from opsworld.observe.telemetry import Telemetry
@@ -839,10 +839,12 @@ def _minutes(x: np.ndarray) -> np.ndarray:
 
 
 def simulate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str, Any]], worlds: int = 4,
-             seed: int = 0, template: str = TEMPLATE) -> dict[str, dict[str, dict[str, list[Figure]]]]:
+             seed: int = 0, template: str = TEMPLATE, handlers: Mapping[tuple[str, str], str] | None = None
+             ) -> dict[str, dict[str, dict[str, list[Figure]]]]:
     """Inject each Nezha fault type into each of its services (the template's components), in `worlds` worlds
     each, all in one batched episode of the template (each (type, service) with its own block of worlds, which runs
-    as it would alone). Returns, per type, service and signal, the figure of every world."""
+    as it would alone). `handlers`: (type, component) -> the one handler a code-level bug is in. Returns, per type,
+    service and signal, the figure of every world."""
     scenario = load_scenario(template)
     dt = float(scenario.tick)
     if abs(dt - 10.0) > 1e-9:
@@ -853,8 +855,7 @@ def simulate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str
         for name in names:
             block = np.arange(len(blocks) * worlds, (len(blocks) + 1) * worlds)
             blocks.append((kind, name, block))
-            faults.append((CATALOGUE[CATALOGUE_ENTRY[kind]].make(target=name, onset=ONSET, **params.get(kind, {})),
-                           block))
+            faults.append((_fault(kind, name, params, handlers), block))
     B = len(blocks) * worlds
     ticks = int(round((ONSET + 60.0 * AFTER_MINUTES) / dt))
     ep = run_scripted(scenario, faults, worlds=B, seed=seed, ticks=ticks)
@@ -911,8 +912,17 @@ def simulate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str
     return out
 
 
+def _fault(kind: str, name: str, params: Mapping[str, Mapping[str, Any]],
+           handlers: Mapping[tuple[str, str], str] | None) -> Fault:
+    """The catalogue's fault for a Nezha type at a component, in the one handler the bug was in where known."""
+    handler = (handlers or {}).get((kind, name))
+    extra = {"handler": handler} if handler is not None else {}
+    return CATALOGUE[CATALOGUE_ENTRY[kind]].make(target=name, onset=ONSET, **{**params.get(kind, {}), **extra})
+
+
 def locate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str, Any]], seed: int = 0,
-           template: str = TEMPLATE) -> dict[str, dict[str, Figure]]:
+           template: str = TEMPLATE, handlers: Mapping[tuple[str, str], str] | None = None
+           ) -> dict[str, dict[str, Figure]]:
     """Inject each code-level fault into each of its services with the telemetry on, and read where an engineer would
     find it: 1 when most error traces after onset originate at the target (its span carries the exception) and the
     target's own error lines rise, else 0. Per type and service."""
@@ -921,7 +931,7 @@ def locate(services: Mapping[str, list[str]], params: Mapping[str, Mapping[str, 
     out: dict[str, dict[str, Figure]] = {}
     for kind in CODE_LEVEL:
         for name in services.get(kind, []):
-            fault = CATALOGUE[CATALOGUE_ENTRY[kind]].make(target=name, onset=ONSET, **params.get(kind, {}))
+            fault = _fault(kind, name, params, handlers)
             telemetry = Telemetry(Injector(Engine(scenario, worlds=1, seed=seed), [fault]), rules=False,
                                   imperfections=Imperfections(trace_sample=0.2))
             telemetry.run(ticks)
@@ -957,8 +967,11 @@ def _simulated_side(data: RealData, params: Mapping[str, Mapping[str, Any]], wor
                for names in services.values() for s in names if system.component(s) not in components}
     targets = {k: sorted({system.component(s) for s in names if s not in missing}) for k, names in services.items()}
     targets = {k: names for k, names in targets.items() if names}
-    sim = simulate(targets, params, worlds=worlds, seed=seed, template=system.template) if targets else {}
-    for kind, by_component in locate(targets, params, seed=seed, template=system.template).items():
+    handlers = {(k, system.component(s)): h for (s, k), h in system.handlers.items()}
+    sim = simulate(targets, params, worlds=worlds, seed=seed, template=system.template,
+                   handlers=handlers) if targets else {}
+    for kind, by_component in locate(targets, params, seed=seed, template=system.template,
+                                     handlers=handlers).items():
         for name, figure in by_component.items():            # code-level faults: found in traces and logs
             sim.setdefault(kind, {}).setdefault(name, {})["located"] = [figure]
     out = {k: {s: {signal: Figure.median(f) for signal, f in sim[k][system.component(s)].items()}

@@ -27,6 +27,9 @@ class System:
     statistic: str             # how a window's one-minute samples are summed up: mean or median
     prefix: str = ""           # a pod belongs to it when its service starts with this ...
     components: Mapping[str, str] = field(default_factory=dict)   # ... or is a key here: service -> component
+    # (real service, Nezha type) -> the template's handler the injected bug was in, where the root-cause file's
+    # code location names one; a code-level fault elsewhere strikes every request of its service
+    handlers: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def owns(self, service: str) -> bool:
         """Whether a service (a pod name less its hash suffixes) is one of this system's."""
@@ -42,7 +45,11 @@ SYSTEMS: tuple[System, ...] = (
     # with the time stamp (recommendationservice's cpu_consumed at 07:09:43, listed at 07:10:43). Means of the
     # windows' samples, as the data README's medians are made.
     System("online-boutique", "Online Boutique", "online-shop", "inject_timestamp", "root_cause_hipster.json", "mean",
-           components={s: s for s in BOUTIQUE_SERVICES}),
+           components={s: s for s in BOUTIQUE_SERVICES},
+           # root_cause_hipster.json's frontend locations: "Serving product page started_GetProduct start" (return)
+           # and "Placing order started_Order placed complete" (exception), the product page's and checkout's
+           # handlers; the backends' named methods are their only handler in the template
+           handlers={("frontend", "return"): "GET /product/{id}", ("frontend", "exception"): "POST /cart/checkout"}),
     # inject_time read as UTC: the metrics' TimeStamp is their Time read as UTC, while inject_timestamp is, for the
     # morning's faults, inject_time read as UTC+8 and drifts by up to 90 s. Medians of the windows' samples: its
     # pods' client P90 has stray 12-20 s samples. The template's components are named as the pods' deployments.

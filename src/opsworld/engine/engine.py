@@ -137,7 +137,7 @@ class Engine:
         self.scale_down_since = np.full((S, worlds), np.inf)
         self.rates = tick_rates(topo, self.ticks)       # [ticks, endpoints] mean arrivals/s before noise and bursts
         self._knobs_changed = True
-        self._flapping = self._limited = self._wrong = self._any_moved = self._hogging = False
+        self._flapping = self._limited = self._wrong = self._any_moved = self._hogging = self._buggy = False
         self._admitting = self._flooding = False
         self._caches = np.unique(topo.edge_src[topo.edge_kind == MISS])
         self._cache_replicas = np.flatnonzero(np.isin(topo.replica_component, self._caches))
@@ -292,6 +292,7 @@ class Engine:
             self._flooding = bool((k.flood > 0).any())
             self._wrong = bool(k.wrong.any())
             self._hogging = bool(k.cpu_hog.any())
+            self._buggy = bool(k.handler_error.any())
             self._any_moved = self._any_moved or bool(k.node_down.any() or k.drained.any())
         reps = self.replicas.step(t0, dt, k, self._knobs_changed, self._writes)
         self._knobs_changed = False
@@ -565,6 +566,9 @@ class Engine:
         timeout = col["endpoint_timeout"]
         fit = qt.SkewedGamma(m, v, k3)
         good = (1.0 - refused[ec]) * (1.0 - slow_fail[ec]) * (1.0 - answer_fail[er])
+        if self._buggy:          # a bug in one endpoint's handler fails its answers after the work
+            handler_fail = good * k.handler_error
+            good = good - handler_fail
         ok = good * (1.0 - fit.sf(timeout))
         met = good * (1.0 - fit.sf(col["endpoint_slo"]))
         # the SLO over this tick: availability at or above target, and the latency percentile within its threshold
@@ -593,6 +597,8 @@ class Engine:
             arrivals * refused,
         ]) * dt
         offered = arrivals * dt
+        if self._buggy:          # the entry service's own errors, from its failing handler
+            np.add.at(failed_by_cause[0], ec, requests * handler_fail)
         if door is not None:     # the entry service answers those refused at its door as unavailable
             at_door = np.zeros((S, B), REAL)
             np.add.at(at_door, ec, door)

@@ -22,14 +22,14 @@ COMPONENT_KNOBS = ("capacity", "error_rate", "latency", "replicas", "memory_grow
                    "scale_max", "restart_at", "kill_at", "error_kind", "replication_lag")
 EDGE_KNOBS = ("blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open", "refusal")
 NODE_KNOBS = ("cpu_steal", "node_down", "drained", "isolated", "gpu_health")
-ENDPOINT_KNOBS = ("traffic", "flood", "admit")
+ENDPOINT_KNOBS = ("traffic", "flood", "admit", "handler_error")
 KNOB_NAMES = COMPONENT_KNOBS + EDGE_KNOBS + NODE_KNOBS + ENDPOINT_KNOBS + ("cert_not_after", "partition", "hung")
 KnobName = Literal[
     "capacity", "error_rate", "latency", "replicas", "memory_growth", "disk_growth", "hit_ratio", "crash_loop",
     "deploy", "config", "cpu_hog", "request_size", "hang_after", "flap", "wrong", "rate_limit", "scale_min", "scale_max", "restart_at",
     "kill_at", "error_kind", "replication_lag", "blocked", "network_latency", "pool_size", "retries", "timeout", "backoff", "breaker_open",
     "cpu_steal", "node_down", "drained", "isolated", "gpu_health", "cert_not_after", "partition", "traffic", "flood", "admit",
-    "hung", "refusal",
+    "handler_error", "hung", "refusal",
 ]
 
 # What a process prints when its requests fail (`error_kind`) and how a refused call attempt fails (`refusal`):
@@ -88,6 +88,8 @@ class Knobs:
     #                             partner's retry loop), as a multiple of the endpoint's normal rate
     admit: np.ndarray           # [P, B] the front door's limit, as a multiple of the endpoint's normal rate: what
     #                             arrives above it is refused, users and flood alike (inf: no limit)
+    handler_error: np.ndarray   # [P, B] probability a request fails in the handler of its endpoint, after the work
+    #                             (a bug in one handler of the entry service: its other endpoints are untouched)
     hung: np.ndarray            # [R, B] bool: the replica is alive but serves nothing (a deadlock)
 
     @classmethod
@@ -140,6 +142,7 @@ class Knobs:
             traffic=np.ones((len(topo.endpoints), B), REAL),
             flood=np.zeros((len(topo.endpoints), B), REAL),
             admit=np.full((len(topo.endpoints), B), np.inf, REAL),
+            handler_error=np.zeros((len(topo.endpoints), B), REAL),
             hung=np.zeros((len(topo.replica_component), B), dtype=bool),
         )
 

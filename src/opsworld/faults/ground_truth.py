@@ -43,6 +43,8 @@ class FaultTruth(BaseModel):
     mechanism: str
     via: str = Field(description="deploy | config | none: the change that carried it")
     roots: list[Place]
+    handler: str | None = Field(None, description="the one handler (operation) of the root component a code-level "
+                                                  "bug is in; none when every request is struck")
     onset: float = Field(description="seconds after the episode start")
     fixes: list[Fix] = Field(description="mitigations that truly neutralise it")
     masks: list[Fix] = Field(description="mitigations that only hide it for a while")
@@ -137,7 +139,7 @@ def fault_truths(injector: "Injector", first: int | None = None) -> list[tuple[n
         for i, onset in enumerate(onsets):
             out.append((run.worlds[which == i], FaultTruth(
                 kind=fault.kind, fault_class=type(fault).__name__, mechanism=fault.mechanism, via=fault.change,
-                roots=roots, onset=float(onset), fixes=fixes, masks=masks, beyond_runbook=fault.beyond_runbook)))
+                roots=roots, handler=getattr(fault, "handler", None), onset=float(onset), fixes=fixes, masks=masks, beyond_runbook=fault.beyond_runbook)))
     return out
 
 

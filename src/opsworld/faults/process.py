@@ -12,34 +12,72 @@ from opsworld.faults.base import KINDS, Effect, Fault, FaultError, Seconds
 
 if TYPE_CHECKING:
     from opsworld.engine import Engine
+    from opsworld.spec import Scenario
+
+
+HANDLER = Field(None, description="the one handler (operation) the bug is in, as the scenario names it (an entry "
+                                   "service's endpoint, or one of a component's `handlers`); none: every request")
+
+
+def _check_handler(fault: Fault, scenario: "Scenario") -> None:
+    handler = getattr(fault, "handler", None)
+    if handler is None:
+        return
+    known = scenario.handlers(fault.target)
+    if handler not in known:
+        where = f"its handlers: {', '.join(known)}" if known else \
+            "it lists no handlers (give the component `handlers`, or strike every request)"
+        raise FaultError(f"{fault.kind}: '{handler}' is not a handler of '{fault.target}'; {where}")
+
+
+def _failing(fault: Fault, engine: "Engine", rate: float) -> Effect:
+    """Requests failing at `rate` after the work: every request's, or one handler's. An entry service's endpoint
+    fails alone (its own knob); a handler inside a service fails its share of the service's requests."""
+    handler = getattr(fault, "handler", None)
+    if handler is None:
+        return Effect("error_rate", fault.target, lambda base, e: 1.0 - (1.0 - base) * (1.0 - rate))
+    scenario = engine.scenario
+    if handler in [ep.name for ep in scenario.traffic.endpoints if ep.service == fault.target]:
+        return Effect("handler_error", handler, lambda base, e: 1.0 - (1.0 - base) * (1.0 - rate))
+    share = rate * scenario.handlers(fault.target)[handler]
+    return Effect("error_rate", fault.target, lambda base, e: 1.0 - (1.0 - base) * (1.0 - share))
 
 
 class ErrorRate(Fault):
     """Requests fail after the service's own work: an exception path, a bad build, a flag sending traffic down a
-    broken branch, a dependency outside the model that fails."""
+    broken branch, a dependency outside the model that fails. With `handler`, the bug is in that one handler."""
 
     kind: ClassVar[str] = "error_rate"
     mechanism: ClassVar[str] = "a share of the service's requests end in an error after its own work"
     component_kinds: ClassVar[tuple[str, ...]] = KINDS
     rate: float = Field(0.5, gt=0.0, le=1.0, description="share of requests that fail at full strength")
+    handler: str | None = HANDLER
+
+    def check(self, scenario: "Scenario") -> None:
+        super().check(scenario)
+        _check_handler(self, scenario)
 
     def effects(self, engine: "Engine") -> list[Effect]:
-        return [Effect("error_rate", self.target, lambda base, e: 1.0 - (1.0 - base) * (1.0 - self.rate))]
+        return [_failing(self, engine, self.rate)]
 
 
 class EarlyReturn(Fault):
     """A code path returns early with a bad value: the service does less work (its CPU falls) and its callers fail
-    on what it answered."""
+    on what it answered. With `handler`, the path is in that one handler."""
 
     kind: ClassVar[str] = "early_return"
     mechanism: ClassVar[str] = "requests end early with a bad value: the callers fail on it"
     rate: float = Field(0.1, gt=0.0, le=1.0, description="share of answers that are bad")
     speedup: float = Field(1.0, ge=1.0, le=100.0, description="requests end this much sooner (less CPU work; the "
                                                                "recordings show none)")
+    handler: str | None = HANDLER
+
+    def check(self, scenario: "Scenario") -> None:
+        super().check(scenario)
+        _check_handler(self, scenario)
 
     def effects(self, engine: "Engine") -> list[Effect]:
-        return [Effect("error_rate", self.target, lambda base, e: 1.0 - (1.0 - base) * (1.0 - self.rate)),
-                Effect("capacity", self.target, lambda base, e: base * self.speedup)]
+        return [_failing(self, engine, self.rate), Effect("capacity", self.target, lambda base, e: base * self.speedup)]
 
 
 class Slowdown(Fault):

@@ -109,6 +109,9 @@ class ComponentBase(Spec):
     autoscaler: Autoscaler | None = None
     gpu: Gpu | None = None
     dependencies: list[Dependency] = []
+    handlers: dict[str, Annotated[float, Field(gt=0.0)]] = Field(
+        {}, description="its handlers (operations) and their shares of its requests, where a bug may live in one; "
+                        "an entry service's endpoints are its handlers when none are listed")
 
 
     @property
@@ -239,3 +242,12 @@ class Scenario(Spec):
     def zones(self) -> list[str]:
         """The zones its nodes are in, sorted (the order every table of places uses)."""
         return sorted({n.zone for n in self.nodes})
+
+    def handlers(self, component: str) -> dict[str, float]:
+        """A component's handlers and their shares of its requests (summing to 1): those it lists, else an entry
+        service's endpoints (by their shares of the traffic), else none (one handler for everything)."""
+        listed = dict(self.components[component].handlers)
+        if not listed:
+            listed = {ep.name: ep.share for ep in self.traffic.endpoints if ep.service == component}
+        total = sum(listed.values())
+        return {name: share / total for name, share in listed.items()} if total > 0 else {}

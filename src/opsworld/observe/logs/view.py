@@ -147,6 +147,7 @@ class TickState:
         self.pool_size = kn.pool_size[:, b].astype(np.float64)
         self.breaker = kn.breaker_open[:, b].astype(np.float64)
         self.rate_limit = kn.rate_limit[:, b].astype(np.float64)
+        self.handler_error = kn.handler_error[:, b].astype(np.float64)      # [P]
 
     # -- calls: why attempts on each edge fail ------------------------------------------------------------------------
     @cached_property
@@ -210,6 +211,20 @@ class TickState:
     def own_error(self) -> np.ndarray:
         """[S] share of the served requests that fail in the component's own code or resources."""
         return np.clip(self.causes[:, 0] / np.maximum(self.served, TINY), 0.0, 1.0)
+
+    @cached_property
+    def endpoint_own_error(self) -> np.ndarray:
+        """[P] share of each endpoint's requests that fail in its entry service's own code: the service's errors
+        that are no handler's, plus its endpoint's handler's (a bug in one handler fails that endpoint alone)."""
+        topo = self.view.topology
+        ec = topo.endpoint_component
+        own = self.own_error[ec]
+        if not self.handler_error.any():
+            return own
+        by_handler = np.zeros(self.view.S)
+        np.add.at(by_handler, ec, self.requests * self.handler_error)
+        generic = np.clip(self.own_error - by_handler / np.maximum(self.served, TINY), 0.0, 1.0)[ec]
+        return 1.0 - (1.0 - generic) * (1.0 - self.handler_error)
 
     @cached_property
     def dependency_error(self) -> np.ndarray:

@@ -151,6 +151,7 @@ class Params:
         stack = lambda f: np.stack([f(ts) for ts in states])      # noqa: E731
         self.rmean, self.rvar = stack(lambda t: t.rmean), stack(lambda t: t.rvar)
         self.own = stack(lambda t: t.own_error)
+        self.root_own = stack(lambda t: t.endpoint_own_error)         # [T, P]: a bug in one handler fails its own
         self.unavailable, self.hang = stack(lambda t: t.unavailable), stack(lambda t: t.hang)
         self.self_mean, self.self_var = (np.stack(x) for x in zip(*(_self_time(ts) for ts in states)))
         causes = stack(lambda t: t.call_causes)                                      # [T, E, C]
@@ -281,7 +282,8 @@ class Run:
         u = self.draws(node, rows)
         mean = self.p.self_mean[tk, c]
         own = np.maximum(qt.gamma_quantile(mean, self.p.self_var[tk, c], self.normal(u)), MIN_SHARE * mean)
-        fails_own = u[3] < self.p.own[tk, c]
+        own_error = self.p.root_own[tk, self.tree.endpoint] if node == self.tree.root else self.p.own[tk, c]
+        fails_own = u[3] < own_error
         cursor = t + PRE_WORK * own
         alive = np.ones(len(rows), dtype=bool)
         parallel = [g for g in n.groups if g.parallel]

@@ -32,6 +32,7 @@ SQL = re.compile(r"^(SELECT|INSERT|UPDATE|DELETE|REPLACE|UPSERT|MERGE|CALL)\s+(?
 HTTP_METHOD = re.compile(r"^(?:HTTP )?(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS)\b", re.IGNORECASE)
 MIN_SHARE = 0.001          # endpoints rarer than this share of the roots are left out
 MIN_CV, MAX_CV = 0.1, 2.0
+HANDLER_SHARE = 0.01       # operations rarer than this share of a service's requests are not listed as its handlers
 BODY = 0.95                # own times above this quantile are left out of the mean and cv: a recording holds its
                            # incidents too, and their slowest requests would make the healthy system look slow
 CORES_PER_NODE = 8
@@ -62,6 +63,7 @@ class ServiceModel:
     p99: float
     error_rate: float        # share of its requests that recorded an error
     dependencies: list[Edge] = field(default_factory=list)
+    handlers: dict[str, float] = field(default_factory=dict)   # its operations' shares of its requests (>= 1%)
     kind: str = "service"    # "datastore" for a database seen only through its clients' query spans
     seen: str = "traces"     # "traces", or "pods": listed beside the traces, never in one (idle while recorded)
 
@@ -154,7 +156,7 @@ def build(spans: Spans, name: str = "imported", source: str = "traces", pods: li
             name=s, replicas=max(1, len(set(spans.instance[mine].tolist()) - {""})), rate=len(mine) / seconds,
             own_mean=mean, own_cv=cv, own_p50=median,
             p50=float(np.median(spans.duration[mine])), p99=float(np.quantile(spans.duration[mine], 0.99)),
-            error_rate=float(spans.error[mine].mean()))
+            error_rate=float(spans.error[mine].mean()), handlers=_handlers(spans.operation[mine]))
     for db in databases.values():
         services[db].kind, services[db].replicas = "datastore", 1
         notes.append(f"{db}: a database seen only through its clients' query spans (replicas and limits assumed)")
@@ -284,6 +286,16 @@ def _own_time(spans: Spans, entries: np.ndarray, calls: np.ndarray, src: np.ndar
     covered = np.maximum(hi - np.maximum(lo, before), 0)
     waited = np.bincount(p, weights=covered, minlength=len(entries)) / 1e6
     return np.maximum(dur - waited, 0.0)
+
+
+def _handlers(operations: np.ndarray) -> dict[str, float]:
+    """The operations a service served and their shares of its requests, the rarest (under HANDLER_SHARE) left
+    out; none when it serves one operation only (one handler for everything)."""
+    names, counts = np.unique(operations.astype(str), return_counts=True)
+    share = counts / counts.sum()
+    kept = {str(n): round(float(x), 4) for n, x in sorted(zip(names, share), key=lambda nx: -nx[1])
+            if x >= HANDLER_SHARE}
+    return kept if len(kept) > 1 else {}
 
 
 def _own_time_law(own: np.ndarray) -> tuple[float, float, float]:
@@ -432,6 +444,7 @@ def _write(m: TraceModel) -> str:
     lines += [f"  - {{name: node-{i + 1}, zone: zone-{'ab'[i % 2]}, cpu: {CORES_PER_NODE}, memory: 32Gi}}"
               for i in range(n_nodes)]
     lines += ["", "components:"]
+    entry = {e.service for e in m.endpoints}          # an entry service's handlers are its endpoints
     for s in m.services.values():
         busy = s.rate * s.own_mean / s.replicas          # Little's law: requests in own work per replica
         lines.append(f"  {s.name}:")
@@ -453,6 +466,9 @@ def _write(m: TraceModel) -> str:
         ]
         if s.error_rate > 0:
             lines.append(f"    error_rate: {s.error_rate:.4f}    # measured: share of its spans with an error")
+        if s.handlers and s.name not in entry:
+            lines.append("    handlers:                # measured: its operations' shares of its requests")
+            lines += [f"      {_quote(h)}: {share:g}" for h, share in s.handlers.items()]
         if s.dependencies:
             lines.append("    dependencies:")
             lines += [f"      - {_dep(e)}" for e in s.dependencies]
