@@ -55,7 +55,8 @@ class Knobs:
     crash_loop: np.ndarray      # [S, B] bool: replicas crash shortly after starting (a bad build)
     deploy: np.ndarray          # [S, B] int id of the running deploy version (Engine.versions names it)
     config: np.ndarray          # [S, B] int id of the running config version
-    cpu_hog: np.ndarray         # [S, B] share of each replica's CPU limit burnt by a runaway process or thread
+    cpu_hog: np.ndarray         # [S, B] share of each replica's CPU limit burnt by other than requests: the runtime's
+    #                             idle work (`idle_cpu`), and a runaway process or thread on top of it
     request_size: np.ndarray    # [S, B] multiplier on the memory a request in flight needs (GPU KV cache)
     hang_after: np.ndarray      # [S, B] seconds of uptime after which a replica deadlocks (inf: never)
     flap: np.ndarray            # [S, B] fraction of running replicas the health checks wrongly take out of rotation
@@ -112,7 +113,7 @@ class Knobs:
             crash_loop=np.zeros((S, B), dtype=bool),
             deploy=rep(deploy_ids, np.int64),
             config=rep(config_ids, np.int64),
-            cpu_hog=np.zeros((S, B), REAL),
+            cpu_hog=rep(topo.idle_cpu),        # the runtime's own background work, before any runaway
             request_size=np.ones((S, B), REAL),
             hang_after=np.full((S, B), np.inf, REAL),
             flap=np.zeros((S, B), REAL),

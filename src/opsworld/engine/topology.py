@@ -32,6 +32,7 @@ class Topology:
     max_replicas: np.ndarray       # [S] replica slots kept: room to double the replicas or reach the autoscaler max
     concurrency: np.ndarray        # [S]
     cpu: np.ndarray                # [S] cores per replica
+    idle_cpu: np.ndarray           # [S] share of each replica's limit its runtime uses at rest
     service_mean: np.ndarray       # [S] seconds of own work
     service_cv: np.ndarray         # [S]
     error_rate: np.ndarray         # [S]
@@ -222,6 +223,7 @@ def compile_topology(scenario: Scenario) -> Topology:
         max_replicas=max_replicas,
         concurrency=arr(c.concurrency for c in cs),
         cpu=arr(c.cpu for c in cs),
+        idle_cpu=arr(c.idle_cpu for c in cs),
         service_mean=arr(c.service_time.mean for c in cs),
         service_cv=arr(c.service_time.cv for c in cs),
         error_rate=arr(c.error_rate for c in cs),

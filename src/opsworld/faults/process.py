@@ -115,7 +115,8 @@ class CpuHog(Fault):
     share: float = Field(0.9, gt=0.0, lt=1.0, description="share of the CPU limit it burns")
 
     def effects(self, engine: "Engine") -> list[Effect]:
-        return [Effect("cpu_hog", self.target, lambda base, e: np.maximum(base, self.share))]
+        # on top of what the runtime burns at rest (at most 99% of the limit: requests still get scheduled)
+        return [Effect("cpu_hog", self.target, lambda base, e: np.minimum(base + self.share, 0.99))]
 
     @property
     def mitigations(self) -> tuple[str, ...]:   # a config-carried hog (a regex) is undone by rolling back only

@@ -178,7 +178,7 @@ class ReferenceSimulator:
         self._pool_sizes: dict[tuple[int, int], int] = {}
         for ci, name in enumerate(self.component_names):
             comp = comps[name]
-            raw_cores = comp.instances * comp.cpu
+            raw_cores = comp.instances * comp.cpu * (1.0 - comp.idle_cpu)   # the runtime's share is not for requests
             cores = max(1, round(raw_cores))
             edges = []
             for dep in comp.dependencies:

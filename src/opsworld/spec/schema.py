@@ -96,6 +96,9 @@ class ComponentBase(Spec):
     concurrency: int = Field(16, ge=1, le=100_000, description="requests one replica works on at once")
     service_time: ServiceTime
     cpu: Cores = Field(1.0, description="CPU cores per replica; the own work of a request runs on one core")
+    idle_cpu: Annotated[Fraction, Field(ge=0.0, lt=0.9)] = Field(
+        0.0, description="share of each replica's CPU limit its runtime uses whatever the load (garbage collection, "
+                         "background threads): busy in the metrics, and not there for requests")
     memory: Bytes = 512 * 2.0**20
     memory_baseline: Bytes | None = Field(None, description="resident memory at rest; default 40% of the limit")
     disk: Bytes = 10 * 2.0**30
