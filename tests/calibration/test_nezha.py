@@ -17,8 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from opsworld.calibration import Calibration, CalibrationError, calibrate
-from opsworld.calibration import nezha
-from opsworld.calibration.nezha import CHECKS, FAULT_LISTS, PARAMS, RealData, _mixture_quantile, locate, service_of
+from opsworld.calibration import nezha, recording
+from opsworld.calibration.checks import CHECKS
+from opsworld.calibration.nezha import CATALOGUE_ENTRY, PARAMS, _mixture_quantile, locate
+from opsworld.calibration.recording import FAULT_LISTS, NEZHA_TYPES, RealData
+from opsworld.spec.traces import service_of_pod as service_of
 from opsworld.calibration.systems import SYSTEMS
 from opsworld.cli import app
 from opsworld.engine import queueing as qt
@@ -240,7 +243,7 @@ def test_a_template_for_train_ticket_gives_the_per_injection_agreement(tmp_path:
     # the row a `train-ticket` template will fill, borrowed here: auth stands for online-shop's cartservice, and
     # the gateway stands for no component
     row = dataclasses.replace(SYSTEMS[1], template="online-shop", components={"ts-auth-service": "cartservice"})
-    monkeypatch.setattr(nezha, "SYSTEMS", (SYSTEMS[0], row))
+    monkeypatch.setattr(recording, "SYSTEMS", (SYSTEMS[0], row))
     faults = {"2023-01-29": [("2023-01-29 08:20:00", POD["auth"], "cpu_contention"),
                              ("2023-01-29 08:40:00", POD["gateway"], "cpu_contention")]}
     _write(tmp_path, faults, [POD["auth"], POD["gateway"]], [("2023-01-29 08:00:09", "2023-01-29 09:00:09")],
@@ -294,6 +297,7 @@ def test_a_missing_metric_file_is_named(tmp_path: Path) -> None:
 
 
 def test_pod_names_lose_their_two_hash_suffixes() -> None:
+    assert set(CATALOGUE_ENTRY) == set(NEZHA_TYPES)          # every type the recordings hold has its model
     assert service_of("frontend-579b9bff58-t2dbm") == "frontend"
     assert service_of("productcatalogservice-668d5f85fb-wckp8") == "productcatalogservice"
     assert service_of(POD["auth"]) == "ts-auth-service"
