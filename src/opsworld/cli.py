@@ -1188,7 +1188,10 @@ def _print_score(report: Any) -> None:
             ("failure mode (truth)", report.fault),
             ("you named", ", ".join(diagnosis.get("components") or []) or "-"),
             ("you said", diagnosis.get("fault_class") or "-"),
-            ("detected", f"{report.detected} (after {fmt_time(report.time_to_detect)})"),
+            # detection is counted at the first act on the incident after its onset (an order, an acknowledgement,
+            # a diagnosis): reading dashboards is not yet saying so
+            ("detected", f"{report.detected} (first act {fmt_time(report.time_to_detect)} after the onset)"
+             if report.detected else "False (no act on it after the onset)"),
             ("localised", f"{report.localized} (NTAM {report.ntam:.2f})"),
             ("root cause correct", str(report.root_cause_correct)),
             ("failure mode correct", str(report.fault_class_correct)),

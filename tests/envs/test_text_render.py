@@ -165,14 +165,15 @@ def test_describe_component_node_and_certificate(shop):
     node = render_component(eng, "node-a1")
     assert "Zone:            us-central1-a" in node and "Unschedulable:   false" in node
     assert re.search(r"^  cartservice-0 ", node, re.M)
-    cert = render_component(eng, "redis-cart-client")
+    cert = render_component(eng, "cartservice-tls")
     assert "Used by:         cartservice" in cert and "Not After:" in cert
     store = render_component(eng, "redis-cart")
     assert "datastore (StatefulSet)" in store and "redis-cart-0" in store
     for out in (text, node, cert, store):
         assert_no_seams(out, fault)
         assert not any(k in out for k in FAULT_KNOBS), out
-    with pytest.raises(ValueError, match=r"no component, node or certificate named 'nope'; known: frontend.*node-a1"):
+    with pytest.raises(ValueError, match=r"no component, node, endpoint or certificate named 'nope'; "
+                                         r"known: frontend.*node-a1.*GET /cart"):
         render_component(eng, "nope")
 
 

@@ -48,7 +48,7 @@ def test_restart_only_masks_a_leak_while_rollback_ends_it() -> None:
 def test_certificate_fails_every_handshake_from_not_after_and_none_before() -> None:
     entry = CATALOGUE["certificate_expiry"]
     scenario = entry.example.scenario()               # starts at 01:45; the certificate expires at 02:00
-    fault = entry.make(target="redis-cart-client", onset="02:00")
+    fault = entry.make(target="cartservice-tls", onset="02:00")
     engine = Engine(scenario, worlds=3, seed=2)
     trajectory = Injector(engine, [fault]).run(ticks=180, fields=("edge_failure", "edge_attempts"))
     topo = engine.topology

@@ -10,6 +10,7 @@ a bad one raises `ActionError` with one line saying what was wrong.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -119,8 +120,8 @@ ACTIONS: dict[str, Action] = {a.name: a for a in [
     Action("get_service_map", "investigate", "the documented service map: components and their calls", cost=15.0),
     Action("list_changes", "investigate", "deploys, config pushes, scaling and other changes",
            (_p("range", "duration", "how far back to look, e.g. '2h' (default 1h)", False),), cost=20.0),
-    Action("describe", "investigate", "a component's, node's or certificate's state, as the cluster API shows it",
-           (_p("component", "text", "a component, node or certificate name"),), cost=30.0),
+    Action("describe", "investigate", "a component's, node's, endpoint's or certificate's state, as the cluster API "
+           "shows it", (_p("component", "text", "a component, node, endpoint or certificate name"),), cost=30.0),
     *[_mitigation(name) for name in MITIGATIONS],
     Action("silence_alert", "coordinate", "silence alerts matching a matcher (e.g. 'alertname=\"HighErrorRate\"') "
            "for a while", (_p("matcher", "matcher", "label matchers: alertname=\"...\", service=\"...\""),
@@ -212,8 +213,9 @@ def _check(action: str, p: Param, value: Any, where: dict[str, list[str]]) -> An
         return value.strip()
     if p.type == "duration":
         try:
-            seconds = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-                else units.parse_duration(value)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) or \
+                isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d*)?\s*", value) is not None
+            seconds = float(value) if number else units.parse_duration(value)     # a bare number is seconds
         except (ValueError, TypeError) as exc:
             raise bad(f"must be a duration like '5m' or seconds; got {value!r} ({exc})") from None
         if not math.isfinite(seconds) or seconds <= 0 or seconds > 24 * 3600:

@@ -381,10 +381,28 @@ def _describe_certificate(engine: Engine, c: int, world: int) -> list[str]:
                                     else "False (Expired)")]
 
 
+def _describe_endpoint(engine: Engine, p: int, world: int) -> list[str]:
+    """The ingress route of an entry endpoint: its backend, timeout and objective as configured, and the front
+    door's rate limit when one is set (what `kubectl describe ingress` and its annotations show)."""
+    topo = engine.topology
+    ep = engine.scenario.traffic.endpoints[p]
+    admit = float(engine.knobs.admit[p, world])
+    normal = float(engine.scenario.traffic.base_rate * ep.share)
+    limit = f"{admit * normal:.4g} requests/s" if math.isfinite(admit) else "<none>"
+    return [f"Name:            {ep.name}",
+            f"Namespace:       {Names.namespace}",
+            "Kind:            Ingress route",
+            f"Backend:         {topo.components[int(topo.endpoint_component[p])]}",
+            f"Timeout:         {ep.timeout:g}s",
+            f"Objective:       {100 * ep.slo.availability:g}% available, p{100 * ep.slo.percentile:g} under "
+            f"{1000 * ep.slo.latency:g}ms",
+            f"Rate limit:      {limit}"]
+
+
 def render_component(engine: Engine, name: str, world: int = 0) -> str:
-    """`kubectl describe` of a component (its workload and pods), a node or a certificate, as world `world` has it
-    now. Shows only what the Kubernetes API would: versions, replicas, pod states, limits, documented calls.
-    An unknown name raises ValueError listing the known ones."""
+    """`kubectl describe` of a component (its workload and pods), a node, an entry endpoint (its ingress route) or a
+    certificate, as world `world` has it now. Shows only what the Kubernetes API would: versions, replicas, pod
+    states, limits, documented calls. An unknown name raises ValueError listing the known ones."""
     topo = engine.topology
     if not 0 <= world < engine.worlds:
         raise ValueError(f"world must be in 0..{engine.worlds - 1}, got {world}")
@@ -394,5 +412,7 @@ def render_component(engine: Engine, name: str, world: int = 0) -> str:
         return "\n".join(_describe_node(engine, topo.nodes.index(name), world))
     if name in topo.certificates:
         return "\n".join(_describe_certificate(engine, topo.certificates.index(name), world))
-    known = [*engine.scenario.components, *topo.nodes, *topo.certificates]
-    raise ValueError(f"no component, node or certificate named '{name}'; known: {', '.join(known)}")
+    if name in topo.endpoints:
+        return "\n".join(_describe_endpoint(engine, topo.endpoints.index(name), world))
+    known = [*engine.scenario.components, *topo.nodes, *topo.endpoints, *topo.certificates]
+    raise ValueError(f"no component, node, endpoint or certificate named '{name}'; known: {', '.join(known)}")

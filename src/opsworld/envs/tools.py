@@ -43,6 +43,8 @@ SILENCE_DEFAULT = 3600.0
 LOG_LINES, TRACES_SHOWN = 40, 3       # bounded results: an agent's context is finite, a person's screen too
 ALERTS_PER_PAGE = 5                    # a page lists its group's first alerts, as a pager's message does
 OVER = "the episode is over: you handed over (or the shift ended); see the score"
+LAST_CALL = 60.0     # seconds before the shift ends: time passing stops there once, to say so while a diagnosis can
+#                      still be handed over
 KUBE_DOWN = "Unable to connect to the server: dial tcp 10.96.0.1:443: connect: no route to host"
 _LOGQL_START = ("|=", "!=", "|~", "!~", "{")
 _ERROR_WORDS, _SLOW_WORDS = ("error", "errors", "failed", "failure"), ("slow", "slowest", "latency")
@@ -83,6 +85,7 @@ class ToolSession:
         self.scenario = self.inc.scenario
         self.dt = float(self.inc.system.dt)
         self._over = False
+        self._warned = self._said_last_call = False       # the shift's last minute: reached, said
         self.calls: list[tuple[str, dict[str, Any], ToolResult]] = []
         # the shift starts when the pager goes off: read off the notifier, never off the ground truth
         while not self._pages() and self.inc.time < page_wait and not self.inc.done:
@@ -190,6 +193,11 @@ class ToolSession:
         return message.splitlines()[0] if message else "refused"
 
     def _result(self, text: str, error: bool) -> ToolResult:
+        if self._warned and not self._said_last_call and not self.done:
+            self._said_last_call = True
+            left = (self.inc.ticks - self.inc.system.tick) * self.dt
+            text += (f"\nyour shift ends in {_span(left)} (at {_utc(self.world_time() + left)} UTC): submit your "
+                     "diagnosis now, or it ends without one")
         return ToolResult(text=text, error=error, time=self.elapsed, done=self.done)
 
     def _run(self, call: Call) -> tuple[str, bool]:
@@ -331,10 +339,15 @@ class ToolSession:
 
     # ---- helpers -------------------------------------------------------------------------------------------------
     def _advance(self, seconds: float) -> None:
-        """Let the world run on for `seconds` (whole ticks, rounded up), never past the horizon."""
+        """Let the world run on for `seconds` (whole ticks, rounded up), never past the horizon; the first time it
+        would run into the shift's last minute it stops there, and the call's answer says the shift is ending."""
+        last_call = self.inc.ticks - int(math.ceil(LAST_CALL / self.dt - 1e-9))
         for _ in range(int(math.ceil(seconds / self.dt - 1e-9))):
             if self.inc.done:
                 break
+            if not self._warned and self.inc.system.tick >= last_call:
+                self._warned = True
+                return
             self.inc.advance()
 
     def _finish(self) -> None:
@@ -482,7 +495,8 @@ def score_text(r: ScoreReport) -> str:
     d = r.diagnosis or {}
     lines = [f"The episode is over. Reward: {r.reward:.2f} points (an outage-minute costs 200; higher is better)",
              "  " + "  ".join(f"{k} {v:+.2f}" for k, v in r.terms.items()),
-             f"Detection: {yes(r.detected)}{took(r.time_to_detect)}",
+             f"Detection: {yes(r.detected)}" + (f" (your first act on it {_span(r.time_to_detect)} after its onset: an "
+                                                "order, an acknowledgement or a diagnosis)" if r.detected else ""),
              f"Localisation: {yes(r.localized)} (NTAM {r.ntam:.2f}); you named "
              f"{', '.join(d.get('components') or []) or 'nothing'}; the root cause was "
              f"{', '.join(r.roots) or 'nothing (no fault)'}",

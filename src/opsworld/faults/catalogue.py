@@ -104,7 +104,7 @@ def _entries() -> list[Entry]:
     return [
         # -- the seed essay's examples
         E("certificate_expiry", CertificateExpiry, "a TLS certificate expires unrenewed at a wall-clock time (02:00)",
-          X(shop, "redis-cart-client", ("edge_failure", ("checkoutservice", "cartservice"), "up"), {"onset": "02:00"},
+          X(shop, "cartservice-tls", ("edge_failure", ("checkoutservice", "cartservice"), "up"), {"onset": "02:00"},
             overrides={"traffic": {"start": "2026-11-25T01:45:00Z"}})),
         E("zone_partition", ZonePartition, "a network partition between two zones",
           X(shop, "us-central1-a", ("failed_total", "frontend", "up"), {"other": "us-central1-b"})),

@@ -133,14 +133,23 @@ def fault_truths(injector: "Injector", first: int | None = None) -> list[tuple[n
     for run in injector.running[:first]:
         fault = run.fault
         roots = [Place(kind=k, name=n) for k, n in fault.roots(scenario)]
-        fixes = [Fix(action=a, target=fix_target(fault, a, scenario)) for a in fault.mitigations]
+        fixes = [Fix(action=a, target=t) for a in fault.mitigations for t in fix_targets(fault, a, scenario)]
         masks = [Fix(action=a, target=fix_target(fault, a, scenario)) for a in fault.masks]
         onsets, which = np.unique(run.onset, return_inverse=True)
         for i, onset in enumerate(onsets):
             out.append((run.worlds[which == i], FaultTruth(
                 kind=fault.kind, fault_class=type(fault).__name__, mechanism=fault.mechanism, via=fault.change,
-                roots=roots, handler=getattr(fault, "handler", None), onset=float(onset), fixes=fixes, masks=masks, beyond_runbook=fault.beyond_runbook)))
+                roots=roots, handler=getattr(fault, "handler", None), onset=float(onset), fixes=fixes, masks=masks,
+                beyond_runbook=fault.beyond_runbook)))
     return out
+
+
+def fix_targets(fault, action: str, scenario) -> list[str | None]:
+    """Every target a runbook mitigation truly fixes `fault` on: `fix_target`'s, and for a partition between two
+    zones either zone (rerouting the other side ends it as well)."""
+    first = fix_target(fault, action, scenario)
+    other = getattr(fault, "other", None) if action == "reroute_zone" else None
+    return [first] if other is None or other == first else [first, other]
 
 
 def fix_target(fault, action: str, scenario) -> str | None:

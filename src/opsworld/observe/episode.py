@@ -7,7 +7,7 @@ An episode file is YAML:
     duration: 1h                   # default: the scenario's
     overrides: {traffic: {start: "2026-11-25T01:45:00Z"}}   # optional scenario fields changed
     faults:                        # catalogue entries (`opsworld faults`) or fault kinds, with parameters
-      - {fault: certificate_expiry, target: redis-cart-client, onset: "02:00"}
+      - {fault: certificate_expiry, target: cartservice-tls, onset: "02:00"}
     telemetry: {trace_sample: 0.2, scrape_failure: 0.01}     # optional imperfections
 
 `load_episode` reads one (or takes a bare scenario: no faults); `Episode.run()` simulates it into a `Telemetry`.

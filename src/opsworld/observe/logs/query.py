@@ -98,7 +98,10 @@ def query_logs(rec: Recording, world: int, service: str | None = None, level: st
                     if not all(m.matches(labels.get(m.label, "")) for m in other):
                         continue
                 line = LogLine(round(shown, 6), view.topology.components[s], view.pod_names[r], lv, message)
-                if not all(f.matches(message) for f in parsed.filters):   # filters read the line's text
+                # filters read the line as it is printed, its level included (`|= "WARN"` finds the warnings, as
+                # on a real line that carries its level)
+                text = f"{lv} {message}"
+                if not all(f.matches(text) for f in parsed.filters):
                     continue
                 found.append((shown, len(found), line))
     found.sort(key=lambda x: (x[0], x[1]), reverse=direction == "backward")

@@ -1,0 +1,53 @@
+"""What players of `opsworld play` met on the way (issue 20's list), each fixed: a line filter reads the level as the
+line prints it; `wait 600` waits ten minutes; `describe` takes an endpoint; the shift's last minute is announced
+while a diagnosis can still be handed over; detection says what it counts; rerouting either side of a partition
+ends it; a certificate is named for the component that serves it."""
+
+from __future__ import annotations
+
+import re
+
+from opsworld.envs.tools import ToolSession
+from opsworld.faults.catalogue import CATALOGUE
+from opsworld.faults.ground_truth import fix_targets
+from opsworld.spec import load_scenario, templates
+
+
+def test_a_line_filter_reads_the_level_as_printed() -> None:
+    s = ToolSession("online-shop", seed=1, fault="bad_deploy_errors", horizon=1800.0)
+    text = s.call("read_logs", {"service": "frontend", "filter": '|= "ERROR"'}).text
+    lines = [line for line in text.splitlines() if re.match(r"\d{4}-", line)]
+    assert lines and all(" ERROR " in line for line in lines), text[:500]
+
+
+def test_wait_takes_bare_seconds_and_describe_takes_an_endpoint() -> None:
+    s = ToolSession("online-shop", seed=1, fault="client_flood", horizon=3600.0)
+    start = s.elapsed
+    result = s.call("wait", {"duration": "600"})
+    assert not result.error and s.elapsed - start == 600.0, result.text
+    route = s.call("describe", {"component": "GET /cart"})
+    assert not route.error and "Backend:         frontend" in route.text and "Rate limit:" in route.text
+
+
+def test_the_last_minute_of_the_shift_is_announced_and_a_diagnosis_still_fits() -> None:
+    s = ToolSession("online-shop", seed=1, fault="bad_deploy_errors", horizon=1800.0)
+    result = s.call("wait", {"duration": "2h"})
+    assert not result.done and "your shift ends in 1m" in result.text and "submit" in result.text
+    handed = s.call("submit", {"components": ["checkoutservice"], "fault_class": "error_rate"})
+    assert handed.done and "Detection: yes (your first act on it" in handed.text
+    assert s.report().submitted
+
+
+def test_rerouting_either_side_of_a_partition_ends_it() -> None:
+    entry = CATALOGUE["zone_partition"]
+    fault = entry.make(target=entry.example.target, **entry.example.params)
+    assert set(fix_targets(fault, "reroute_zone", load_scenario(entry.example.template))) == {fault.target,
+                                                                                             fault.other}
+
+
+def test_every_certificate_is_named_for_the_component_that_serves_it() -> None:
+    for name in templates():
+        sc = load_scenario(name)
+        for cert in sc.certificates:
+            named = [c for c in sc.components if cert.name.startswith(c + "-")]
+            assert not named or cert.component in named, (name, cert.name, cert.component)
