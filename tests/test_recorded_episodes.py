@@ -19,7 +19,7 @@ ERRORS = 'sum by (service) (rate(http_server_requests_total{code=~"5.."}[5m]))'
 RECORDED = {
     "vector_env": "844da649ca547bc2",
     "heuristic": "f9bc66aa2d691dc5",
-    "tools": "279d0e0aea678f5a",
+    "tools": "ca53eec28df9aad6",
 }
 
 

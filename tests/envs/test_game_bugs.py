@@ -1,7 +1,7 @@
 """What players of `opsworld play` met on the way (issue 20's list), each fixed: a line filter reads the level as the
 line prints it; `wait 600` waits ten minutes; `describe` takes an endpoint; the shift's last minute is announced
 while a diagnosis can still be handed over; detection says what it counts; rerouting either side of a partition
-ends it; a certificate is named for the component that serves it."""
+ends it; a certificate is named for the component that serves it; a rollback says how long its rollout takes."""
 
 from __future__ import annotations
 
@@ -51,3 +51,10 @@ def test_every_certificate_is_named_for_the_component_that_serves_it() -> None:
         for cert in sc.certificates:
             named = [c for c in sc.components if cert.name.startswith(c + "-")]
             assert not named or cert.component in named, (name, cert.name, cert.component)
+
+
+def test_a_rollback_says_how_long_replacing_the_replicas_takes() -> None:
+    s = ToolSession("online-shop", seed=1, fault="bad_deploy_errors:cartservice", horizon=3600.0)
+    text = s.call("rollback_deploy", {"service": "cartservice"}).text
+    assert "its 2 replicas are replaced one by one, each new one ready about 15s after it starts" in text, text
+    assert "about 30s in all" in text and "minutes" not in text

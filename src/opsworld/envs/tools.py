@@ -34,6 +34,7 @@ from opsworld.observe.logs import LogQueryError
 from opsworld.observe.promql import PromQLError
 from opsworld.observe.telemetry import ToolsUnavailable
 from opsworld.score.report import ScoreReport
+from opsworld.spec import Scenario
 
 PAGE_WAIT = 1800.0          # the shift starts at the first page, or after this many quiet seconds
 LOG_RANGE = 900.0           # read_logs looks back this far by default
@@ -309,7 +310,7 @@ class ToolSession:
             self.inc.mitigate(name, target, amount, np.array([0]))   # checks the target before anything
         except MitigationError as exc:
             raise _Refused(f"{name}: {exc}") from None
-        text = _ordered(name, target, amount, target in self.inc.topology.endpoints)
+        text = _ordered(name, target, amount, target in self.inc.topology.endpoints, self.scenario)
         self._advance(ACTIONS[name].cost)
         return text
 
@@ -447,18 +448,31 @@ def _edge(target: object) -> str:
     return f"every call into {target}"
 
 
-def _ordered(name: str, target: object, amount: object, endpoint: bool = False) -> str:
+def _rollout(scenario: Scenario | None, target: object) -> str:
+    """How long replacing a component's replicas one by one takes: each new one is ready a startup after it starts."""
+    comp = scenario.components.get(str(target)) if scenario is not None else None
+    if comp is None:
+        return "replicas are replaced one by one"
+    each = _span(comp.startup)
+    if comp.replicas == 1:
+        return f"its replica is replaced (the new one ready about {each} after it starts)"
+    return (f"its {comp.replicas} replicas are replaced one by one, each new one ready about {each} after it starts "
+            f"(about {_span(comp.replicas * comp.startup)} in all)")
+
+
+def _ordered(name: str, target: object, amount: object, endpoint: bool = False,
+             scenario: Scenario | None = None) -> str:
     """What a mitigation order prints, as the operator's tooling would acknowledge it."""
     m = MITIGATIONS[name]
     takes = HUMAN_DELAY if name == "page_human" else m.takes
     when = f"takes effect in about {_span(takes)}"
     t = target
     texts = {
-        "rollback_deploy": f"rollback of {t} to its previous deployment started ({when}); replicas are then "
-                           "replaced one by one over the next minutes",
+        "rollback_deploy": f"rollback of {t} to its previous deployment started ({when}); then "
+                           f"{_rollout(scenario, t)}",
         "rollback_config": f"{t}'s previous config is being pushed ({when}); replicas pick it up on their next "
                            "reload",
-        "restart": f"rolling restart of {t} started ({when}); replicas are replaced one by one",
+        "restart": f"rolling restart of {t} started ({when}); then {_rollout(scenario, t)}",
         "scale": (f"{t} scaled to {amount} replicas" if amount is not None and t is not None
                   else f"{t} replicas doubled" if t is not None else "every component's replicas doubled")
         + f" ({when}); the autoscaler's bounds moved to hold them",
