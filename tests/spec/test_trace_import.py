@@ -164,3 +164,41 @@ def test_the_online_boutique_recording_gives_the_online_shop_call_graph() -> Non
     calls = [r for r in rows if r.what == "calls"]
     assert calls and all(r.agrees for r in calls), [r for r in calls if not r.agrees]
     assert agreement_share([r for r in rows if r.what == "p50 served"]) >= 0.8
+
+
+def test_the_command_imports_an_otlp_export_and_checks_it(tmp_path: Path) -> None:
+    """End to end from the CLI: an OTLP JSON Lines export (as the collector's file exporter writes it) in, a scenario
+    that validates out, the check table on stderr; a path that is not there is one line and exit 2."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from opsworld.cli import app
+
+    def span(trace: int, sid: str, parent: str, name: str, kind: int, start_ms: float, ms: float) -> dict:
+        t0 = 1_700_000_000_000_000_000 + int(trace * 1e9 + start_ms * 1e6)
+        return {"traceId": f"{trace:032x}", "spanId": sid, "parentSpanId": parent, "name": name, "kind": kind,
+                "startTimeUnixNano": str(t0), "endTimeUnixNano": str(t0 + int(ms * 1e6)), "status": {"code": 0}}
+
+    def batch(service: str, spans: list[dict]) -> str:
+        return json.dumps({"resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+            "scopeSpans": [{"spans": spans}]}]})
+
+    lines = []
+    for i in range(40):
+        lines.append(batch("web", [span(i, f"{i:08x}0001", "", "GET /home", 2, 0, 30),
+                                   span(i, f"{i:08x}0002", f"{i:08x}0001", "api/Get", 3, 5, 20)]))
+        lines.append(batch("api", [span(i, f"{i:08x}0003", f"{i:08x}0002", "api/Get", 2, 6, 18),
+                                   span(i, f"{i:08x}0004", f"{i:08x}0003", "SELECT shop.items", 3, 8, 4)]))
+    export = tmp_path / "traces.jsonl"
+    export.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "shop.yaml"
+    result = CliRunner().invoke(app, ["import", "traces", str(export), "--out", str(out), "--check"])
+    assert result.exit_code == 0, result.output
+    sc = load_scenario(out)
+    assert set(sc.components) == {"web", "api", "shop-db"} and sc.components["shop-db"].kind == "datastore"
+    assert [ep.name for ep in sc.traffic.endpoints] == ["GET /home"]
+    assert "the imported model beside its traces" in result.output
+    missing = CliRunner().invoke(app, ["import", "traces", str(tmp_path / "nope.json")])
+    assert missing.exit_code == 2 and "no such file or folder" in missing.output
