@@ -1,7 +1,8 @@
 """What players of `opsworld play` met on the way (issue 20's list), each fixed: a line filter reads the level as the
 line prints it; `wait 600` waits ten minutes; `describe` takes an endpoint; the shift's last minute is announced
 while a diagnosis can still be handed over; detection says what it counts; rerouting either side of a partition
-ends it; a certificate is named for the component that serves it; a rollback says how long its rollout takes."""
+ends it; a certificate is named for the component that serves it; a rollback says how long its rollout takes; a
+service's log chatter is its own."""
 
 from __future__ import annotations
 
@@ -58,3 +59,14 @@ def test_a_rollback_says_how_long_replacing_the_replicas_takes() -> None:
     text = s.call("rollback_deploy", {"service": "cartservice"}).text
     assert "its 2 replicas are replaced one by one, each new one ready about 15s after it starts" in text, text
     assert "about 30s in all" in text and "minutes" not in text
+
+
+def test_a_service_says_only_what_it_would_about_itself() -> None:
+    from opsworld.engine.topology import topology_of
+    from opsworld.observe.logs.templates import Rand, chatter, profiles
+
+    by_name = {p.name: p for p in profiles(topology_of(load_scenario("online-shop")))}
+    said = {name: {chatter(by_name[name], Rand(seed)) for seed in range(300)}
+            for name in ("recommendationservice", "emailservice")}
+    assert not any("template" in line for line in said["recommendationservice"])     # a recommender renders no mail
+    assert any("order_confirmation" in line for line in said["emailservice"])

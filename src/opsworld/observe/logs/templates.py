@@ -755,7 +755,7 @@ _DEBUG = {
            "gc: heap {h}MB -> {g}MB"),
     "java": ("Refreshing ad inventory cache ({m} entries)", "GC(1234) Pause Young (Normal) (G1 Evacuation Pause) "
                                                              "{h}M->{g}M(512M) 3.120ms", "health check passed"),
-    "python": ("health check passed", "loaded {m} catalog entries", "rendered template order_confirmation.html"),
+    "python": ("health check passed", "worker heartbeat: {n} requests in flight"),
     "node": ("conversion rates refreshed ({m} currencies)", "health check passed", "event loop lag {n}ms"),
     "dotnet": ("Checking CartService Health", "Redis connection multiplexer status: connected ({n} endpoints)"),
     "cpp": ("Thrift server worker pool: {n} busy / 64", "connection pool stats: {m} idle"),
@@ -775,9 +775,16 @@ _DEBUG = {
 }
 
 
+# what only some services say about themselves (a recommender does not render e-mails)
+_OWN_DEBUG = {
+    "emailservice": ("rendered template order_confirmation.html",),
+    "recommendationservice": ("loaded {m} catalog entries",),
+}
+
+
 def chatter(p: Profile, rng: Rand) -> str:
-    """A line of the routine things a process says about itself."""
-    text = rng.choice(_DEBUG.get(p.runtime, _DEBUG["go"]))
+    """A line of the routine things a process says about itself: its runtime's, and its own where it has some."""
+    text = rng.choice(_DEBUG.get(p.runtime, _DEBUG["go"]) + _OWN_DEBUG.get(p.name, ()))
     return _fill(text, n=rng.randint(1, 64), m=rng.randint(100, 90000), h=rng.randint(40, 400),
                  g=rng.randint(20, 200), r=f"{rng.random():.2f}", x=rng.hex(12), ip=f"10.8.0.{rng.randint(2, 250)}",
                  port=rng.randint(32768, 60999))
