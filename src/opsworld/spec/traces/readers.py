@@ -365,13 +365,17 @@ def _otlp_attrs(attributes: Any) -> dict[str, Any]:
     return {a["key"]: _otlp_value(a.get("value")) for a in attributes or [] if isinstance(a, dict) and "key" in a}
 
 
+def _not_a(path: Path, line: int, lines: int, what: str) -> TraceFormatError:
+    """One document of a file that is not the format it was read as."""
+    at = f"line {line}" if lines > 1 else "the file"
+    return TraceFormatError(f"{path}: {at} is not {what}; name the right format with --format")
+
+
 def _otlp_rows(path: Path, docs: list[Any]) -> list[_Row]:
     rows: list[_Row] = []
     for line, doc in enumerate(docs, 1):
         if not isinstance(doc, dict) or not isinstance(doc.get("resourceSpans"), list):
-            at = f"line {line}" if len(docs) > 1 else "the file"
-            raise TraceFormatError(f"{path}: {at} is not OTLP JSON (no resourceSpans list); name the right format "
-                                   "with --format")
+            raise _not_a(path, line, len(docs), "OTLP JSON (no resourceSpans list)")
         for resource_spans in doc["resourceSpans"]:
             resource = _otlp_attrs((resource_spans.get("resource") or {}).get("attributes"))
             service = _first(resource, ("service.name",)) or UNKNOWN_SERVICE
@@ -407,9 +411,7 @@ def _jaeger_rows(path: Path, docs: list[Any]) -> list[_Row]:
     rows: list[_Row] = []
     for line, doc in enumerate(docs, 1):
         if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-            at = f"line {line}" if len(docs) > 1 else "the file"
-            raise TraceFormatError(f"{path}: {at} is not Jaeger JSON (no data list of traces); name the right format "
-                                   "with --format")
+            raise _not_a(path, line, len(docs), "Jaeger JSON (no data list of traces)")
         for trace_obj in doc["data"]:
             processes = trace_obj.get("processes") or {}
             for s in trace_obj.get("spans") or []:
@@ -438,9 +440,7 @@ def _zipkin_rows(path: Path, docs: list[Any]) -> list[_Row]:
     rows: list[_Row] = []
     for line, doc in enumerate(docs, 1):
         if not isinstance(doc, list):
-            at = f"line {line}" if len(docs) > 1 else "the file"
-            raise TraceFormatError(f"{path}: {at} is not Zipkin v2 JSON (not a list of spans); name the right format "
-                                   "with --format")
+            raise _not_a(path, line, len(docs), "Zipkin v2 JSON (not a list of spans)")
         spans = [s for item in doc for s in (item if isinstance(item, list) else [item])]   # a list of traces too
         for s in spans:
             where = _where(len(rows) + 1, line, len(docs))
