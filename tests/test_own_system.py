@@ -111,7 +111,8 @@ def test_inject_and_query_take_name_and_target_on_your_own_system():
 
 def test_a_typo_at_the_prompt_costs_no_time():
     script = "list_alrts\nread_logs servce=bookings\nquit\n"
-    result = runner.invoke(app, ["play", "--fault", "bad_deploy_errors", "--seed", "1", "--horizon", "40m"],
+    result = runner.invoke(app, ["play", "--fault", "bad_deploy_errors", "--seed", "1", "--horizon", "40m",
+                                 "--difficulty", "easy"],
                            input=script)
     assert result.exit_code == 0, result.output
     assert result.output.count("(no time passed)") == 2

@@ -17,9 +17,9 @@ import pytest
 ERRORS = 'sum by (service) (rate(http_server_requests_total{code=~"5.."}[5m]))'
 
 RECORDED = {
-    "vector_env": "844da649ca547bc2",
-    "heuristic": "f9bc66aa2d691dc5",
-    "tools": "ca53eec28df9aad6",
+    "vector_env": "c50a262b908c72eb",
+    "heuristic": "c74ca808c2d290dc",
+    "tools": "796f6ae36562bf52",
 }
 
 

@@ -284,6 +284,7 @@ def list_faults(
     whether each pages the on-call engineer under the rules the system runs (alert coverage)."""
     from opsworld.faults import CATALOGUE
     from opsworld.faults.placement import placements, why_not
+    from opsworld.faults.ranges import ranges_text
 
     if paging:
         if scenario is None:
@@ -315,16 +316,16 @@ def list_faults(
     table = Table(title=f"fault catalogue: {len(rows)} failure modes")
     _name_column(table, "name", [r["name"] for r in rows])
     _name_column(table, "fault_class", [r["kind"] for r in rows])     # what `submit` takes
-    for col in ("strikes", "via", "fixed by", "masked by", "models"):
+    for col in ("strikes", "via", "fixed by", "masked by", "drawn from", "models"):
         table.add_column(col, overflow="fold")          # wrapped, never cut: fixes are typed too
     for r in rows:
         fixes = ", ".join(r["fixes"]) or "-"
         strikes = "/".join(r["component_kinds"]) if r["strikes"] == "component" else r["strikes"]
         table.add_row(r["name"], r["kind"], strikes, r["via"],
-                      fixes, ", ".join(r["masks"]) or "-", r["behaviour"])
+                      fixes, ", ".join(r["masks"]) or "-", ranges_text(CATALOGUE[r["name"]]) or "-", r["behaviour"])
     out.print(table)
     out.print("parameters of each: `opsworld faults --json`; what can strike a system: `opsworld faults --scenario "
-              "FILE`; try one: `opsworld inject NAME`")
+              "FILE`; try one: `opsworld inject NAME`; `drawn from`: the ranges a generator's spread draws from")
 
 
 def _paging(sc: Scenario, json_out: bool) -> None:
@@ -455,12 +456,30 @@ def calibrate(
     json_out: bool = typer.Option(False, "--json", help="print JSON"),
     worlds: int = typer.Option(4, min=1, max=1024, help="simulated worlds per fault"),
     seed: int = typer.Option(0, help="random seed"),
+    texture: bool = typer.Option(False, "--texture", help="compare the telemetry's texture instead: per-series "
+                                                          "variation, outliers, broken series and lag-1 correlation "
+                                                          "of calm minutes, recording beside a no-fault run"),
 ) -> None:
     """Compare the simulated signatures of the Nezha fault types with the real recordings, pooled per fault type and
-    per injection; list the injections left out and why. Exit 1 if an applicable pooled check fails or the system's
-    template is not installed; 2 for unreadable recordings."""
+    per injection; list the injections left out and why (or, with --texture, the telemetry's texture). Exit 1 if an
+    applicable pooled check fails or the system's template is not installed; 2 for unreadable recordings."""
     from opsworld.calibration import CalibrationError, calibrate as run_calibration
 
+    if texture:
+        from opsworld.calibration.texture import texture_report
+        try:
+            report = texture_report(nezha, seed=seed)
+        except (CalibrationError, ValueError, OSError) as exc:
+            _fail(str(exc).splitlines()[0])
+            return
+        if json_out:
+            print(json.dumps(report.as_dict(), indent=2))
+        else:
+            for line in report.lines():
+                out.print(line, highlight=False, soft_wrap=True)
+        if not report.passed:
+            raise typer.Exit(1)
+        return
     try:
         result = run_calibration(nezha, worlds=worlds, seed=seed)
     except CalibrationError as exc:
@@ -709,8 +728,7 @@ def _range(text: str, telemetry: Telemetry) -> tuple[float, float, float]:
     match = re.fullmatch(rf"({_RFC3339}|[^:]*):({_RFC3339}|[^:]*):([^:]+)", text)
     if match is None:
         _error(f"--range {text!r}: write START:END:STEP, e.g. 30m:1h:1m or ::30s for the whole episode")
-    store = telemetry.store
-    start = _when(match[1], telemetry, "--range START") if match[1] else float(store.times[0])
+    start = _when(match[1], telemetry, "--range START") if match[1] else telemetry.start
     end = _when(match[2], telemetry, "--range END") if match[2] else telemetry.now
     try:
         step = step_seconds(match[3])
@@ -935,7 +953,7 @@ def serve(
         telemetry = _telemetry(episode, seed, duration, fault, world)
         server.api = PrometheusAPI(telemetry, world)
         url = server.url
-        first, last = rfc3339(float(telemetry.store.times[0])), rfc3339(telemetry.now)
+        first, last = rfc3339(telemetry.start), rfc3339(telemetry.now)
         out.print(f"[bold]serving[/] {telemetry.engine.scenario.name} (world {world}) as Prometheus at {url}",
                   highlight=False)
         out.print(f"  episode: {first} to {last} (set this absolute time range in Grafana)", highlight=False)
@@ -956,9 +974,11 @@ def serve(
 
 
 # ---- one incident for an agent or a person: mcp, play ---------------------------------------------------------------
-def _scenario_for(scenario: Optional[str], faults: Optional[list[str]]) -> str:
-    """The scenario asked for, else the first fault's own template, else online-shop; a fault the catalogue does not
-    have ends with one line (exit 2)."""
+def _scenario_for(scenario: Optional[str], faults: Optional[list[str]], seed: Optional[int] = None) -> Any:
+    """The scenario asked for, else the first fault's own template, else the system the seed draws (any template or
+    a generated system; online-shop without a seed); a fault the catalogue does not have ends with one line
+    (exit 2)."""
+    from opsworld.envs.worlds import system_for_seed
     from opsworld.faults import FaultError
     from opsworld.faults.placement import parse_fault
 
@@ -968,21 +988,39 @@ def _scenario_for(scenario: Optional[str], faults: Optional[list[str]]) -> str:
             specs.append(parse_fault(text))
         except FaultError as exc:
             _error(f"--fault {text}: {exc}")
-    return scenario or (specs[0].entry.example.template if specs else "online-shop")
+    if scenario or specs:
+        return scenario or specs[0].entry.example.template
+    return system_for_seed(seed) if seed is not None else "online-shop"
 
 
-def _incident(scenario: Optional[str], seed: int, faults: Optional[list[str]], horizon: Optional[str]):
+def _incident(scenario: Any, seed: int, faults: Optional[list[str]], horizon: Optional[str], difficulty: str):
     """A ToolSession from the command line's options; mistakes end with one line (exit 2). Without a scenario, the
-    fault's own template (or online-shop)."""
+    fault's own template (or the system the seed draws)."""
     from opsworld.envs.tools import ToolSession
     from opsworld.faults import FaultError
 
-    chosen = _scenario_for(scenario, faults)
     seconds = _seconds(horizon, "--horizon")
     try:
-        return ToolSession(chosen, seed=seed, fault=faults or None, horizon=seconds)
+        return ToolSession(scenario, seed=seed, fault=faults or None, horizon=seconds, difficulty=difficulty)
     except (ScenarioError, FaultError, ValueError) as exc:
         _error(str(exc).splitlines()[0])
+
+
+def _difficulty_option(default: str = "realistic") -> Any:
+    return typer.Option(default, "--difficulty", help="easy (the catalogue as published: preset parameters, alerts "
+                                                      "as tuned, a clean change log), realistic (what on-call meets: "
+                                                      "drawn parameters, missing and mis-tuned alerts, a busy change "
+                                                      "log, now and then two faults) or hard (docs/difficulty.md)")
+
+
+def _difficulty(name: str) -> str:
+    """The difficulty's name, checked (exit 2 with one line naming the levels)."""
+    from opsworld.envs.difficulty import level
+    try:
+        level(name)
+    except ValueError as exc:
+        _error(f"--difficulty: {exc}")
+    return name
 
 
 _FAULTS_HELP = ("a catalogue entry, NAME[:TARGET]; repeat it to draw from several (default: drawn from the seed among "
@@ -995,9 +1033,11 @@ _SCENARIO_HELP = "template or scenario YAML (default: the fault's template, else
 @app.command("mcp")
 def mcp_server(
     scenario: Optional[str] = typer.Option(None, help=_SCENARIO_HELP),
-    seed: int = typer.Option(0, help="random seed: which incident, when, and the world's noise"),
+    seed: int = typer.Option(0, help="random seed: which system (without a scenario or fault), which incident, when, "
+                                     "and the world's noise"),
     fault: Optional[list[str]] = typer.Option(None, "--fault", help=_FAULTS_HELP),
     horizon: Optional[str] = typer.Option(None, help="episode length, e.g. 1h (default: the scenario's)"),
+    difficulty: str = _difficulty_option(),
     next_incident: bool = typer.Option(True, "--next-incident/--one-incident",
                                        help="offer `new_incident`: once an episode is over, start the next one on "
                                             "the same scenario in the same process"),
@@ -1010,16 +1050,19 @@ def mcp_server(
         _fail("the MCP server needs the `mcp` package: pip install 'opsworld[mcp]'")
     from opsworld.envs.mcp_server import serve_mcp
 
-    session = _incident(scenario, seed, fault, horizon)
-    serve_mcp(session=session, scenario=_scenario_for(scenario, fault), next_incident=next_incident)
+    chosen = _scenario_for(scenario, fault, seed)
+    session = _incident(chosen, seed, fault, horizon, _difficulty(difficulty))
+    serve_mcp(session=session, scenario=chosen, next_incident=next_incident)
 
 
 @app.command()
 def play(
     scenario: Optional[str] = typer.Argument(None, help=_SCENARIO_HELP),
-    seed: int = typer.Option(0, help="random seed: which incident, when, and the world's noise"),
+    seed: int = typer.Option(0, help="random seed: which system (without a scenario or fault), which incident, when, "
+                                     "and the world's noise"),
     fault: Optional[list[str]] = typer.Option(None, "--fault", help=_FAULTS_HELP),
     horizon: Optional[str] = typer.Option(None, help="episode length, e.g. 1h (default: the scenario's)"),
+    difficulty: str = _difficulty_option(),
     watch: Optional[str] = typer.Option(None, "--watch", metavar="AGENT",
                                         help="watch an agent (registered name, module:Class or a policy .pt file) "
                                              "handle the incident instead"),
@@ -1027,10 +1070,11 @@ def play(
     """Be the on-call engineer: read the pages, type runbook actions, submit a diagnosis, get scored."""
     from opsworld.act.runbook import ActionError
 
+    chosen = _scenario_for(scenario, fault, seed)
     if watch is not None:
-        _watch(watch, scenario, seed, fault, horizon)
+        _watch(watch, chosen, seed, fault, horizon, _difficulty(difficulty))
         return
-    session = _incident(scenario, seed, fault, horizon)
+    session = _incident(chosen, seed, fault, horizon, _difficulty(difficulty))
     out.print(session.pages_text(), markup=False, highlight=False)
     service = next(iter(session.scenario.components))
     out.print("Type runbook actions, e.g.  query_metrics promql='sum by (service) (rate(http_server_requests_total"
@@ -1065,17 +1109,17 @@ def play(
     _print_score(session.report())
 
 
-def _watch(agent: str, scenario: Optional[str], seed: int, fault: Optional[list[str]], horizon: Optional[str]
-           ) -> None:
+def _watch(agent: str, scenario: Any, seed: int, fault: Optional[list[str]], horizon: Optional[str],
+           difficulty: str) -> None:
     """`play --watch`: the agent's actions and the alerts as they come, then the score."""
     from opsworld.agents import AgentError
     from opsworld.agents.watch import watch
     from opsworld.faults import FaultError
     from opsworld.score.report import ScoreReport
 
-    chosen, seconds = _scenario_for(scenario, fault), _seconds(horizon, "--horizon")
+    seconds = _seconds(horizon, "--horizon")
     try:
-        report = watch(agent, chosen, seed, fault, seconds,
+        report = watch(agent, scenario, seed, fault, seconds, difficulty=difficulty,
                        say=lambda line: out.print(line, markup=False, highlight=False, soft_wrap=True))
     except (AgentError, ScenarioError, FaultError, ValueError) as exc:
         _error(str(exc).splitlines()[0])
@@ -1261,6 +1305,7 @@ def audit(
     budget: int = typer.Option(40, "--budget", min=0, help="with --attack: compositions in the search beyond the "
                                                              "single habits"),
     search_seed: int = typer.Option(0, "--search-seed", help="with --attack: the seed of the search's random draws"),
+    difficulty: str = _difficulty_option("easy"),
 ) -> None:
     """Every baseline agent on one fixed suite of incidents (all templates x catalogue entries x seeds), and the checks
     that the reward pays for the right things: the heuristic SRE beats every cheat, reward falls with user impact,
@@ -1268,6 +1313,7 @@ def audit(
     habits beats the heuristic, zero-knowledge ones trail it, and no single habit lifts it. Exits 1 if a check fails
     (--report-only: 0)."""
     from opsworld.agents import AgentError, agent_factory
+    from opsworld.envs.difficulty import level
     from opsworld.eval.audit import audit as run_audit
 
     for name in agent or []:
@@ -1276,10 +1322,11 @@ def audit(
         except AgentError as exc:
             _fail(f"unknown agent: {exc}")
     templates_, entries_ = _suite_filter(template, entry)
-    bar, callback = _progress_bar("audit")
+    dial = level(_difficulty(difficulty))
+    bar, callback = _progress_bar(f"audit ({difficulty})")
     with bar:
         result = run_audit(agents=agent or None, seeds=seeds, progress=callback, templates=templates_,
-                           entries=entries_)
+                           entries=entries_, difficulty=dial)
     if not result.episodes:
         _fail("no catalogue entry runs on the chosen templates; see `opsworld faults`")
     found = None
@@ -1288,7 +1335,7 @@ def audit(
         bar, callback = _progress_bar("attack")
         with bar:
             found = run_attack(seeds=seeds, templates=templates_, entries=entries_, budget=budget, seed=search_seed,
-                               progress=callback, reference=result.rewards)
+                               progress=callback, reference=result.rewards, difficulty=dial)
     checks = result.checks + (found.checks if found else [])
     if json_out:
         payload = json.loads(result.model_dump_json())
@@ -1296,7 +1343,7 @@ def audit(
             payload["attack"] = json.loads(found.model_dump_json())
         print(json.dumps(payload, indent=2))
     else:
-        table = Table(title=f"reward audit: {result.episodes} episodes per agent "
+        table = Table(title=f"reward audit ({difficulty}): {result.episodes} episodes per agent "
                             f"({', '.join(f'{t} {n}' for t, n in result.templates.items())}), {result.runtime_s:.0f} s")
         for col in ("agent", "reward (mean ± se)", "mitigated", "w/o page", "detected", "RCA", "NTAM",
                     "impact (min)", "unsafe/ep", "paged"):
@@ -1308,11 +1355,13 @@ def audit(
                           f"{a.mean_impact:.2f}", f"{a.unsafe_per_episode:.2f}", f"{a.paged_share:.0%}")
         out.print(table)
         classes = Table(title="heuristic SRE by catalogue entry")
-        for col in ("template", "entry", "fault", "episodes", "mitigated", "reward", "impact (min)"):
+        for col in ("template", "entry", "fault", "episodes", "mitigated", "localised", "NTAM", "reward",
+                    "impact (min)"):
             classes.add_column(col, justify="left" if col in ("template", "entry", "fault") else "right")
         for c in result.heuristic_classes:
             classes.add_row(c.template, c.entry, c.fault, str(c.episodes), f"{c.mitigated_share:.0%}",
-                            f"{c.mean_reward:.2f}", f"{c.mean_impact:.2f}")
+                            f"{c.localised_share:.0%}", f"{c.mean_ntam:.2f}", f"{c.mean_reward:.2f}",
+                            f"{c.mean_impact:.2f}")
         out.print(classes)
         if found is not None:
             h = found.of("heuristic-sre")
@@ -1373,17 +1422,21 @@ def evaluate_agent(
     horizon: Optional[str] = typer.Option(None, "--horizon", help="with --split: episode length, e.g. 10m "
                                                                   "(default 1h)"),
     batch: int = typer.Option(16, "--batch", help="with --split: episodes per drawn world (smaller: more worlds)"),
+    difficulty: Optional[str] = typer.Option(None, "--difficulty",
+                                             help="with --suite: easy, realistic (the default) or hard "
+                                                  "(docs/difficulty.md); a split has its own"),
 ) -> None:
     """Score an agent on one of the field's tasks (AIOpsLab/ITBench style), or rank every registered agent; or, with
     --split, score agents on the train/test splits of a policy trained on generated worlds."""
     if (suite is None) == (split is None):
         _fail("give exactly one of --suite (a task suite) or --split (a train/test split)")
     if split is not None:
-        if leaderboard or template or entry:
-            _fail("--leaderboard, --template and --entry go with --suite, not --split")
+        if leaderboard or template or entry or difficulty:
+            _fail("--leaderboard, --template, --entry and --difficulty go with --suite, not --split")
         _evaluate_splits(split, agents or ["heuristic-sre"], episodes, seed, workers, horizon, batch, json_out)
         return
     from opsworld.agents import AGENTS, AgentError, agent_factory
+    from opsworld.envs.difficulty import DEFAULT_LEVEL, level
     from opsworld.eval.suites import SUITES, evaluate, leaderboard as rank
 
     if suite not in SUITES:
@@ -1395,17 +1448,18 @@ def evaluate_agent(
         except AgentError as exc:
             _fail(str(exc))
     templates_, entries_ = _suite_filter(template, entry)
+    dial = level(_difficulty(difficulty or DEFAULT_LEVEL))
     if background is None:
         from opsworld.eval.audit import BACKGROUND as background
-    bar, callback = _progress_bar(f"eval {suite}")
+    bar, callback = _progress_bar(f"eval {suite} ({difficulty or DEFAULT_LEVEL})")
     with bar:
         if leaderboard:         # the named agents beside every registered one, ranked
             everyone = list(AGENTS) + [n for n in named if n not in AGENTS]
             results = rank(suite, agents=everyone, seeds=seeds, templates=templates_, entries=entries_,
-                           progress=callback, background=background).rows
+                           progress=callback, background=background, difficulty=dial).rows
         else:
             results = [evaluate(suite, name, seeds=seeds, templates=templates_, entries=entries_, progress=callback,
-                                background=background) for name in named]
+                                background=background, difficulty=dial) for name in named]
     if not results[0].episodes:
         _fail("no catalogue entry runs on the chosen templates; see `opsworld faults`")
     if json_out:
@@ -1414,7 +1468,8 @@ def evaluate_agent(
         return
     first = results[0]
     keys = [first.primary] + [k for k in first.metrics if k not in (first.primary, "se_reward")]
-    table = Table(title=f"{suite}: {first.episodes} episodes ({seeds} seed{'s' if seeds > 1 else ''})")
+    table = Table(title=f"{suite}: {first.episodes} episodes ({seeds} seed{'s' if seeds > 1 else ''}, "
+                        f"{difficulty or DEFAULT_LEVEL})")
     table.add_column("agent")
     for k in keys:
         table.add_column(k, justify="right")

@@ -16,7 +16,8 @@ from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
 from opsworld.act.runbook import ACTIONS  # noqa: E402
 
 SERVER = StdioServerParameters(command=sys.executable, args=["-m", "opsworld.cli", "mcp", "--fault",
-                                                             "bad_deploy_errors", "--seed", "1", "--horizon", "40m"])
+                                                             "bad_deploy_errors", "--seed", "1", "--horizon", "40m",
+                                                             "--difficulty", "easy"])   # the example as published
 
 
 def text(result) -> str:

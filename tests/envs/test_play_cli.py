@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from opsworld.cli import _play_line, app
 
 runner = CliRunner()
-ARGS = ["play", "--fault", "bad_deploy_errors", "--seed", "1", "--horizon", "40m"]
+ARGS = ["play", "--fault", "bad_deploy_errors", "--seed", "1", "--horizon", "40m", "--difficulty", "easy"]   # the example as published
 
 
 def test_a_shift_at_the_prompt_ends_with_the_score():

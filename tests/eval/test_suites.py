@@ -56,7 +56,8 @@ def test_unknown_suite():
 
 def test_cli_eval():
     runner = CliRunner()
-    base = ["eval", "--seeds", "1", "--template", "hotel-reservation", "--entry", "db_connection_limit"]
+    base = ["eval", "--seeds", "1", "--template", "hotel-reservation", "--entry", "db_connection_limit",
+            "--difficulty", "easy"]          # the catalogue's example, which the heuristic diagnoses
     result = runner.invoke(app, base + ["--suite", "rca", "--agent", "heuristic-sre", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout[result.stdout.index("{"):])

@@ -20,6 +20,7 @@ from opsworld.engine.topology import Topology
 from opsworld.faults.base import Fault
 from opsworld.faults.ground_truth import FaultTruth, fault_truths
 from opsworld.faults.injector import Injector
+from opsworld.observe.coverage import Coverage
 from opsworld.observe.dashboard import Dashboard
 from opsworld.observe.telemetry import Telemetry
 from opsworld.spec import Scenario
@@ -74,9 +75,10 @@ class ModelSystem:
 
     def __init__(self, scenario: Scenario, worlds: int, seed: int, first_world: int = 0,
                  faults: Sequence[Placed] = (), companions: Sequence[Placed] = (), telemetry: bool = False,
-                 gaps: float = 0.0, topology: Topology | None = None) -> None:
+                 gaps: float = 0.0, topology: Topology | None = None, coverage: Coverage | None = None) -> None:
         """`faults`: the drawn faults, whose ground truth is `truths`; `companions`: what they need beside them.
-        `gaps`: the chance that a component's dashboard signals miss a tick; `topology`: the scenario compiled."""
+        `gaps`: the chance that a component's dashboard signals miss a tick; `topology`: the scenario compiled;
+        `coverage`: how far the alerts of the dashboard and the rule files fall short (None: they do not)."""
         self.engine = engine = Engine(scenario, worlds=worlds, seed=seed, first_world=first_world, topology=topology)
         self.scenario, self.topology, self.worlds, self.dt = engine.scenario, engine.topology, worlds, engine.dt
         self.injector = injector = Injector(engine)
@@ -84,8 +86,8 @@ class ModelSystem:
             injector.add(fault, where, onsets)
         for fault, where, onsets in companions:
             injector.add(fault, where, onsets)
-        self.dashboard = Dashboard(engine, gaps=gaps)
-        self.telemetry = Telemetry(injector) if telemetry else None
+        self.dashboard = Dashboard(engine, gaps=gaps, coverage=coverage)
+        self.telemetry = Telemetry(injector, coverage=coverage) if telemetry else None
         self.truths: list[FaultTruth | None] = [None] * worlds
         for where, truth in fault_truths(injector, first=len(faults)):
             for b in where:

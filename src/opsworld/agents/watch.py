@@ -13,6 +13,7 @@ from opsworld.agents.base import context_of
 from opsworld.agents.runner import batch_actor, play
 from opsworld.envs.gym_env import IncidentVectorEnv
 from opsworld.observe.dashboard import ALERTS
+from opsworld.spec import Scenario
 
 
 def describe(context, action: np.ndarray) -> str:
@@ -37,13 +38,15 @@ def describe(context, action: np.ndarray) -> str:
     return f"{name} {place}"
 
 
-def watch(agent: str, scenario: str, seed: int = 0, fault: str | list[str] | None = None,
-          horizon: float | None = None, say: Callable[[str], None] = print) -> dict:
-    """Run one episode of `agent` on `scenario` (a template or scenario file), saying what happens; return its score
-    report (a dict). Raises `AgentError`, `ScenarioError` or `FaultError` for a bad request, before anything runs."""
+def watch(agent: str, scenario: str | Scenario, seed: int = 0, fault: str | list[str] | None = None,
+          horizon: float | None = None, say: Callable[[str], None] = print, difficulty: str = "easy") -> dict:
+    """Run one episode of `agent` on `scenario` (a template, scenario file or Scenario) at a `difficulty`, saying
+    what happens; return its score report (a dict). Raises `AgentError`, `ScenarioError` or `FaultError` for a bad
+    request, before anything runs."""
     actor = load_agent(agent)        # checked before anything runs
     faults = [fault] if isinstance(fault, str) else fault or None        # NAME or NAME:TARGET, or several
-    env = IncidentVectorEnv(num_envs=1, scenario=scenario, faults=faults, horizon=horizon, seed=seed)
+    env = IncidentVectorEnv(num_envs=1, scenario=scenario, faults=faults, horizon=horizon, seed=seed,
+                            difficulty=difficulty)
     obs, info = env.reset(seed=seed)
     context = context_of(env)
     names = list(ALERTS)

@@ -23,7 +23,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -35,6 +35,7 @@ from opsworld.dataset.bundle import Layout, Recorder, build_bundle, next_minute
 from opsworld.dataset.tasks import TASKS, Places, Solution, make_task, pick_task, solutions
 from opsworld.envs.generator import CONTROLS
 from opsworld.envs.incident import Incidents
+from opsworld.envs.difficulty import FIRST_DIALS
 from opsworld.envs.worlds import Difficulty, World, WorldGenerator, world_from_record
 from opsworld.faults.base import FaultError
 from opsworld.spec import ScenarioError
@@ -98,12 +99,12 @@ def parse_difficulty(value: str | Difficulty) -> tuple[str, Difficulty]:
         if len(numbers) != 4:
             raise DatasetError(f"difficulty {value!r} is not one of {', '.join(DIFFICULTIES)} nor four numbers "
                                "red_herrings,hidden_couplings,telemetry_gaps,compound, e.g. 0.3,0.2,0.1,0.1")
+        bad = [f"{k}={v:g}" for k, v in zip(FIRST_DIALS, numbers) if not 0.0 <= v <= 1.0 or not math.isfinite(v)]
+        if bad:
+            raise DatasetError(f"difficulty levels must lie in [0, 1]; got {', '.join(bad)}")
         levels = Difficulty(*numbers)
-    bad = [f"{k}={v:g}" for k, v in asdict(levels).items() if not 0.0 <= v <= 1.0 or not math.isfinite(v)]
-    if bad:
-        raise DatasetError(f"difficulty levels must lie in [0, 1]; got {', '.join(bad)}")
     named = next((n for n, d in DIFFICULTIES.items() if d == levels), None)
-    return named or ",".join(f"{v:g}" for v in asdict(levels).values()), levels
+    return named or ",".join(f"{getattr(levels, k):g}" for k in FIRST_DIALS), levels
 
 
 def world_seed(seed: int, block: int) -> int:
@@ -209,7 +210,7 @@ def _item(spec: Spec, block: int, world: World, b: int, local: int, recorder: Re
         "answer": task.answer,
         "grading": json.dumps(task.grading, sort_keys=True),
         **bundle.fields,
-        "difficulty": {"name": difficulty, **asdict(levels)},
+        "difficulty": {"name": difficulty, **levels.record()},
         "world": json.dumps({"record": world.record, "block": block, "world": b, "dataset_seed": spec.seed,
                              "difficulty": difficulty, "look": cap.time,
                              "components": len(world.scenario.components)}, sort_keys=True),
@@ -340,7 +341,7 @@ def write_dataset(n: int, out: str | Path, seed: int = 0, difficulty: str | Diff
     summary = {
         "name": "opsworld-incidents",
         "items": n, "seed": spec.seed,
-        "difficulty": {"name": name, **asdict(spec.levels)},
+        "difficulty": {"name": name, **spec.levels.record()},
         "services": list(spec.services), "template": spec.template,
         "items_per_world": items_per_world, "worlds": len(blocks),
         "shards": names,

@@ -56,7 +56,7 @@ from opsworld.act.mitigations import MITIGATIONS
 from opsworld.act.vocabulary import (ARGUMENTS, FAULT_CLASSES, POOL_FACTORS, RATE_FACTORS, SCALE_FACTORS,
                                      SILENCE_SECONDS, VERBS, WAIT_TICKS, masks, places, valid)
 from opsworld.engine.graph import below
-from opsworld.envs.generator import CatalogueGenerator
+from opsworld.envs.difficulty import Difficulty, level
 from opsworld.envs.incident import IncidentConfig, Incidents
 from opsworld.envs.render import Labels, ansi, rgb_array
 from opsworld.observe.dashboard import ALERTS, LOG_SIGNATURES, SIGNALS
@@ -74,13 +74,16 @@ class IncidentVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int = 1, scenario: str = "online-shop", faults: list[str] | None = None,
                  horizon: float | None = None, onset: tuple[float, float] = (300.0, 900.0), seed: int = 0,
-                 config: IncidentConfig | None = None, first_world: int = 0, render_mode: str | None = None) -> None:
+                 config: IncidentConfig | None = None, first_world: int = 0, render_mode: str | None = None,
+                 difficulty: str | Difficulty = "easy") -> None:
         if render_mode is not None and render_mode not in _RENDER_MODES:
             raise ValueError(f"render_mode {render_mode!r} is none of {_RENDER_MODES}")
         self.render_mode = render_mode
         self.num_envs = num_envs
+        dial = level(difficulty)
         self.config = config or IncidentConfig(scenario=scenario, horizon=horizon,
-                                               generator=CatalogueGenerator(entries=faults, onset=onset))
+                                               generator=dial.generator(entries=faults, onset=onset),
+                                               telemetry_gaps=0.3 * dial.telemetry_gaps, coverage=dial.coverage())
         # first_world: the engine's noise of world i is that of world first_world + i alone (an episode id)
         self.inc = Incidents(self.config, worlds=num_envs, seed=seed, first_world=first_world)
         self._seed = seed

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -30,11 +30,14 @@ from opsworld.engine import Engine, Trajectory, Truth
 from opsworld.engine.graph import hops
 from opsworld.engine.topology import compile_topology, read_only
 from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw
-from opsworld.faults.ground_truth import FaultTruth, ground_truth
+from opsworld.faults.ground_truth import FaultTruth, ground_truth, truth_of
 from opsworld.faults.injector import Injector
 from opsworld.observe.alerts.notifier import Matcher, matches
 from opsworld.score.reward import RewardWeights, ScoreBook
 from opsworld.spec import Scenario, load_scenario
+
+if TYPE_CHECKING:
+    from opsworld.observe.coverage import Coverage
 
 
 @dataclass
@@ -49,6 +52,8 @@ class IncidentConfig:
       and score a submitted propagation chain; doubles the engine's work, so for text tools, one world.
     weights: the reward's weights (see docs/reward.md).
     telemetry_gaps: chance that a component's signals on the dashboard miss a tick (they stay stale).
+    coverage: how the alerting falls short of ideal in each world (missing, mis-tuned, silenced, noisy alerts; None:
+      as written). `opsworld.envs.difficulty` sets it and the generator from one dial.
     backend: builds the running system (`act.system.System`; default: the model) from the scenario, the worlds, the
       seed and the faults placed.
     """
@@ -60,6 +65,7 @@ class IncidentConfig:
     counterfactual: bool = False
     weights: RewardWeights = field(default_factory=RewardWeights)
     telemetry_gaps: float = 0.0
+    coverage: "Coverage | None" = None
     backend: Callable[..., System] = ModelSystem
 
 
@@ -90,7 +96,8 @@ class Incidents:
         self.system = system = self.config.backend(
             self.scenario, worlds=self.worlds, seed=seed, first_world=self.first_world,
             faults=_grouped(self.draws, self.scenario), companions=_grouped(self.draws, self.scenario, companions=True),
-            telemetry=self.config.telemetry, gaps=self.config.telemetry_gaps, topology=self._compiled)
+            telemetry=self.config.telemetry, gaps=self.config.telemetry_gaps, topology=self._compiled,
+            **({"coverage": self.config.coverage} if self.config.coverage is not None else {}))
         self.topology = topo = system.topology
         self.dashboard, self.telemetry = system.dashboard, system.telemetry
         self.twin = (Engine(self.scenario, worlds=self.worlds, seed=seed, first_world=self.first_world,
@@ -100,11 +107,15 @@ class Incidents:
         horizon = self.config.horizon or self.scenario.duration
         self.ticks = int(np.ceil(horizon / system.dt - 1e-9))
         self.truths: list[FaultTruth | None] = list(system.truths)    # the ground truth is the drawn fault's
+        # a compound incident: further harmful faults beside the drawn one, each scored as the drawn one is
+        self.others: list[list[FaultTruth]] = [[truth_of(f, self.scenario) for f in d.others]
+                                               for d in self.draws]
         self.carriers = system.carriers
         self.control = np.array([d.entry in CONTROLS for d in self.draws])
-        self.onset = np.array([t.onset if t is not None and not c else np.inf
-                               for t, c in zip(self.truths, self.control)])
-        self.beyond_runbook = np.array([bool(t and t.beyond_runbook) for t in self.truths]) & ~self.control
+        self.onset = np.array([min([t.onset, *(o.onset for o in others)]) if t is not None and not c else np.inf
+                               for t, c, others in zip(self.truths, self.control, self.others)])
+        self.beyond_runbook = np.array([bool(t and t.beyond_runbook) or any(o.beyond_runbook for o in others)
+                                        for t, others in zip(self.truths, self.others)]) & ~self.control
         B = self.worlds
         self.busy_until = np.zeros(B)
         self.on_call_since = np.zeros(B)      # when the responder took over (a tool session starts at the page)
@@ -328,7 +339,8 @@ def _grouped(draws: list[Draw], scenario: Scenario, companions: bool = False
     kind of fault, not per world). A certificate's expiry is its onset, so those stay apart. `companions`: group the
     faults the drawn ones need beside them instead."""
     groups: dict[str, tuple[object, list[int], list[float]]] = {}
-    pairs = [(b, f) for b, d in enumerate(draws) for f in (d.also if companions else (d.fault,))]
+    pairs = [(b, f) for b, d in enumerate(draws)
+             for f in ((*d.others, *d.also) if companions else (d.fault,))]
     for b, f in pairs:
         apart = f.strikes == "certificate"
         key = f"{type(f).__name__}:{f.model_dump(exclude=set() if apart else {'onset'})}"

@@ -99,7 +99,8 @@ class _Desk:
             return f"{NEW_INCIDENT_TOOL}: argument 'fault' must be a catalogue entry's name; got {fault!r}", True
         source: Any = self.scenario          # ToolSession takes a loaded Scenario as well as a name or file
         try:
-            session = ToolSession(source, seed=seed, fault=fault, horizon=old.inc.config.horizon)
+            session = ToolSession(source, seed=seed, fault=fault, horizon=old.inc.config.horizon,
+                                  difficulty=old.difficulty)
         except ValueError as exc:       # an unknown fault, or one the scenario cannot host (FaultError, ScenarioError)
             return f"{NEW_INCIDENT_TOOL}: {str(exc).splitlines()[0]}", True
         self.start(session)
@@ -236,10 +237,12 @@ def rules_yaml(rules: RuleFile | None) -> str:
 
 def serve_mcp(scenario: str | None = None, seed: int = 0, fault: str | None = None,
               horizon: float | None = None, session: ToolSession | None = None, *,
-              next_incident: bool = False) -> None:
+              next_incident: bool = False, difficulty: str = "easy") -> None:
     """Start one episode (or serve `session`, made already) over stdio until the client closes the connection.
-    `scenario` (default online-shop, or `session`'s) is also where `new_incident` starts the next ones."""
-    session = session or ToolSession(scenario or "online-shop", seed=seed, fault=fault, horizon=horizon)
+    `scenario` (default online-shop, or `session`'s) is also where `new_incident` starts the next ones, at the
+    session's difficulty."""
+    session = session or ToolSession(scenario or "online-shop", seed=seed, fault=fault, horizon=horizon,
+                                     difficulty=difficulty)
     server = make_server(session, next_incident=next_incident, scenario=scenario)
 
     async def main() -> None:

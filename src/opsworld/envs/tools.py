@@ -24,7 +24,7 @@ import numpy as np
 from opsworld.act.mitigations import HUMAN_ARRIVE, HUMAN_DELAY, MITIGATIONS, MitigationError
 from opsworld.act.runbook import ACTIONS, ActionError, Call, parse_call
 from opsworld.act.vocabulary import FAULT_CLASSES
-from opsworld.envs.generator import CatalogueGenerator
+from opsworld.envs.difficulty import Difficulty, level
 from opsworld.envs.incident import IncidentConfig, Incidents
 from opsworld.envs.text import (render_alerts, render_changes, render_component, render_logs, render_matrix,
                                 render_service_map, render_traces, render_vector)
@@ -71,17 +71,20 @@ class _Refused(Exception):
 class ToolSession:
     """One incident, one responder: the runbook as tools with text results. See the module docstring."""
 
-    def __init__(self, scenario: str = "online-shop", seed: int = 0, fault: str | Sequence[str] | None = None,
-                 horizon: float | None = None, *, page_wait: float = PAGE_WAIT) -> None:
+    def __init__(self, scenario: str | Scenario = "online-shop", seed: int = 0,
+                 fault: str | Sequence[str] | None = None, horizon: float | None = None, *,
+                 page_wait: float = PAGE_WAIT, difficulty: str | Difficulty = "easy") -> None:
         """`fault` is a catalogue entry, `NAME` or `NAME:TARGET`, or several to draw from (None: drawn from the seed
         among those that can strike the scenario); the shift starts at the first page or after `page_wait`
-        seconds."""
+        seconds. `difficulty`: easy (the catalogue as published, the default here), realistic or hard
+        (`opsworld.envs.difficulty`; the command line's default is realistic)."""
         faults = [fault] if isinstance(fault, str) else list(fault) if fault else None
         # one world can take the scenario changes its failure needs (a batch could not give them to one world)
         source: Any = scenario_for(faults[0], scenario) if faults and len(faults) == 1 else scenario
-        generator = CatalogueGenerator(entries=faults)
+        self.difficulty = dial = level(difficulty)
         self.inc = Incidents(IncidentConfig(scenario=source, horizon=horizon, telemetry=True, counterfactual=True,
-                                            generator=generator),
+                                            generator=dial.generator(entries=faults),
+                                            telemetry_gaps=0.3 * dial.telemetry_gaps, coverage=dial.coverage()),
                              worlds=1, seed=seed)
         self.scenario = self.inc.scenario
         self.dt = float(self.inc.system.dt)

@@ -8,28 +8,15 @@ same world exactly.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
+import numpy as np
+
+from opsworld.envs.difficulty import Difficulty
 from opsworld.envs.generator import PortableGenerator
 from opsworld.envs.incident import IncidentConfig
-from opsworld.spec import Scenario, load_scenario
+from opsworld.spec import Scenario, load_scenario, templates
 from opsworld.spec.generate import TopologyGenerator
-
-
-@dataclass(frozen=True)
-class Difficulty:
-    """How hard the drawn incidents are to read, each from 0 (none) to 1 (much).
-
-    red_herrings: benign changes and flapping alerts beside the real fault.
-    hidden_couplings: share of real calls left out of the service map the responder is shown.
-    telemetry_gaps: share of metric samples and log lines lost (0.3 of them at 1).
-    compound: chance that a second, independent fault strikes the same world.
-    """
-
-    red_herrings: float = 0.0
-    hidden_couplings: float = 0.0
-    telemetry_gaps: float = 0.0
-    compound: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -43,9 +30,9 @@ class World:
 
     def config(self, horizon: float | None = None) -> IncidentConfig:
         """The `IncidentConfig` that runs batches of this world."""
-        gaps = 0.3 * float(self.record.get("difficulty", {}).get("telemetry_gaps", 0.0))
+        dials = Difficulty(**self.record.get("difficulty", {}))
         return IncidentConfig(scenario=self.scenario, horizon=horizon, generator=self.generator,
-                              telemetry_gaps=gaps)
+                              telemetry_gaps=0.3 * dials.telemetry_gaps, coverage=dials.coverage())
 
 
 @dataclass(frozen=True)
@@ -70,13 +57,14 @@ class WorldGenerator:
             scenario = TopologyGenerator(services=tuple(self.services),
                                          hidden_couplings=0.3 * d.hidden_couplings).draw(seed)
         generator = PortableGenerator(onset=self.onset, red_herrings=3.0 * d.red_herrings, compound=d.compound,
+                                      spread=d.spread, anomaly=d.anomaly,
                                       exclude=tuple(self.exclude), horizon=scenario.duration,
                                       entries=None if self.entries is None else tuple(self.entries))
         return World(seed, scenario, generator, self.record(seed))
 
     def record(self, seed: int) -> dict:
         """What rebuilds the world of `seed`: the generator's parameters and the seed."""
-        record = {"seed": int(seed), "services": list(self.services), "difficulty": asdict(self.difficulty),
+        record = {"seed": int(seed), "services": list(self.services), "difficulty": self.difficulty.record(),
                   "template": self.template, "exclude": list(self.exclude), "onset": list(self.onset)}
         if self.entries is not None:      # only when asked: the records (and rollout files) of before stay the same
             record["entries"] = list(self.entries)
@@ -90,3 +78,14 @@ def world_from_record(record: dict) -> World:
                                onset=tuple(record.get("onset", (300.0, 900.0))),
                                entries=None if record.get("entries") is None else tuple(record["entries"]))
     return generator.draw(int(record["seed"]))
+
+
+PLAYED_SIZES = (6, 30)      # a generated system `play` draws: small enough to read through its tools
+
+
+def system_for_seed(seed: int) -> str | Scenario:
+    """The system an incident of `seed` runs on when none is named (`opsworld play --seed S`): each built-in template
+    or a generated system of `PLAYED_SIZES` components, equally likely, drawn from the seed."""
+    choices: list[str | None] = [*templates(), None]
+    pick = choices[int(np.random.default_rng([int(seed), 0x5157]).integers(len(choices)))]
+    return pick if pick is not None else TopologyGenerator(services=PLAYED_SIZES).draw(int(seed))

@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 
 from opsworld.agents import CHEATS, AgentError, agent_factory
 from opsworld.agents.habits import HABITS, TIMINGS, check_habit, composition_name, parse_composition
+from opsworld.envs.difficulty import Difficulty
 from opsworld.eval.audit import (HEURISTIC, MARGIN_SE, TEMPLATES, Check, Case, Progress, is_learned,
                                   make_env, mean_se, paired, paired_margin, run_agent, suite)
 
@@ -112,9 +113,11 @@ class _Outcome:
 class _Runner:
     """The suite and one env per template, built once (per worker process) and reused for every composition."""
 
-    def __init__(self, seeds: int, templates: Sequence[str], entries: Sequence[str] | None, weights, horizon) -> None:
-        self.plan: dict[str, list[Case]] = suite(seeds, templates, entries)
-        self.envs = {t: make_env(t, len(eps), weights=weights, horizon=horizon) for t, eps in self.plan.items()}
+    def __init__(self, seeds: int, templates: Sequence[str], entries: Sequence[str] | None, weights, horizon,
+                 difficulty: Difficulty = Difficulty()) -> None:
+        self.plan: dict[str, list[Case]] = suite(seeds, templates, entries, difficulty=difficulty)
+        self.envs = {t: make_env(t, len(eps), weights=weights, horizon=horizon, difficulty=difficulty)
+                     for t, eps in self.plan.items()}
 
     def run(self, name: str) -> _Outcome:
         factory = agent_factory(name)
@@ -221,7 +224,7 @@ def attack(bases: Sequence[str] = DEFAULT_BASES, habits: Sequence[str] | None = 
            seed: int = 0, seeds: int = 5, templates: Sequence[str] = TEMPLATES, entries: Sequence[str] | None = None,
            progress: Progress | None = None, weights=None, horizon: float | None = None,
            agents: Sequence[str] = (), reference: Mapping[str, Sequence[float]] | None = None,
-           workers: int | None = None) -> AttackResult:
+           workers: int | None = None, difficulty: Difficulty = Difficulty()) -> AttackResult:
     """Search compositions of `bases` and `habits` (names, or `habit@timing`; default every habit) for one the
     reward overpays, on the audit's suite (`seeds`, `templates`, `entries`), and run checks (f)-(h) (see the module
     docstring). `weights` and `horizon` go to the env (`audit.make_env`). `agents` are other agents to run and pair
@@ -240,7 +243,7 @@ def attack(bases: Sequence[str] = DEFAULT_BASES, habits: Sequence[str] | None = 
             raise AttackError(str(exc)) from None
     if budget < 0:
         raise AttackError(f"budget must be at least 0 (got {budget})")
-    plan = suite(seeds, templates, entries)
+    plan = suite(seeds, templates, entries, difficulty=difficulty)
     n_eps = sum(len(v) for v in plan.values())
     if not n_eps:
         raise AttackError("no catalogue entry runs on the chosen templates; see `opsworld faults`")
@@ -253,7 +256,7 @@ def attack(bases: Sequence[str] = DEFAULT_BASES, habits: Sequence[str] | None = 
     workers = max(1, min(workers or _cpus(), len(bases) + len(singles)))
     outcomes: dict[str, _Outcome] = {}
     stage: dict[str, str] = {}
-    with _Pool(workers, (seeds, tuple(templates), entries, weights, horizon), progress) as pool:
+    with _Pool(workers, (seeds, tuple(templates), entries, weights, horizon, difficulty), progress) as pool:
         pool.total = len(bases) + len(others) + len(singles) + budget
 
         def run(names: Sequence[str], label: str) -> None:

@@ -45,7 +45,8 @@ from opsworld.act.vocabulary import SILENCE_SECONDS, WAIT_TICKS
 from opsworld.agents import AGENTS, CHEATS, agent_factory
 from opsworld.agents.base import context_of
 from opsworld.agents.runner import batch_actor, play
-from opsworld.envs.generator import CONTROLS, CatalogueGenerator, Draw, background, entries_for
+from opsworld.envs.difficulty import Difficulty
+from opsworld.envs.generator import CONTROLS, Draw, background, entries_for
 from opsworld.faults.placement import fitting
 from opsworld.envs.gym_env import IncidentVectorEnv
 from opsworld.envs.incident import IncidentConfig
@@ -84,12 +85,13 @@ def _key(*parts: object) -> int:
 
 
 def suite(seeds: int = 5, templates: Sequence[str] = TEMPLATES, entries: Sequence[str] | None = None,
-          controls: bool = True, extra_controls: int = 0, background: float = BACKGROUND
-          ) -> dict[str, list[Case]]:
+          controls: bool = True, extra_controls: int = 0, background: float = BACKGROUND,
+          difficulty: Difficulty = Difficulty()) -> dict[str, list[Case]]:
     """Per template (or scenario file), its episodes: every entry that runs there (on a scenario no worked example
     was written for, every entry that can strike it by role), or those of `entries` that do, x `seeds`.
     `extra_controls` adds that many `no_fault` episodes per seed on templates that have none of their own;
-    `background` healthy changes and passing flaps per hour happen around each incident (0: a clean change log)."""
+    `background` healthy changes and passing flaps per hour happen around each incident (0: a clean change log), and
+    more at a `difficulty` with red herrings, which also draws the faults' parameters, compounds and anomalies."""
     out: dict[str, list[Case]] = {}
     for template in templates:
         scenario = load_scenario(template)
@@ -101,23 +103,29 @@ def suite(seeds: int = 5, templates: Sequence[str] = TEMPLATES, entries: Sequenc
         eps: list[Case] = []
         for name in names:
             for k in range(seeds):
-                eps.append(Case(template, name, k, _draw(scenario, name, k, background)))
+                eps.append(Case(template, name, k, _draw(scenario, name, k, background, difficulty)))
         if extra_controls and not any(n in CONTROLS for n in names):
             for k in range(seeds):
                 for j in range(extra_controls):
                     eps.append(Case(template, "no_fault", k, _draw(scenario, "no_fault", k * 100 + j,
-                                                                      background)))
+                                                                      background, difficulty)))
         if eps:
             out[template] = eps
     return out
 
 
-def _draw(scenario, entry: str, k: int, per_hour: float = BACKGROUND) -> Draw:
+def _draw(scenario, entry: str, k: int, per_hour: float = BACKGROUND, difficulty: Difficulty = Difficulty()) -> Draw:
     rng = np.random.default_rng([SUITE_SEED, _key(scenario.name, entry), k])
-    draw = CatalogueGenerator(entries=[entry], onset=ONSET).draw(scenario, rng)
+    draw = difficulty.generator(entries=[entry], onset=ONSET, background=0.0).draw(scenario, rng)
     # the system's own life around the incident (its own stream: the incident is drawn as before)
-    around = background(scenario, np.random.default_rng([SUITE_SEED, _key(scenario.name, entry), k, 0xB6]),
-                        per_hour * scenario.duration / 3600.0, scenario.duration)
+    rng = np.random.default_rng([SUITE_SEED, _key(scenario.name, entry), k, 0xB6])
+    mean = per_hour * (1.0 + difficulty.red_herrings) * scenario.duration / 3600.0
+    if difficulty.red_herrings:       # some of them near the onset, none over the fault's own components
+        onset = min(f.onset_seconds(scenario) for f in (draw.fault, *draw.others))
+        around = background(scenario, rng, mean, scenario.duration, onset=onset,
+                            avoid=[f.target for f in (draw.fault, *draw.others)])
+    else:
+        around = background(scenario, rng, mean, scenario.duration)
     return replace(draw, also=draw.also + tuple(around))
 
 
@@ -138,9 +146,12 @@ def batch_seed(template: str) -> int:
     return SUITE_SEED + _key(template) % 10_000
 
 
-def make_env(template: str, n: int, weights=None, horizon: float | None = None):
-    """The vector env for a batch of `n` episodes of a template (the reward's `weights`, default the standard ones)."""
-    config = IncidentConfig(scenario=template, horizon=horizon, weights=weights or RewardWeights())
+def make_env(template: str, n: int, weights=None, horizon: float | None = None,
+             difficulty: Difficulty = Difficulty()):
+    """The vector env for a batch of `n` episodes of a template (the reward's `weights`, default the standard ones;
+    the `difficulty`'s monitoring and telemetry gaps)."""
+    config = IncidentConfig(scenario=template, horizon=horizon, weights=weights or RewardWeights(),
+                            telemetry_gaps=0.3 * difficulty.telemetry_gaps, coverage=difficulty.coverage())
     return IncidentVectorEnv(num_envs=n, config=config)
 
 
@@ -303,6 +314,8 @@ class ClassRow(BaseModel):
     template: str
     episodes: int
     mitigated_share: float
+    localised_share: float = Field(description="hand-overs naming a true root cause, of the episodes")
+    mean_ntam: float
     mean_reward: float
     mean_impact: float
 
@@ -335,13 +348,14 @@ class AuditResult(BaseModel):
 # ---- the audit -------------------------------------------------------------------------------------------------------
 def audit(agents: Sequence[str] | None = None, seeds: int = 5, progress: Progress | None = None,
           templates: Sequence[str] = TEMPLATES, entries: Sequence[str] | None = None,
-          silence_agents: Sequence[str] = (HEURISTIC, "random")) -> AuditResult:
-    """Run every agent on the same suite and check the reward (see the module docstring)."""
+          silence_agents: Sequence[str] = (HEURISTIC, "random"), difficulty: Difficulty = Difficulty()
+          ) -> AuditResult:
+    """Run every agent on the same suite, at a `difficulty`, and check the reward (see the module docstring)."""
     started = time.perf_counter()
     names = list(agents) if agents is not None else list(AGENTS)
     if HEURISTIC not in names:
         names.insert(0, HEURISTIC)
-    plan = suite(seeds, templates, entries)
+    plan = suite(seeds, templates, entries, difficulty=difficulty)
     total_eps = sum(len(v) for v in plan.values())
     silence_on = [a for a in silence_agents if a in names]
     steps = len(plan) * (len(names) + 2 * len(silence_on))
@@ -358,7 +372,7 @@ def audit(agents: Sequence[str] | None = None, seeds: int = 5, progress: Progres
     silence_detail: dict[str, dict] = {}
     worst_rise, identity_gap, silenced, silenced_eps = -math.inf, 0.0, 0, 0
     for template, eps in plan.items():
-        env = make_env(template, len(eps))
+        env = make_env(template, len(eps), difficulty=difficulty)
         ctx = None
         for name in names:
             run = run_agent(agent_factory(name), template, eps, env=env)
@@ -483,6 +497,8 @@ def _classes(rows: list[dict]) -> list[ClassRow]:
     for (template, entry), rs in groups.items():
         out.append(ClassRow(entry=entry, fault=rs[0]["fault"], template=template, episodes=len(rs),
                             mitigated_share=round(float(np.mean([r["mitigated"] for r in rs])), 4),
+                            localised_share=round(float(np.mean([r["localized"] for r in rs])), 4),
+                            mean_ntam=round(float(np.mean([r["ntam"] for r in rs])), 4),
                             mean_reward=round(float(np.mean([r["reward"] for r in rs])), 4),
                             mean_impact=round(float(np.mean([r["impact_minutes"] for r in rs])), 4)))
     return out

@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from opsworld.act.vocabulary import valid
 from opsworld.agents import AGENTS, agent_factory
 from opsworld.agents.base import context_of
+from opsworld.envs.difficulty import Difficulty
 from opsworld.eval.audit import BACKGROUND, TEMPLATES, Progress, make_env, mean_se, run_agent, suite
 
 _CONTROL_CLASSES = ("no_fault", "benign_change", "none")
@@ -84,17 +85,17 @@ def _spec(name: str) -> SuiteSpec:
 
 def evaluate(suite_name: str, agent: str, seeds: int = 2, templates: Sequence[str] = TEMPLATES,
              entries: Sequence[str] | None = None, progress: Progress | None = None,
-             background: float = BACKGROUND) -> EvalResult:
+             background: float = BACKGROUND, difficulty: Difficulty = Difficulty()) -> EvalResult:
     """Run `agent` (a registered name or `module:Class`) on the suite and score it (`background`: healthy changes
-    and passing flaps per hour around each incident, as in the audit)."""
+    and passing flaps per hour around each incident, as in the audit; `difficulty`: how hard the incidents are)."""
     spec = _spec(suite_name)
     factory = agent_factory(agent)
     started = time.perf_counter()
     plan = suite(seeds, templates, entries, controls=spec.controls, extra_controls=spec.extra_controls,
-                 background=background)
+                 background=background, difficulty=difficulty)
     rows: list[dict] = []
     for i, (template, eps) in enumerate(plan.items()):
-        env = make_env(template, len(eps))
+        env = make_env(template, len(eps), difficulty=difficulty)
         run = run_agent(factory, template, eps, env=env)
         alarms = _alarms(run, env)
         onsets = env.inc.onset
@@ -110,13 +111,14 @@ def evaluate(suite_name: str, agent: str, seeds: int = 2, templates: Sequence[st
 def leaderboard(suite_name: str, agents: Sequence[str] | None = None, seeds: int = 2,
                 templates: Sequence[str] = TEMPLATES, entries: Sequence[str] | None = None,
                 progress: Callable[[int, int, str], None] | None = None,
-                background: float = BACKGROUND) -> Leaderboard:
+                background: float = BACKGROUND, difficulty: Difficulty = Difficulty()) -> Leaderboard:
     """Every agent (default: all registered) on the same suite, best first."""
     spec = _spec(suite_name)
     names = list(agents) if agents is not None else list(AGENTS)
     results = []
     for i, name in enumerate(names):
-        results.append(evaluate(suite_name, name, seeds, templates, entries, background=background))
+        results.append(evaluate(suite_name, name, seeds, templates, entries, background=background,
+                                difficulty=difficulty))
         if progress is not None:
             progress(i + 1, len(names), name)
     key = lambda r: (r.metrics.get(spec.primary) if r.metrics.get(spec.primary) is not None else -math.inf,  # noqa

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from opsworld.faults.base import Fault, FaultError, one_line
+from opsworld.faults.ranges import describe_ranges
 from opsworld.spec import Scenario, load_scenario
 from opsworld.faults.data import (CacheFailure, ConnectionLimit, ConnectionPoolLeak, ConsumerStall, HardLimit,
                                   LockContention, PoisonMessage, PrimaryFailure, ReplicationLag)
@@ -76,6 +77,9 @@ class Entry:
     behaviour: str                # the real-world failure it models
     example: Example
     params: dict = field(default_factory=dict)
+    # where the rule by meaning (`faults.ranges`) would be wrong for this failure: {parameter: (lo, hi[, scale])}
+    # to draw from, or None to never draw it
+    ranges: dict = field(default_factory=dict)
 
     def make(self, **params: Any) -> Fault:
         """The fault with this entry's presets, overridden by `params` (which must give `target`)."""
@@ -93,7 +97,7 @@ class Entry:
     def describe(self) -> dict:
         fault = self.make(**{"target": self.example.target, **self.example.params})
         info = fault.describe()
-        return {"name": self.name, "behaviour": self.behaviour, **info,
+        return {"name": self.name, "behaviour": self.behaviour, **info, "ranges": describe_ranges(self),
                 "example": {"template": self.example.template, "target": self.example.target,
                             "shows": list(map(str, self.example.shows))}}
 
@@ -118,7 +122,8 @@ def _entries() -> list[Entry]:
         E("memory_creep", MemoryLeak, "slow memory creep: the memory alert pages ~4 h later, then OOM kills and a "
           "crash loop", X(shop, "productcatalogservice", ("memory_max_fraction", "productcatalogservice", "up"))),
         E("disk_filling", DiskFill, "a disk filling with logs until writes fail",
-          X(shop, "shippingservice", ("disk_max_fraction", "shippingservice", "up"), {"fills_in": "15m"})),
+          X(shop, "shippingservice", ("disk_max_fraction", "shippingservice", "up"), {"fills_in": "15m"}),
+          ranges={"fills_in": (480.0, 1800.0, "log")}),        # full within an hour's episode
         # -- deploys and config
         E("bad_deploy_errors", ErrorRate, "a bad deploy raising errors on the endpoints that use the service",
           X(shop, "cartservice", ("failed", "GET /cart", "up")), {"via": "deploy", "rate": 0.5}),
@@ -131,7 +136,7 @@ def _entries() -> list[Entry]:
           X(shop, "redis-cart", ("failed_total", "cartservice", "up"), {"caller": "cartservice"}), {"via": "config"}),
         E("regex_cpu_exhaustion", CpuHog, "a config push whose catastrophically backtracking regex exhausts CPU on "
           "every replica of a tier at once", X(shop, "frontend", ("cpu_utilisation", "frontend", "up")),
-          {"via": "config", "share": 0.97}),
+          {"via": "config", "share": 0.97}, ranges={"share": (0.85, 0.99)}),     # a milder hog is another failure
         E("feature_flag_failing_path", ErrorRate, "a feature flag sends a fraction of traffic down a failing path",
           X(shop, "recommendationservice", ("failed_total", "recommendationservice", "up")),
           {"via": "config", "rate": 0.25}),
@@ -140,7 +145,7 @@ def _entries() -> list[Entry]:
         E("retries_without_backoff", RetryPolicy, "retries without backoff multiply the load when a callee stumbles",
           X(shop, "cartservice", ("edge_attempts", ("checkoutservice", "cartservice"), "up"),
             {"caller": "checkoutservice"}, also=(("bad_config_push", {"target": "cartservice", "rate": 0.5}),)),
-          {"retries": 6, "backoff": 0.0}),
+          {"retries": 6, "backoff": 0.0}, ranges={"retries": (3, 10)}),
         E("timeout_too_long", RetryPolicy, "a timeout set far too long: the caller's threads wait on a slow callee "
           "until its pool is exhausted",
           X(shop, "adservice", ("slot_utilisation", "frontend", "up"), {"caller": "frontend"},
@@ -159,11 +164,12 @@ def _entries() -> list[Entry]:
           {"via": "config", "delay": 0.05, "work": 2.0}),
         # -- resources
         E("cpu_hog", CpuHog, "a CPU hog inside a service (a runaway thread)",
-          X(shop, "checkoutservice", ("cpu_utilisation", "checkoutservice", "up"))),
+          X(shop, "checkoutservice", ("cpu_utilisation", "checkoutservice", "up")), ranges={"share": (0.75, 0.99)}),
         E("noisy_neighbour", NoisyNeighbour, "CPU contention from a noisy neighbour on the node",
           X(shop, "node-c1", ("response_mean", "currencyservice", "up"), {"cores": 4.0})),
         E("fd_exhaustion", FdExhaustion, "file-descriptor exhaustion after a leak",
-          X(shop, "shippingservice", ("failed_total", "shippingservice", "up"), {"ramp": "15m"})),
+          X(shop, "shippingservice", ("failed_total", "shippingservice", "up"), {"ramp": "15m"}),
+          ranges={"ramp": (600.0, 1800.0, "log")}),             # the table fills within the episode
         E("db_connection_limit", ConnectionLimit, "the database's connection limit is reached",
           X(hotel, "mongodb-reservation", ("failed_total", "reservation", "up"))),
         E("int32_id_overflow", HardLimit, "a 32-bit id overflows: inserts fail",
@@ -173,9 +179,11 @@ def _entries() -> list[Entry]:
           {"writes": 0.3, "limit": "transaction_id"}),
         # -- data tier
         E("cache_failure_herd", CacheFailure, "a cache failure and the thundering herd onto the database",
-          X(hotel, "memcached-rate", ("offered", "mongodb-rate", "up")), {"share": 1.0, "flush": True}),
+          X(hotel, "memcached-rate", ("offered", "mongodb-rate", "up")), {"share": 1.0, "flush": True},
+          ranges={"share": (0.8, 1.0)}),             # less is the hit-ratio drop below
         E("cache_hit_ratio_drop", CacheFailure, "the cache's hit ratio drops (a smaller cache, a new key scheme)",
-          X(social, "post-storage-memcached", ("offered", "post-storage-mongodb", "up")), {"share": 0.5}),
+          X(social, "post-storage-memcached", ("offered", "post-storage-mongodb", "up")), {"share": 0.5},
+          ranges={"share": (0.3, 0.8)}),             # all of it is the cache failure above
         E("db_primary_failure", PrimaryFailure, "the database primary fails; writes fail until a failover",
           X(social, "home-timeline-redis", ("failed_total", "home-timeline-redis", "up"))),
         E("db_primary_failure_auto_failover", PrimaryFailure, "the database primary fails and fails over by itself",
@@ -206,7 +214,8 @@ def _entries() -> list[Entry]:
         E("zone_outage", ZoneOutage, "a whole availability zone goes down",
           X(shop, "us-central1-c", ("ready_replicas", "currencyservice", "down"))),
         E("uneven_load_balancing", UnevenBalancing, "uneven load-balancer weights overload one replica",
-          X(shop, "recommendationservice", ("response_mean", "recommendationservice", "up")), {"hot_share": 1.0}),
+          X(shop, "recommendationservice", ("response_mean", "recommendationservice", "up")), {"hot_share": 1.0},
+          ranges={"hot_share": (0.75, 1.0)}),        # near 1/replicas the balance is even: no failure
         # -- identity, time, limits
         E("expired_credentials", ExpiredCredentials, "expired or rotated credentials: the callee rejects the caller",
           X(llm, "auth-db", ("failed_total", "auth", "up"), {"caller": "auth"})),
@@ -215,12 +224,14 @@ def _entries() -> list[Entry]:
         E("quota_exhaustion", QuotaExhaustion, "quota exhaustion on a dependency (the 2020 authentication outage)",
           X(llm, "auth", ("failed_total", "auth", "up"))),
         E("third_party_outage", ErrorRate, "a third-party API outage",
-          X(shop, "paymentservice", ("failed", "POST /cart/checkout", "up")), {"rate": 1.0}),
+          X(shop, "paymentservice", ("failed", "POST /cart/checkout", "up")), {"rate": 1.0},
+          ranges={"rate": (0.7, 1.0)}),              # an outage, not a flaky API
         E("third_party_slowness", Slowdown, "a third-party API slows down",
           X(shop, "paymentservice", ("response_mean", "checkoutservice", "up")), {"delay": 0.5}),
         # -- traffic
         E("flash_crowd", FlashCrowd, "a flash crowd", X(shop, "GET /product/{id}", ("cpu_utilisation",
-                                                                                     "productcatalogservice", "up"))),
+                                                                                     "productcatalogservice", "up")),
+          ranges={"factor": (2.5, 8.0, "log")}),    # less is absorbed: the everyday swing, not an incident
         E("client_flood", ClientFlood, "one client source floods an endpoint",
           X(shop, "POST /cart", ("offered", "cartservice", "up"), {"factor": 30.0})),
         # -- human and control plane
@@ -232,10 +243,13 @@ def _entries() -> list[Entry]:
         E("metastable_retry_storm", RetryStorm, "a metastable retry storm that outlives its trigger (on a service "
           "running hot, as metastable failures need)",
           X(shop, "productcatalogservice", ("backlog", "productcatalogservice", "up"),
-            overrides={"components": {"productcatalogservice": {"cpu": "300m"}}})),
+            overrides={"components": {"productcatalogservice": {"cpu": "300m"}}}),
+          # a trigger too short or too mild does not tip the service into the storm
+          ranges={"trigger": (90.0, 360.0, "log"), "slowdown": (3.0, 8.0, "log"), "retries": (3, 6)}),
         # -- AI infrastructure
         E("gpu_xid_error", GpuLost, "a GPU falls off the bus (XID error)",
-          X(llm, "gpu-b1", ("ready_replicas", "model-server-llama-70b", "down"))),
+          X(llm, "gpu-b1", ("ready_replicas", "model-server-llama-70b", "down")),
+          ranges={"work": None}),                   # a lost GPU does no work at all: `work` is not its knob
         E("gpu_ecc_degraded", GpuDegraded, "a degraded GPU (ECC errors, retired pages)",
           X(llm, "gpu-a1", ("response_mean", "model-server-llama-8b", "up")), {"work": 2.0}),
         E("gpu_thermal_throttling", GpuDegraded, "thermal throttling halves the GPUs' clocks",
@@ -244,7 +258,8 @@ def _entries() -> list[Entry]:
           X(llm, "gpu-b1", ("response_mean", "model-server-llama-70b", "up")),
           {"work": 1.5, "delay": 1.0, "symptom": "interconnect"}),
         E("kv_cache_exhaustion", KvCacheExhaustion, "KV-cache exhaustion under long prompts: preemption, latency",
-          X(llm, "model-server-llama-70b", ("gpu_memory_fraction", "model-server-llama-70b", "up"))),
+          X(llm, "model-server-llama-70b", ("gpu_memory_fraction", "model-server-llama-70b", "up")),
+          ranges={"growth": (10.0, 50.0, "log")}),   # less fits in the cache
         E("bad_model_rollout", WrongAnswers, "a bad model rollout that answers fast but wrong",
           X(llm, "model-server-llama-8b", ("wrong", "POST /v1/completions", "up")), {"share": 0.3, "speedup": 2.0}),
         E("tokenizer_mismatch", WrongAnswers, "a tokenizer/config mismatch after a rollout: garbled output, some "
@@ -253,9 +268,11 @@ def _entries() -> list[Entry]:
         # -- the real faults of the Nezha Online Boutique recordings, with the presets `opsworld calibrate` checks
         #    against them (the reasons for each value are in `opsworld.calibration.nezha`)
         E("cpu_contention", CpuHog, "CPU contention inside a pod (stress-ng): the pod's CPU pinned near its limit",
-          X(shop, "currencyservice", ("cpu_utilisation", "currencyservice", "up")), {"share": 0.85}),
+          X(shop, "currencyservice", ("cpu_utilisation", "currencyservice", "up")), {"share": 0.85},
+          ranges={"share": (0.7, 0.95)}),
         E("cpu_consumed", CpuHog, "a process consuming about half of a pod's CPU",
-          X(shop, "productcatalogservice", ("cpu_utilisation", "productcatalogservice", "up")), {"share": 0.76}),
+          X(shop, "productcatalogservice", ("cpu_utilisation", "productcatalogservice", "up")), {"share": 0.76},
+          ranges={"share": (0.6, 0.9)}),
         E("code_exception", ErrorRate, "an injected exception in a service's handler",
           X(shop, "cartservice", ("failed_total", "cartservice", "up")), {"rate": 0.7}),
         E("early_return", EarlyReturn, "a code path returns early with a bad value",

@@ -131,17 +131,21 @@ def fault_truths(injector: "Injector", first: int | None = None) -> list[tuple[n
     scenario = injector.engine.scenario
     out = []
     for run in injector.running[:first]:
-        fault = run.fault
-        roots = [Place(kind=k, name=n) for k, n in fault.roots(scenario)]
-        fixes = [Fix(action=a, target=t) for a in fault.mitigations for t in fix_targets(fault, a, scenario)]
-        masks = [Fix(action=a, target=fix_target(fault, a, scenario)) for a in fault.masks]
         onsets, which = np.unique(run.onset, return_inverse=True)
         for i, onset in enumerate(onsets):
-            out.append((run.worlds[which == i], FaultTruth(
-                kind=fault.kind, fault_class=type(fault).__name__, mechanism=fault.mechanism, via=fault.change,
-                roots=roots, handler=getattr(fault, "handler", None), onset=float(onset), fixes=fixes, masks=masks,
-                beyond_runbook=fault.beyond_runbook)))
+            out.append((run.worlds[which == i], truth_of(run.fault, scenario, float(onset))))
     return out
+
+
+def truth_of(fault, scenario, onset: float | None = None) -> FaultTruth:
+    """The ground truth of one fault placed in a scenario (at `onset` seconds; default its own)."""
+    roots = [Place(kind=k, name=n) for k, n in fault.roots(scenario)]
+    fixes = [Fix(action=a, target=t) for a in fault.mitigations for t in fix_targets(fault, a, scenario)]
+    masks = [Fix(action=a, target=fix_target(fault, a, scenario)) for a in fault.masks]
+    return FaultTruth(kind=fault.kind, fault_class=type(fault).__name__, mechanism=fault.mechanism, via=fault.change,
+                      roots=roots, handler=getattr(fault, "handler", None),
+                      onset=float(fault.onset_seconds(scenario) if onset is None else onset), fixes=fixes,
+                      masks=masks, beyond_runbook=fault.beyond_runbook)
 
 
 def fix_targets(fault, action: str, scenario) -> list[str | None]:

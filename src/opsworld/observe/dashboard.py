@@ -16,6 +16,7 @@ import numpy as np
 from opsworld.engine import Engine, Truth
 from opsworld.engine.knobs import ERROR_KINDS, REFUSALS
 from opsworld.engine.truth import CAUSES
+from opsworld.observe.coverage import Coverage, dashboard_alerts
 
 SIGNALS = ("error_ratio", "latency_ratio", "cpu", "memory", "ready", "restarts", "queue", "disk", "saturation",
            "load_ratio", "slo_burn")
@@ -46,7 +47,10 @@ _BASELINE_TICKS = 360.0  # the EWMA baseline's memory: about an hour of ten-seco
 class Dashboard:
     """Signals [B, S, F], alert states [B, S, A] and log signatures for a batch of worlds, updated every tick."""
 
-    def __init__(self, engine: Engine, noise: float = 0.05, gaps: float = 0.0) -> None:
+    def __init__(self, engine: Engine, noise: float = 0.05, gaps: float = 0.0,
+                 coverage: Coverage | None = None) -> None:
+        """`noise`: the signals' log-normal noise; `gaps`: the chance a component's scrape is lost in a tick;
+        `coverage`: how far each world's alerts fall short (missing, mis-tuned, noise alerts; None: they do not)."""
         self.engine = engine
         topo = engine.topology
         B, S = engine.worlds, topo.n_components
@@ -64,6 +68,17 @@ class Dashboard:
         self._alert_above = np.array([a[2] for a in ALERTS.values()])
         self._alert_hold = np.array([a[3] for a in ALERTS.values()], np.int16)
         self._alert_below = np.flatnonzero(~self._alert_above)
+        self._present: np.ndarray | None = None     # [B, S, A] the alert exists (None: every one does)
+        self._noise_alert: np.ndarray | None = None  # [B, S, A] a noise alert, its threshold set at the first tick
+        self.coverage = coverage if coverage is not None and not coverage.off else None
+        if self.coverage is not None:
+            # per world, component and alert: thresholds [B, S, A] and holds [B, S, A] replace the constants [A]
+            drawn = dashboard_alerts(self.coverage, engine.seed, engine.first_world + np.arange(B), topo.components,
+                                     ALERTS, noise)
+            self._alert_threshold, self._alert_hold = drawn.threshold.copy(), drawn.hold
+            self._present = drawn.present
+            if drawn.noise.any():
+                self._noise_alert, self._noise_margin = drawn.noise, drawn.margin
         self._alert_direct = np.array_equal(self._alert_signal, np.arange(len(SIGNALS)))   # alert i reads signal i
         self._queues = np.isfinite(topo.queue_capacity)
         self._capacity = np.where(self._queues, topo.queue_capacity, 1.0)
@@ -78,7 +93,8 @@ class Dashboard:
         offered = np.maximum(truth.offered, 1e-9)
         response = truth.response_mean
         response_floor, load_floor = np.maximum(response, 1e-4), np.maximum(truth.offered, 1e-3)
-        if self._latency_base is None:
+        first = self._latency_base is None
+        if first:
             self._latency_base = response_floor.copy()
             self._load_base = load_floor.copy()
         a = 1.0 / _BASELINE_TICKS
@@ -106,6 +122,11 @@ class Dashboard:
             truth.offered / self._load_base,
             missed / np.maximum(allowed, 1e-9),
         ], axis=-1)
+        if first and self._noise_alert is not None:
+            # a too-tight threshold: just above where the signal stood when it was set, so its own noise crosses it
+            level = sig[..., self._alert_signal]                                    # [B, S, A] clean readings
+            self._alert_threshold = np.where(self._noise_alert, level * self._noise_margin,
+                                             self._alert_threshold).astype(np.float32)
         if self.noise > 0:
             z = e.streams.normal(e.tick, _NOISE_STREAM, sig.shape[1] * sig.shape[2]).reshape(sig.shape)
             sig = sig * np.exp(self.noise * z)
@@ -118,9 +139,11 @@ class Dashboard:
         hot = values > self._alert_threshold
         if self._alert_below.size:     # the few alerts on a signal falling below its threshold
             low = self._alert_below
-            hot[..., low] = values[..., low] < self._alert_threshold[low]
+            hot[..., low] = values[..., low] < self._alert_threshold[..., low]
         self._held = np.where(hot, np.minimum(self._held + 1, 10_000), 0).astype(np.int16)
         self.firing = self._held >= self._alert_hold
+        if self._present is not None:
+            self.firing &= self._present
 
     @property
     def usual_load(self) -> np.ndarray | None:

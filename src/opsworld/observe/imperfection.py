@@ -1,6 +1,8 @@
 """Telemetry imperfections as knobs: what real observability stacks lose, delay and get wrong.
 
-Each is off by default (traces are head-sampled at 10%, as is common). The same seed and world give the same gaps.
+Each is off by default (traces are head-sampled at 10%, as is common), except `texture`: the counting noise,
+jitter, per-pod levels and stray outliers that real telemetry has (see `observe.metrics`). The same seed and world
+give the same gaps.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsworld.faults.base import Seconds
 from opsworld.observe.noise import name_key, uniform
 
-SCRAPE, SERIES = 1, 2        # what a coin flip is about, so different imperfections never share their randomness
+SCRAPE, SERIES, BROKEN = 1, 2, 7    # what a coin flip is about, so different imperfections never share their randomness
 
 
 class Imperfections(BaseModel):
@@ -25,6 +27,12 @@ class Imperfections(BaseModel):
                                   "(`up` is 0 and its series have no sample)")
     missing_series: float = Field(0.0, ge=0.0, lt=1.0, description="share of series never exported")
     stuck_at_zero: tuple[str, ...] = Field((), description="metric names whose exporter is broken and reports 0")
+    # Nezha's recordings: 3 of Train Ticket's 46 pods read 0 CPU throughout and 2 read 0 memory (none of Online
+    # Boutique's 10): about 5%, so `broken_series=0.05` is a realistic setting
+    broken_series: float = Field(0.0, ge=0.0, lt=1.0, description="share of (metric, pod or target) pairs whose "
+                                 "exporter is broken and reports 0 for the whole episode")
+    texture: bool = Field(True, description="counting noise on counters, jitter on CPU and memory, per-pod levels "
+                          "and stray latency outliers; False writes the expected values")
     log_drop: float = Field(0.0, ge=0.0, lt=1.0, description="share of log lines lost on the way")
     log_sample: float = Field(1.0, gt=0.0, le=1.0, description="share of info and debug lines kept")
     trace_sample: float = Field(0.1, gt=0.0, le=1.0, description="share of requests whose trace is kept")
@@ -42,7 +50,14 @@ class Imperfections(BaseModel):
             keep[[i for i, lab in enumerate(labels) if lab["__name__"] == "up"]] = True
         stuck = np.flatnonzero([lab["__name__"] in self.stuck_at_zero or _family_of(lab["__name__"]) in
                                 self.stuck_at_zero for lab in labels])
-        return MetricGaps(self, seed, world, keep, stuck, targets)
+        broken = None
+        if self.broken_series:
+            # an exporter breaks for a whole family on one pod (or target): every series of it, buckets alike
+            keys = np.array([name_key(_family_of(lab["__name__"]) + "|" + lab.get("pod", lab.get("instance", lab.get(
+                "service", "")))) for lab in labels], dtype=np.uint64)
+            broken = uniform(seed, BROKEN, world, keys[:, None]) < self.broken_series              # [M, B]
+            broken[[i for i, lab in enumerate(labels) if lab["__name__"] == "up"]] = False
+        return MetricGaps(self, seed, world, keep, stuck, targets, broken)
 
 
 @dataclass
@@ -55,6 +70,7 @@ class MetricGaps:
     keep: np.ndarray | None        # [M, B] series exported at all (None: every one)
     stuck: np.ndarray              # indices of the series stuck at zero
     targets: int
+    broken: np.ndarray | None = None   # [M, B] series that read 0 throughout (None: none)
 
     def fail_scrapes(self, up: np.ndarray, tick: int) -> np.ndarray:
         """[targets, B] `up` with this tick's failed scrapes set to 0."""
@@ -68,6 +84,8 @@ class MetricGaps:
         """Remove the missing series from a scrape [M, B] and zero the stuck ones, in place."""
         if self.stuck.size:
             row[self.stuck] = np.where(np.isnan(row[self.stuck]), np.nan, 0.0)
+        if self.broken is not None:
+            np.copyto(row, 0.0, where=self.broken & ~np.isnan(row))
         if self.keep is not None:
             np.copyto(row, np.nan, where=~self.keep)
 

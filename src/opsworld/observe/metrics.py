@@ -6,6 +6,13 @@ exporters, blackbox probes, NVIDIA DCGM; `docs/telemetry.md` lists them) and `sc
 and replica state into one sample row [B, M] for every world at once. Counters accumulate between scrapes and start
 again from zero when their pod restarts; a pod that is gone, a target whose scrape failed or a missing series has no
 sample (NaN). Nothing here reads a fault: only the truth, the replicas and the knobs (the system's state).
+
+Texture (`Imperfections.texture`, on by default): counters count whole events (Poisson draws around the expected
+increase), CPU, bytes and GC seconds jitter, pods keep levels of their own, the working set wanders, latencies
+breathe and now and then stall; the constants under "texture" below name the recorded figures they come from
+(`calibration.texture` measures both sides). The exporters ran before the episode: counters begin at what their pod's
+age accumulated, and the first scrape writes HISTORY seconds of earlier scrapes into the store, so range functions
+are steady from the start. Every draw is keyed (`observe.noise`): a world's telemetry does not depend on its batch.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from opsworld.engine.topology import CALL, CONSUME, KINDS, MISS, PUBLISH
 from opsworld.engine.truth import Truth
 from opsworld.observe.imperfection import Imperfections
 from opsworld.observe.names import Names
-from opsworld.observe.noise import uniform
+from opsworld.observe.noise import TEXTURE, hashed, uniform
 from opsworld.observe.store import Family, MetricStore
 
 if TYPE_CHECKING:
@@ -37,6 +44,45 @@ REQUEST_BYTES, RESPONSE_BYTES = 2_000.0, 8_000.0
 MIB = 2.0 ** 20
 BALANCE = 0.2          # replicas' shares of their component's requests vary by up to +-10% around an even split
 LOAD, WORKING_SET = 3, 4   # what the sensors' coin flips are about (see observe.noise)
+
+# ---- texture: what makes scraped telemetry more than its expected value (issue 20) ----------------------------------
+# Measured on Nezha's recordings by `calibration.texture` (per-series medians over calm 10-minute windows, one-minute
+# points); `opsworld`'s texture report puts the model's figures beside them.
+EXACT_COUNT = 10.0        # a count with a smaller mean is drawn exactly (inverse Poisson CDF), a larger one from a
+                          # skew-corrected normal (its error in any quantile is under a count)
+# a pod's CPU seconds over one 10-s tick vary by a lognormal factor: the recordings' one-minute CPU CV is 0.19
+# (Online Boutique) to 0.33 (Train Ticket), and 0.45 / sqrt(6 ticks) = 0.18 a minute before the load's own noise
+CPU_JITTER = 0.45
+# ... and now and then a burst of background work (GC, a cron, a log flush) multiplies one tick's CPU 4-10 times:
+# the recordings' one-minute CPU outlier rates (beyond 5 MADs of an 11-minute running median, pooled over pods) are
+# 0.005 (Online Boutique) and 0.053 (Train Ticket); 0.005 a tick gives about 2% of the minutes (their geometric mean)
+CPU_BURST, CPU_BURST_SIZE = 0.005, (4.0, 10.0)
+# the working set wanders as caches and heaps breathe: a moving average of MEMORY_TICKS ticks' draws, sd
+# MEMORY_WANDER; the recordings' one-minute memory CV is 0.0000 (Online Boutique: often the same value minute
+# after minute) to 0.0003 (Train Ticket), with lag-1 autocorrelation 0.57 and 0.48 (windows of 10 minutes)
+MEMORY_WANDER, MEMORY_TICKS = 0.0004, 18
+# each pod of a deployment keeps a level of its own (its share of hot keys, its heap, its caches): sd of a fixed
+# factor on its CPU and working set. Not measurable in the recordings (one pod per service there): an assumption
+# sized from the replica-to-replica spread usual in Kubernetes dashboards
+POD_CPU_LEVEL, POD_MEMORY_LEVEL = 0.08, 0.05
+BYTES_JITTER = 0.05       # request and response sizes vary: sd of the factor on a tick's network bytes (assumed)
+GC_JITTER = 0.3           # stop-the-world pauses come in lumps: sd of the factor on a tick's GC seconds (assumed)
+LATENCY_CV = 1.0          # a histogram's `_sum` varies as N requests' durations do (about exponential, CV 1)
+# stray latency outliers: with chance STALL a tick, a service stalls (CPU throttling, a GC pause, a slow disk) and a
+# share STALL_SHARE of the tick's requests take STALL_SECONDS more; the recordings' one-minute server P90 outlier rates
+# (pooled) are 0.050 (Online Boutique) and 0.19 (Train Ticket, where pods serve under a request a second and one slow
+# call moves the P90); with the counting noise and the pace below the model shows 0.04 and 0.08
+STALL, STALL_SHARE, STALL_SECONDS = 0.004, (0.3, 1.0), (0.25, 2.5)
+# a service's latencies breathe from tick to tick (scheduling, noisy neighbours, cache state): one tick's durations
+# scaled by a lognormal factor of this sd (mean 1). The recordings' one-minute server P90 CV is 0.18 (Online
+# Boutique) and 0.51 (Train Ticket), with no persistence (lag-1 -0.10, -0.13): 0.45 / sqrt(6 ticks) = 0.18
+LATENCY_JITTER = 0.45
+HISTORY = 1800.0          # seconds of scrapes before the episode starts that the store holds (30 min: longer than
+                          # any rule's or common query's range, so `rate(x[5m])` is steady from the first minute)
+AGE = 86400.0             # seconds exporters without a pod of their own had been up when the episode began
+_TICK0 = 2 ** 20          # the texture's draws are keyed by `_TICK0 + tick`: history ticks (tick < 0) are keys too
+# what a texture draw is about, beside the series and the tick
+_COUNT, _BURST, _BURST_SIZE, _STALL, _STALL_SHARE, _STALL_SIZE, _SUM, _WANDER, _LEVEL, _BEFORE, _PACE = range(11)
 
 
 class Tick:
@@ -92,6 +138,14 @@ class MetricSensor:
         self._target_node: list[int] = []            # the node an exporter runs on (-1: none)
         self.families: list[Family] = []
         self.blocks: list[Block] = []
+        B = engine.worlds
+        self._world = (engine.first_world + np.arange(B))[None, :]
+        self._slot = np.arange(len(topo.replica_component))[:, None]
+        textured = self.imperfections.texture
+        # each pod's own level of CPU and working set (a fixed factor, sd POD_*_LEVEL; 1 without texture)
+        self._cpu_level, self._memory_level = (                                                      # [R, B]
+            1.0 + (level * _normal(uniform(engine.seed, TEXTURE, self._world, self._slot, _LEVEL, k))
+                   if textured else 0.0) for k, level in ((0, POD_CPU_LEVEL), (1, POD_MEMORY_LEVEL)))
         self._build()
         # counters first, so that their running totals are one contiguous slice of every row
         self.blocks.sort(key=lambda b: not b.counter)
@@ -100,7 +154,6 @@ class MetricSensor:
         for b in self.blocks:
             self._slices.append(slice(start, start + len(b.labels)))
             start += len(b.labels)
-        B = engine.worlds
         self.store = MetricStore(self.labels, self.families, B, retention)
         self._counters = slice(0, sum(len(b.labels) for b in self.blocks if b.counter))
         self._pod = np.concatenate([b.pods if b.pods is not None else np.full(len(b.labels), -1)
@@ -116,8 +169,8 @@ class MetricSensor:
                                       np.maximum(self._target_node, 0))  # the node a target runs on (exporters: any)
         self._node_targets = np.flatnonzero(self._target_node >= 0)
         self._launched = engine.replicas.launched.copy()    # [R, B] to see pod restarts
-        self._world = (engine.first_world + np.arange(B))[None, :]
-        self._slot = np.arange(len(topo.replica_component))[:, None]
+        self._texture = _Texture(self) if textured else None
+        self._begun = False           # whether the first scrape (and the history before it) is written
         self._imperfect = self.imperfections.for_catalogue(self.labels, len(self.targets), engine.seed,
                                                            engine.first_world, B)
 
@@ -132,9 +185,17 @@ class MetricSensor:
                                                           self._slot) - 0.5))
         share = weight / np.maximum(reps.per_component(weight)[comp], 1e-12)           # [R, B], 1 per component
         tick = Tick(truth, engine, engine.scenario.traffic.start + truth.time, share)
-        row = self.store.next_rows(tick.now)
+        first = not self._begun
+        # the first scrape is made aside: the history before it goes into the store first
+        row = np.empty((len(self.labels), engine.worlds)) if first else self.store.next_rows(tick.now)
         for block, rows in zip(self.blocks, self._slices):
             row[rows] = block.value(tick)
+        up = self._up(tick)                                                  # [targets, B], NaN = no target
+        if first:
+            self._history(row.copy(), tick, up)
+        # counting noise, jitter, bursts and stalls on this tick's increments and gauges
+        if self._texture is not None:
+            self._texture.apply(row[None], np.array([_TICK0 + engine.tick]))
         # counters: add the tick's increase; a restarted pod's counters start again from zero
         restarted = reps.launched != self._launched                          # [R, B]
         if restarted.any():
@@ -146,11 +207,19 @@ class MetricSensor:
             self.totals[reset] = 0.0
         self.totals += row[self._counters]
         row[self._counters] = self.totals
-        # what is not there: a pod that is not running, a target whose scrape failed or timed out (a hung process)
+        self._blank(row, tick, up)
+        self._imperfect.apply(row)
+        if first:
+            self.store.append_rows(tick.now, row)
+            self._begun = True
+        return row
+
+    def _blank(self, row: np.ndarray, tick: Tick, up: np.ndarray) -> None:
+        """What is not there, in place on a row [M, B]: a pod that is not running, a target whose scrape failed or
+        timed out (a hung process); and `up` itself."""
         for block, rows in zip(self.blocks, self._slices):
             if block.present is not None:
                 np.copyto(row[rows], np.nan, where=~block.present(tick))
-        up = self._up(tick)                                                  # [targets, B], NaN = no target
         row[self._up_rows] = up
         scraped = up > 0                                                     # NaN compares false: absent too
         nowhere = ~scraped.any(axis=1)
@@ -160,8 +229,51 @@ class MetricSensor:
         if partly.size:
             rows = np.concatenate([self._series_of[k] for k in partly])
             row[rows] += np.where(scraped, 0.0, np.nan)[self._target[rows]]
-        self._imperfect.apply(row)
-        return row
+
+    def _history(self, expected: np.ndarray, tick: Tick, up: np.ndarray) -> None:
+        """Write the scrapes of the HISTORY seconds before the first one (the exporters ran before the episode):
+        counters count up to the first tick at its rate, from the count accumulated over their pod's age (exporters
+        without a pod: AGE); gauges read as at the first tick; both with their texture. Leaves the counters'
+        running totals at the last of them. `expected` [M, B]: the first tick's expected increments and gauges."""
+        engine, dt, C = self.engine, self.engine.dt, self._counters.stop
+        retention = self.store.retention
+        H = int(round(HISTORY / dt))
+        if retention is not None:
+            H = min(H, retention - 1)
+        # when each series' process began, seconds on the episode's clock: its pod's launch, else AGE ago
+        pod = self._pod
+        born = np.where((pod >= 0)[:, None], engine.replicas.launched[np.maximum(pod, 0)], -AGE)       # [M, B]
+        oldest = engine.time - H * dt                                        # the time of the first history scrape
+        gone = np.zeros_like(expected)
+        self._blank(gone, tick, up)
+        gone = np.isnan(gone)                                                # [M, B] no sample at the first tick
+        self.store.reserve(H + 1 + max(engine.ticks - engine.tick, 0))   # the history, this scrape and the rest
+        # the count accumulated before the oldest history scrape, at the first tick's rate
+        start = expected.copy()
+        before = np.maximum((oldest - dt - born[:C]) / dt, 0.0)              # [C, B] ticks before it
+        if self._texture is not None:
+            self._texture.apply(start[None], np.array([_TICK0 + engine.tick]), ticks=before, what=_BEFORE)
+        else:
+            start[:C] *= before
+        self.totals = start[:C].copy()
+        # then H scrapes at the first tick's rate, in chunks of ticks (arrays [h, M, B] of bounded size)
+        chunk = max(1, min(H, 2 ** 22 // max(expected.size, 1)))
+        for k0 in range(H, 0, -chunk):
+            ks = np.arange(k0, max(k0 - chunk, 0), -1)                       # [h] ticks before the first, oldest first
+            rows = np.repeat(expected[None], len(ks), axis=0)                # [h, M, B]
+            if self._texture is not None:
+                self._texture.apply(rows, _TICK0 + engine.tick - ks)
+            when = engine.time - ks * dt                                     # [h] seconds on the episode's clock
+            alive = when[:, None, None] > born[None]                         # [h, M, B] the process was up
+            rows[:, :C] *= alive[:, :C]
+            totals = self.totals + np.cumsum(rows[:, :C], axis=0)            # [h, C, B]
+            self.totals = totals[-1].copy()
+            rows[:, :C] = totals
+            rows[~alive | gone[None]] = np.nan
+            for values in rows:
+                self._imperfect.apply(values)
+                values[self._up_rows] = up
+            self.store.extend_rows(tick.now - ks * dt, rows)
 
     def _up(self, tick: Tick) -> np.ndarray:
         """[targets, B]: 1 scraped, 0 failed (timed out), NaN no such target now."""
@@ -360,11 +472,14 @@ class MetricSensor:
         disk = topo.disk[comp].astype(float)[:, None]
         kw = dict(present=alive, pods=pods, target=kubelet[node[pods]])
         self._add("container_cpu_usage_seconds", "container_cpu_usage_seconds_total", labels,
-                  lambda t: np.minimum(t.cpu_utilisation[comp] * _load(t), 1.0) * cores * t.dt, counter=True, **kw)
-        # the working set a kubelet reads wanders by a percent or so around the process's footprint (caches, GC)
-        self._add("container_memory_working_set_bytes", "container_memory_working_set_bytes", labels,
-                  lambda t: 4096.0 * np.round(t.memory * (1.0 + 0.02 * (uniform(
-                      t.engine.seed, WORKING_SET, self._world, t.engine.tick, self._slot) - 0.5)) / 4096.0), **kw)
+                  lambda t: np.minimum(t.cpu_utilisation[comp] * _load(t) * self._cpu_level, 1.0) * cores * t.dt,
+                  counter=True, **kw)
+        if self.imperfections.texture:    # the pod's own level here; the wander and the 4 KiB pages: _Texture
+            memory = lambda t: t.memory * self._memory_level   # noqa: E731
+        else:   # the working set a kubelet reads wanders by a percent or so around the process's footprint
+            memory = lambda t: 4096.0 * np.round(t.memory * (1.0 + 0.02 * (uniform(   # noqa: E731
+                t.engine.seed, WORKING_SET, self._world, t.engine.tick, self._slot) - 0.5)) / 4096.0)
+        self._add("container_memory_working_set_bytes", "container_memory_working_set_bytes", labels, memory, **kw)
         self._add("container_spec_memory_limit_bytes", "container_spec_memory_limit_bytes", labels,
                   lambda t: limit, **kw)
         self._add("container_fs_usage_bytes", "container_fs_usage_bytes", labels,
@@ -667,6 +782,190 @@ class MetricSensor:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+
+# ---- texture --------------------------------------------------------------------------------------------------------
+_COUNTED = ("http_server_requests_total", "http_client_requests_total", "pg_slow_queries_total",
+            "redis_keyspace_hits_total", "redis_keyspace_misses_total", "redis_evicted_keys_total",
+            "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL")                     # counts of discrete events: Poisson-like
+_SCALED = {"container_cpu_usage_seconds_total": CPU_JITTER, "container_network_receive_bytes_total": BYTES_JITTER,
+           "container_network_transmit_bytes_total": BYTES_JITTER, "runtime_gc_pause_seconds_total": GC_JITTER,
+           "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL": BYTES_JITTER}  # amounts: a lognormal factor of this sd
+_HISTOGRAM = "http_server_request_duration_seconds"
+_CLIENT = "http_client_request_duration_seconds"
+# node_cpu_seconds_total stays exact: its modes add up to the node's cores
+
+
+class _Texture:
+    """Which rows of a catalogue get which texture, and the draws, keyed by (seed, world, series, tick, what): the
+    same world gets the same telemetry in any batch. Rows are handled with a leading axis of ticks, [h, M, B]."""
+
+    def __init__(self, sensor: "MetricSensor") -> None:
+        engine, topo = sensor.engine, sensor.topology
+        self.seed, self.world, self.slot = engine.seed, sensor._world, sensor._slot
+        M = len(sensor.labels)
+        self.base = hashed(engine.seed, TEXTURE, sensor._world, np.arange(M)[:, None])        # [M, B] per series
+        rows_of = {id(b): np.arange(sl.start, sl.stop) for b, sl in zip(sensor.blocks, sensor._slices)}
+        by_series: dict[str, list[Block]] = {}
+        for b in sensor.blocks:
+            by_series.setdefault(b.series, []).append(b)
+        rows = lambda series: np.concatenate([rows_of[id(b)] for b in by_series.get(series, [])] or  # noqa: E731
+                                             [np.zeros(0, np.int64)])
+        self.count = np.concatenate([rows(n) for n in _COUNTED])                              # [n]
+        self.scaled = np.concatenate([rows(n) for n in _SCALED])                              # [n]
+        self.sigma = np.concatenate([np.full(len(rows(n)), s) for n, s in _SCALED.items()])[:, None]   # [n, 1]
+        comp = topo.replica_component
+        cpu = by_series.get("container_cpu_usage_seconds_total", [])
+        self.cpu = rows("container_cpu_usage_seconds_total")
+        self.cpu_cap = (topo.cpu[comp[cpu[0].pods]].astype(float)[:, None] * engine.dt if cpu   # [n, 1] seconds
+                        else np.zeros((0, 1)))
+        memory = by_series.get("container_memory_working_set_bytes", [])
+        self.memory = rows("container_memory_working_set_bytes")
+        self.memory_slot = memory[0].pods[:, None] if memory else np.zeros((0, 1), np.int64)   # [n, 1]
+        self.memory_cap = (topo.memory_limit[comp[memory[0].pods]].astype(float)[:, None] if memory
+                           else np.zeros((0, 1)))
+        # histograms, group by group: [G, buckets + 1] rows of the cumulative buckets (+Inf last), [G] _sum, _count
+        groups = zip(by_series.get(_HISTOGRAM + "_bucket", []), by_series.get(_HISTOGRAM + "_sum", []),
+                     by_series.get(_HISTOGRAM + "_count", []))
+        hist, hsum, hcount = [], [], []
+        for bb, sb, cb in groups:
+            n, r = len(cb.labels), rows_of[id(bb)]
+            hist.append(np.concatenate([r[:n * len(BUCKETS)].reshape(n, len(BUCKETS)), r[n * len(BUCKETS):, None]],
+                                       axis=1))
+            hsum.append(rows_of[id(sb)])
+            hcount.append(rows_of[id(cb)])
+        self.hist = np.concatenate(hist) if hist else np.zeros((0, len(BUCKETS) + 1), np.int64)
+        self.hsum = np.concatenate(hsum) if hsum else np.zeros(0, np.int64)
+        self.hcount = np.concatenate(hcount) if hcount else np.zeros(0, np.int64)
+        self.les = np.array(BUCKETS)
+        # the clients' summaries follow their outcome counts: _count = success + failure
+        calls = rows("http_client_requests_total")
+        half = len(calls) // 2
+        self.calls = (calls[:half], calls[half:])
+        self.csum, self.ccount = rows(_CLIENT + "_sum"), rows(_CLIENT + "_count")
+
+    def u(self, rows: np.ndarray, keys: np.ndarray, what: int) -> np.ndarray:
+        """[h, *rows.shape, B] uniform draws for `rows` of the ticks `keys` [h]."""
+        k = keys.reshape(-1, *([1] * (rows.ndim + 1)))
+        return uniform(self.base[rows], k, what)
+
+    def apply(self, row: np.ndarray, keys: np.ndarray, ticks: np.ndarray | None = None, what: int = _COUNT) -> None:
+        """Texture rows [h, M, B] of expected values in place (ticks `keys` [h]): counters' increments become draws
+        of what was counted, CPU and memory get their jitter, bursts and wander, histograms their stalls. With
+        `ticks` [C, B], the counters' rows are the increments over that many ticks at the expected rate (the count
+        before the episode): counts drawn over all of them, amounts' jitter shrunk by sqrt(ticks), no bursts."""
+        if ticks is not None:
+            row[:, :ticks.shape[0]] *= ticks
+        shrink = 1.0 if ticks is None else 1.0 / np.sqrt(np.maximum(ticks, 1.0))
+        # the clients' summaries: their expected mean duration, before the counts are drawn
+        cmean = _ratio(row[:, self.csum], row[:, self.ccount])
+        if self.count.size:
+            row[:, self.count] = _poisson(row[:, self.count], self.u(self.count, keys, what))
+        if self.scaled.size:
+            sd = self.sigma * (shrink if ticks is None else shrink[self.scaled])
+            z = _normal(self.u(self.scaled, keys, what))
+            row[:, self.scaled] *= np.exp(sd * z - 0.5 * sd * sd)
+        if ticks is None and self.cpu.size:      # bursts of background work, at most the pod's cores
+            burst = self.u(self.cpu, keys, _BURST) < CPU_BURST
+            if burst.any():
+                lo, hi = CPU_BURST_SIZE
+                row[:, self.cpu] *= np.where(burst, lo + (hi - lo) * self.u(self.cpu, keys, _BURST_SIZE), 1.0)
+            row[:, self.cpu] = np.minimum(row[:, self.cpu], self.cpu_cap)
+        if self.hist.size:
+            self._histograms(row, keys, ticks is None, what)
+        if self.ccount.size:
+            n = row[:, self.calls[0]] + row[:, self.calls[1]]
+            row[:, self.ccount] = n
+            row[:, self.csum] = n * cmean
+        if ticks is None and self.memory.size:
+            self._memory(row, keys)
+
+    def _histograms(self, row: np.ndarray, keys: np.ndarray, stalls: bool, what: int) -> None:
+        """Each bucket's own requests drawn (independent Poisson counts: together, a Poisson total split
+        multinomially), summed back into cumulative buckets: monotone in `le`, `_count` = +Inf, `_sum` the drawn
+        requests' durations. A stall moves a share of a tick's requests STALL seconds up."""
+        H, S, N = self.hist, self.hsum, self.hcount
+        cum = row[:, H]                                                      # [h, G, b, B] expected, cumulative
+        own = np.maximum(np.diff(cum, axis=2, prepend=0.0), 0.0)             # [h, G, b, B] each bucket's own
+        total = cum[:, :, -1]                                                # [h, G, B]
+        mean = _ratio(row[:, S], row[:, N])                                  # [h, G, B] expected mean duration
+        late = np.zeros_like(total)                                          # [h, G, B] stalled seconds expected
+        if stalls:
+            # the tick's pace: every duration times a factor, so each bound reads the CDF at bound / factor
+            # (interpolated in log(le) between the bounds; below the first, in proportion; above the last, held)
+            z = _normal(self.u(N, keys, _PACE))
+            pace = np.exp(LATENCY_JITTER * z - 0.5 * LATENCY_JITTER ** 2)   # [h, G, B]
+            ll = np.log(self.les)                                            # [b - 1]
+            x = ll[None, None, :, None] - np.log(pace)[:, :, None, :]        # [h, G, b - 1, B]
+            hi = np.clip(np.searchsorted(ll, x), 1, len(ll) - 1)
+            finite = cum[:, :, :-1]
+            a, b = np.take_along_axis(finite, hi - 1, axis=2), np.take_along_axis(finite, hi, axis=2)
+            w = np.clip((x - ll[hi - 1]) / (ll[hi] - ll[hi - 1]), 0.0, 1.0)
+            scaled = np.where(x < ll[0], finite[:, :, :1] * np.exp(np.minimum(x - ll[0], 0.0)), a + w * (b - a))
+            own = np.maximum(np.diff(np.concatenate([scaled, total[:, :, None]], axis=2), axis=2, prepend=0.0), 0.0)
+            mean = mean * pace
+            stalled = self.u(N, keys, _STALL) < STALL
+            if stalled.any():
+                lo, hi = STALL_SHARE
+                share = np.where(stalled, lo + (hi - lo) * self.u(N, keys, _STALL_SHARE), 0.0)
+                lo, hi = STALL_SECONDS
+                extra = lo + (hi - lo) * self.u(N, keys, _STALL_SIZE)
+                into = np.searchsorted(self.les, mean + extra)               # [h, G, B] the bucket they land in
+                moved = share * total
+                own *= (1.0 - share)[:, :, None]
+                own += (np.arange(H.shape[1])[None, None, :, None] == into[:, :, None]) * moved[:, :, None]
+                late = moved * extra
+        drawn = _poisson(own, self.u(H, keys, what))
+        cum = np.cumsum(drawn, axis=2)
+        row[:, H] = cum
+        n = cum[:, :, -1]
+        share = _ratio(late, total)
+        z = _normal(self.u(S, keys, _SUM))
+        row[:, S] = np.maximum(n * mean + np.sqrt(n) * mean * LATENCY_CV * z + n * share, 0.0)
+        row[:, N] = n
+
+    def _memory(self, row: np.ndarray, keys: np.ndarray) -> None:
+        """The working set's wander (a moving average of MEMORY_TICKS ticks' draws), whole 4 KiB pages, at most the
+        limit."""
+        k = keys.reshape(-1, 1, 1)
+        wander = sum(_normal(uniform(self.seed, TEXTURE, self.world, self.memory_slot, _WANDER, k - j))
+                     for j in range(MEMORY_TICKS)) * (MEMORY_WANDER / np.sqrt(MEMORY_TICKS))      # [h, n, B]
+        value = np.minimum(row[:, self.memory] * (1.0 + wander), self.memory_cap)
+        row[:, self.memory] = 4096.0 * np.round(value / 4096.0)
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b where b > 0, else 0."""
+    return np.where(b > 0, a / np.where(b > 0, b, 1.0), 0.0)
+
+
+def _normal(u: np.ndarray) -> np.ndarray:
+    """Standard normal scores of uniforms (Tukey's lambda approximation: within 0.01 sd to beyond 3 sd)."""
+    return 4.91 * (u ** 0.14 - (1.0 - u) ** 0.14)
+
+
+def _poisson(mean: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Whole counts drawn from Poisson laws of `mean` by the uniforms `u` (same shape): exactly (inverse CDF)
+    below EXACT_COUNT, from a normal with the Poisson's skew (Cornish-Fisher) above it."""
+    lam = np.where(np.isfinite(mean) & (mean > 0), mean, 0.0)
+    z = _normal(u)
+    out = np.maximum(np.round(lam + np.sqrt(lam) * z + (z * z - 1.0) / 6.0), 0.0)
+    small = np.flatnonzero((lam > 0) & (lam < EXACT_COUNT))
+    if small.size:
+        lam_s, u_s = lam.ravel()[small], u.ravel()[small]
+        p = np.exp(-lam_s)
+        cdf, k = p.copy(), np.zeros_like(lam_s)
+        left = np.flatnonzero(u_s > cdf)           # still above the CDF: the count is higher
+        i = 0
+        while left.size and i < 60:
+            i += 1
+            p[left] *= lam_s[left] / i
+            cdf[left] += p[left]
+            k[left] += 1.0
+            left = left[u_s[left] > cdf[left]]
+        out.ravel()[small] = k
+    out[lam <= 0] = 0.0
+    return np.where(np.isfinite(mean), out, mean)
 
 
 def _load(t: Tick) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+TEXTURE = 31      # stream: the metric sensor's counting noise, jitter, pod levels and stray outliers
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -39,3 +40,6 @@ def name_key(text: str) -> int:
     for byte in text.encode():
         value = ((value ^ byte) * 1099511628211) % 2 ** 64
     return value
+
+# stream constants of keyed draws made outside a tick (what a world's monitoring looks like)
+COVERAGE = 0xC0BE4A6E    # observe.coverage: which alerts are missing, mis-tuned, noisy or silenced

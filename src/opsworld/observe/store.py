@@ -96,14 +96,7 @@ class MetricStore:
             keep = self._end - self._start
             arrays = self._ring_arrays()
             if self.retention is None:            # grow
-                self._cap *= 2
-                times = np.zeros(self._cap)
-                times[:keep] = self._times[self._start:self._end]
-                self._times = times
-                for name, arr in arrays.items():
-                    grown = np.full((self._cap, *arr.shape[1:]), np.nan if name == "_values" else 0, arr.dtype)
-                    grown[:keep] = arr[self._start:self._end]
-                    setattr(self, name, grown)
+                self._grow(2 * self._cap)
             else:                                 # slide the newest `retention - 1` to the front
                 keep = min(keep, self.retention - 1)
                 self._times[:keep] = self._times[self._end - keep:self._end]
@@ -116,6 +109,32 @@ class MetricStore:
         if self.retention is not None and self._end - self._start > self.retention:
             self._start += 1
         return self._values[self._end - 1]
+
+    def reserve(self, slots: int) -> None:
+        """Make room for `slots` scrapes in all (a store that keeps everything), so that a run of known length grows
+        its arrays once rather than doubling them as it goes (a ring with `retention` has its room already)."""
+        if self._view_of is None and self.retention is None and slots > self._cap:
+            self._grow(slots)
+
+    def _grow(self, cap: int) -> None:
+        keep = self._end - self._start
+        times = np.zeros(cap)
+        times[:keep] = self._times[self._start:self._end]
+        self._times = times
+        for name, arr in self._ring_arrays().items():
+            grown = np.full((cap, *arr.shape[1:]), np.nan if name == "_values" else 0, arr.dtype)
+            grown[:keep] = arr[self._start:self._end]
+            setattr(self, name, grown)
+        self._cap = cap
+        self._done -= self._start
+        self._start, self._end = 0, keep
+
+    def extend_rows(self, times: np.ndarray, rows: np.ndarray) -> None:
+        """Add several scrapes at once, oldest first: `times` [h] ascending, `rows` [h, M, B] world-last."""
+        self.reserve(self._end - self._start + len(times))
+        for time, values in zip(times, rows):
+            self.next_rows(float(time))[...] = values
+        self.commit()
 
     def commit(self) -> None:
         """Bring the running counts up to date with every slot (the newest included); reads do it themselves."""

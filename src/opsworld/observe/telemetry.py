@@ -4,6 +4,10 @@
 metrics into the store, evaluates the alert rules and lets the notifier route what fires; logs and traces are
 produced only when queried, from a `Recording` of the ticks (`text=False` skips it, for long batched runs that read
 only metrics and alerts). The query methods answer for one world, as the tools of an on-call engineer would.
+
+With a `Coverage` the rule set is the one world `engine.first_world` runs under (`observe.coverage.covered_rules`:
+the evaluator runs one rule set for the whole batch, so every world of a batch shares it — the text tools run one
+world per batch), and each world gets its own stale silences, put into the notifier before the episode starts.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from opsworld.observe.alerts.evaluator import Alert, RuleEvaluator
 from opsworld.observe.alerts.notifier import Notification, Notifier
 from opsworld.observe.alerts.generate import rules_for_scenario
 from opsworld.observe.alerts.rules import RuleFile
+from opsworld.observe.coverage import Coverage, apply_silences, covered_rules, stale_silences
 from opsworld.observe.imperfection import Imperfections
 from opsworld.observe.metrics import MetricSensor
 from opsworld.observe.promql import Matrix, Scalar, Vector, instant_query, range_query
@@ -32,7 +37,9 @@ class Telemetry:
     """Sensors, metric store, alerting and notifier for one batch of worlds."""
 
     def __init__(self, source: Engine | Injector, imperfections: Imperfections | None = None,
-                 rules: RuleFile | None | bool = True, text: bool = True, retention: int | None = None) -> None:
+                 rules: RuleFile | None | bool = True, text: bool = True, retention: int | None = None,
+                 coverage: Coverage | None = None) -> None:
+        """`coverage`: how far the monitoring falls short of naming causes (None or `Coverage()`: it does not)."""
         self.source = source
         self.engine = engine = source.engine if isinstance(source, Injector) else source
         self.imperfections = imperfections or Imperfections()
@@ -41,9 +48,17 @@ class Telemetry:
         self.recording: Recording | None = new_recording(engine) if text else None
         if rules is True:     # a template's hand-written rule set; any other scenario gets rules generated from it
             rules = rules_for_scenario(engine.scenario)
+        self.coverage = coverage
+        if rules and coverage is not None and not coverage.off:
+            rules = covered_rules(rules, coverage, engine.seed, engine.first_world, engine.topology.components)
         self.rules: RuleFile | None = rules or None
         self.evaluator = RuleEvaluator(self.rules, self.store) if self.rules is not None else None
         self.notifier = Notifier() if self.evaluator is not None else None
+        if self.notifier is not None and self.rules is not None and coverage is not None and coverage.stale_silence:
+            start = float(engine.scenario.traffic.start)
+            for b in range(engine.worlds):
+                apply_silences(self.notifier, stale_silences(self.rules, coverage, engine.seed,
+                                                             engine.first_world + b, start), [b])
 
     # ---- running ---------------------------------------------------------------------------------------------------
     def step(self) -> Truth:
@@ -63,6 +78,11 @@ class Telemetry:
         n = self.engine.ticks - self.engine.tick if ticks is None else ticks
         for _ in range(max(n, 0)):
             self.step()
+
+    @property
+    def start(self) -> float:
+        """Wall-clock time, Unix seconds, the episode started at (the store holds scrapes from before it too)."""
+        return float(self.engine.scenario.traffic.start)
 
     @property
     def now(self) -> float:

@@ -35,7 +35,8 @@ SCHEMA = pa.schema([
     ("fault_target", pa.string()),
     ("fault_onset", pa.float64()),         # seconds after the start
     ("fault", pa.string()),                # the fault's parameters (JSON)
-    ("also", pa.string()),                 # the faults drawn beside it: companions, distractions, a compound (JSON)
+    ("also", pa.string()),                 # the faults drawn beside it: a compound's (marked), companions,
+    #                                        distractions (JSON)
     ("control", pa.bool_()),
     ("roots", pa.list_(pa.string())),
     # the score (`ScoreReport`)
@@ -83,7 +84,8 @@ def episode_row(episode: int, batch: int, seed: int, batch_seed: int, world, hor
         "services": sum(c.kind == "service" for c in scenario.components.values()),
         "fault_entry": draw.entry, "fault_class": fault.kind, "fault_target": fault.target,
         "fault_onset": fault.onset_seconds(scenario), "fault": to_json(fault.model_dump(mode="json")),
-        "also": to_json([{"kind": f.kind, **f.model_dump(mode="json")} for f in draw.also]),
+        "also": to_json([{"kind": f.kind, "compound": True, **f.model_dump(mode="json")} for f in draw.others]
+                        + [{"kind": f.kind, **f.model_dump(mode="json")} for f in draw.also]),
         "control": report["control"], "roots": report["roots"],
         "reward": report["reward"], **{f"reward_{t}": report["terms"][t] for t in TERMS},
         "detected": report["detected"], "time_to_detect": report["time_to_detect"],

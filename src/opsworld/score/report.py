@@ -24,7 +24,9 @@ class ScoreReport(BaseModel):
     reward: float = Field(description="the episode's reward in points; an outage-minute costs 200 (higher is better)")
     terms: dict[str, float] = Field(description="impact, mitigation, diagnosis, costs, unsafe")
     fault: str = Field(description="the fault type, or no_fault for a control")
-    roots: list[str]
+    also: list[str] = Field(default_factory=list, description="the types of further faults that struck beside it "
+                                                              "(a compound incident)")
+    roots: list[str] = Field(description="the root causes of every fault in the incident")
     control: bool = Field(description="no fault to find: a detection control")
     detected: bool
     time_to_detect: float | None = Field(description="seconds from onset to the first act on the incident")
@@ -59,14 +61,15 @@ def report(inc: ScoredIncidents, b: int) -> ScoreReport:
     s = inc.score
     truth = inc.truths[b]
     onset = float(inc.onset[b])
-    roots = [p.name for p in truth.roots] if truth is not None and not inc.control[b] else []
+    faults = [truth, *inc.others[b]] if truth is not None and not inc.control[b] else []
+    roots = list(dict.fromkeys(p.name for f in faults for p in f.roots))
     named = (inc.diagnosis[b] or {}).get("components") or []
     detected = bool(math.isfinite(s.detected_at[b]))
     mitigated = bool(math.isfinite(s.mitigated_at[b]))
     return ScoreReport(
         world=b, reward=float(sum(s.terms[t][b] for t in TERMS)),
         terms={t: float(s.terms[t][b]) for t in TERMS},
-        fault=truth.kind if truth is not None and not inc.control[b] else "no_fault", roots=roots,
+        fault=truth.kind if faults else "no_fault", also=[f.kind for f in faults[1:]], roots=roots,
         control=bool(inc.control[b]), detected=detected,
         time_to_detect=_finite(s.detected_at[b] - onset) if detected else None,
         localized=bool(roots) and any(n in roots for n in named) and bool(s.ntam[b] > 0),   # (0: no evidence yet)

@@ -85,7 +85,16 @@ class ScoreBook:
         self.failed_orders = np.zeros(B, np.int64)    # orders that could not land (their target was gone)
         self.rules = unsafe.Rules(inc)
         self.table = places(inc.scenario, inc.topology)               # place name -> column
-        self.fixes = _fix_table(inc, self.table)   # [B, M, T+1] whether (mitigation, place) truly fixes the fault
+        # per fault of a world (the drawn one, then a compound incident's others): [B, M, T+1] whether (mitigation,
+        # place) truly fixes it, and when it was fixed (-inf: no such fault in that world)
+        faults = [[t, *others] for t, others in zip(inc.truths, inc.others)]
+        depth = max(map(len, faults), default=1)
+        self.fixes = [_fix_table(inc, self.table, [f[k] if k < len(f) else None for f in faults])
+                      for k in range(depth)]
+        self._fixed_each = np.array([[np.inf if k < len(f) else -np.inf for k in range(depth)] for f in faults]
+                                    ).reshape(B, depth)
+        self._onset_each = np.array([[f[k].onset if k < len(f) and f[k] is not None else np.inf
+                                      for k in range(depth)] for f in faults]).reshape(B, depth)
         self.ntam = np.zeros(B)
         self.chain_ntam = np.full(B, np.nan)       # the submitted chain against the true one (NaN: none given)
         self.class_right = np.zeros(B, bool)
@@ -174,11 +183,16 @@ class ScoreBook:
     def landed(self, name: str, target: object, worlds: np.ndarray) -> None:
         t = self.place(target)
         m = _MITIGATION_INDEX[name]
-        true = worlds[self.fixes[worlds, m, t]]     # a page is a true fix only where the runbook has none
         # a fix is true of a fault that had begun (for a human: by the time they looked)
         began_by = self.inc.time - ((HUMAN_DELAY - HUMAN_ARRIVE) if name == "page_human" else 0.0)
-        true = true[began_by >= self.inc.onset[true]]
-        self.fixed_at[true] = np.minimum(self.fixed_at[true], self.inc.time)
+        for k, fixes in enumerate(self.fixes):
+            true = worlds[fixes[worlds, m, t]]     # a page is a true fix only where the runbook has none
+            true = true[began_by >= self._onset_each[true, k]]
+            self._fixed_each[true, k] = np.minimum(self._fixed_each[true, k], self.inc.time)
+        # the incident is fixed once every fault in it is (a compound incident: the last of them)
+        fixed = self._fixed_each.max(axis=1)
+        self.fixed_at[worlds] = np.where(np.isfinite(fixed[worlds]), np.minimum(self.fixed_at[worlds], fixed[worlds]),
+                                         self.fixed_at[worlds])
         self._penalise(self.rules.landed(name, target, worlds))
 
     def silenced(self, worlds: np.ndarray) -> None:
@@ -261,12 +275,13 @@ _RULE_INDEX = {name: i for i, name in enumerate(unsafe.RULES)}
 _MITIGATION_INDEX = {name: i for i, name in enumerate(MITIGATIONS)}
 
 
-def _fix_table(inc: ScoredIncidents, table: dict[str, int]) -> np.ndarray:
-    """[B, M, T+1] whether ordering mitigation m on place t truly fixes world b's fault (the last column: no target)."""
+def _fix_table(inc: ScoredIncidents, table: dict[str, int], truths: list) -> np.ndarray:
+    """[B, M, T+1] whether ordering mitigation m on place t truly fixes the fault `truths[b]` (None: none) of world b
+    (the last column: no target)."""
     T = len(table)
     out = np.zeros((inc.worlds, len(_MITIGATION_INDEX), T + 1), bool)
     certs = {c.name: c.component for c in inc.scenario.certificates}
-    for b, truth in enumerate(inc.truths):
+    for b, truth in enumerate(truths):
         if truth is None or inc.control[b]:
             continue
         for fix in truth.fixes:
@@ -287,8 +302,9 @@ def diagnosis_match(inc: ScoredIncidents, b: int, components: list[str], fault_c
     truth = inc.truths[b]
     if inc.control[b] or truth is None:
         return (1.0 if not components else 0.0), fault_class in _CONTROL_CLASSES
-    roots = [p.name for p in truth.roots]
-    return localisation(inc, roots, components), fault_class == truth.kind
+    faults = [truth, *inc.others[b]]       # a compound incident: naming one of its two roots earns half
+    roots = list(dict.fromkeys(p.name for f in faults for p in f.roots))
+    return localisation(inc, roots, components), fault_class in {f.kind for f in faults}
 
 
 def localisation(inc: ScoredIncidents, roots: list[str], named: list[str]) -> float:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class ScoredIncidents(Protocol):
-    """B worlds, each with at most one fault, worked by a responder (shapes: B worlds)."""
+    """B worlds, each with its fault (or two, in a compound incident), worked by a responder (shapes: B worlds)."""
 
     scenario: Scenario
     topology: Topology
@@ -32,10 +32,11 @@ class ScoredIncidents(Protocol):
     worlds: int
     ticks: int                           # the horizon, in ticks
     truths: list[FaultTruth | None]      # per world, its fault's truth (None: a control)
+    others: list[list[FaultTruth]]       # per world, the truths of further faults striking beside it (compound)
     carriers: dict[tuple[str, int], list]   # (change kind, component) -> the placed faults that change carries
-    onset: np.ndarray                    # [B] seconds, inf for a control
+    onset: np.ndarray                    # [B] seconds the first fault began, inf for a control
     control: np.ndarray                  # [B] bool: no fault to find
-    beyond_runbook: np.ndarray           # [B] bool: only a paged human can fix it
+    beyond_runbook: np.ndarray           # [B] bool: only a paged human can fix it (one of its faults)
     on_call_since: np.ndarray            # [B] seconds: when the responder took over
     submitted_at: np.ndarray             # [B] seconds, inf until handed over
     paged_at: np.ndarray                 # [B] seconds of the first page, inf if none
