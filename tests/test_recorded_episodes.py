@@ -18,7 +18,7 @@ ERRORS = 'sum by (service) (rate(http_server_requests_total{code=~"5.."}[5m]))'
 
 RECORDED = {
     "vector_env": "c50a262b908c72eb",
-    "heuristic": "c74ca808c2d290dc",
+    "heuristic": "60571d67e1d2f284",
     "tools": "796f6ae36562bf52",
 }
 

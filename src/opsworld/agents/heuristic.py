@@ -70,6 +70,8 @@ class _Case:
     confirming: bool = False                     # alerts clear: checking the signals before calling it resolved
     submitted: bool = False
     quiet: bool = True                           # no alert fires now (the users' included)
+    firing_since: np.ndarray | None = None       # [S, A] when each alert began firing (inf: not firing)
+    flaps: np.ndarray | None = None              # [S, A] times it fired briefly and cleared while users were well
 
 
 class HeuristicSRE(PerWorld):
@@ -119,7 +121,9 @@ class HeuristicSRE(PerWorld):
     7. Hand over: five minutes after resolving, or near the end, submit the suspect and the best-guess fault class —
        never while alerts still fire. With no incident at all, hand over near the end as a quiet shift (no fault).
 
-    Never silence an alert.
+    Never silence an alert; but while users are well, a warning opens an incident only once it has held two
+    minutes, and one that fired briefly and cleared by itself is a known flapper (a threshold too tight for its
+    signal): it opens no incident, and counts for nothing. Every team has a few.
     """
 
     name = "heuristic-sre"
@@ -135,6 +139,9 @@ class HeuristicSRE(PerWorld):
     sweep_every = 600.0        # look at every component's CPU this often while nothing alerts (0: never)
     hot_cpu = 0.85             # a CPU share this high with no alert: a runaway process
     escalate_after = 0.0       # users' alert firing this long: page, and keep working (None: never)
+    flap_within = 300.0        # an alert that clears by itself this soon after firing, while users are well, flapped
+    patience = 120.0           # with users well, an alert must fire this long before it opens an incident
+    flaps_to_learn = 1         # flaps before it is read as noise (0: never learn; every alert is taken at its word)
 
     # ---- context -----------------------------------------------------------------------------------------------------
     def _ready(self) -> None:
@@ -169,7 +176,22 @@ class HeuristicSRE(PerWorld):
         c = _Case()
         c.changed = np.full((self.S, 2), -np.inf)
         c.seen = np.zeros((self.S, len(self.context.alerts)), bool)
+        c.firing_since = np.full((self.S, len(self.context.alerts)), np.inf)
+        c.flaps = np.zeros((self.S, len(self.context.alerts)), np.int64)
         return c
+
+    def _known_flappers(self, st: _Case, alerts: np.ndarray, burning: bool) -> np.ndarray:
+        """[S, A] the alerts this responder has learnt to read as noise: each fired briefly (within `flap_within`)
+        and cleared by itself `flaps_to_learn` times while users were well (a threshold too tight for its signal's
+        noise). A careful engineer does not open an incident for them (the users' alert is never one)."""
+        cleared = np.isfinite(st.firing_since) & ~alerts
+        if not burning:
+            st.flaps += cleared & (st.t - st.firing_since <= self.flap_within)
+        st.firing_since = np.where(alerts, np.minimum(st.firing_since, st.t), np.inf)
+        noisy = (st.flaps >= self.flaps_to_learn) & (self.flaps_to_learn > 0)
+        if self.users_alert is not None:
+            noisy[:, self.users_alert] = False
+        return noisy
 
     # ---- one step ----------------------------------------------------------------------------------------------------
     def _act_one(self, world: int, st: _Case, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -177,8 +199,11 @@ class HeuristicSRE(PerWorld):
         st.t = t = float(obs["clock"][0]) * ctx.horizon
         self._remember(st, obs)
         alerts = obs["alerts"] > 0
-        loud = alerts.any(axis=1)
         burning = self.users_alert is not None and bool(alerts[:, self.users_alert].any())
+        alerts = alerts & ~self._known_flappers(st, alerts, burning)
+        if not burning and self.patience:    # users well: a warning counts once it has held a while, not at once
+            alerts = alerts & (st.t - st.firing_since >= self.patience)
+        loud = alerts.any(axis=1)
         st.burning_since = min(st.burning_since, t) if burning else math.inf
         st.users_hurt |= burning
         st.quiet = not loud.any()
