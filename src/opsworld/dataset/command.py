@@ -20,7 +20,8 @@ def dataset(
     out: Annotated[Path, typer.Option("--out", help="directory for the Parquet shards and dataset.json")],
     seed: Annotated[int, typer.Option(help="random seed: the same n, seed and difficulty give the same files")] = 0,
     difficulty: Annotated[str, typer.Option(
-        help="easy, medium, hard, or four numbers in 0..1: red_herrings,hidden_couplings,telemetry_gaps,compound"
+        help="easy, medium, hard (these two also draw fault parameters and imperfect monitoring), or four "
+             "numbers in 0..1: red_herrings,hidden_couplings,telemetry_gaps,compound"
     )] = "easy",
     services: Annotated[str, typer.Option(help="components per generated system, fewest-most, e.g. 5-500")] = "5-500",
     template: Annotated[Optional[str], typer.Option(

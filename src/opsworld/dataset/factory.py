@@ -42,8 +42,11 @@ from opsworld.spec import ScenarioError
 
 DIFFICULTIES = {
     "easy": Difficulty(),
-    "medium": Difficulty(red_herrings=0.3, hidden_couplings=0.25, telemetry_gaps=0.3, compound=0.15),
-    "hard": Difficulty(red_herrings=0.6, hidden_couplings=0.5, telemetry_gaps=0.6, compound=0.3),
+    # medium and hard also draw every fault's parameters and make the monitoring imperfect (docs/difficulty.md)
+    "medium": Difficulty(red_herrings=0.3, hidden_couplings=0.25, telemetry_gaps=0.3, compound=0.15, spread=1.0,
+                         anomaly=0.3, monitoring=0.5),
+    "hard": Difficulty(red_herrings=0.6, hidden_couplings=0.5, telemetry_gaps=0.6, compound=0.3, spread=1.0,
+                       anomaly=0.6, monitoring=1.0),
 }
 ITEMS_PER_WORLD = 512      # items drawn from one system before the next is drawn
 CELLS = 262_144            # worlds x components run at once: bounds the memory a batch takes on large systems

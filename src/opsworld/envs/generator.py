@@ -298,12 +298,18 @@ def background(scenario: Scenario, rng: np.random.Generator, mean: float, horizo
         else:        # a flap that comes and goes by itself; few distinct durations (one injector entry each)
             fault = CATALOGUE["health_check_flapping"].make(target=target, onset=at, share=0.3,
                                                             duration=float(60 * int(rng.integers(1, 5))))
-        try:
-            fault.check(scenario)
-        except FaultError:
-            continue
-        out.append(fault)
+        if _fits(fault, scenario):
+            out.append(fault)
     return out
+
+
+def _fits(fault: Fault, scenario: Scenario) -> bool:
+    """Whether a fault can act on the scenario (a background event that cannot is skipped)."""
+    try:
+        fault.check(scenario)
+    except FaultError:
+        return False
+    return True
 
 
 def _background_anywhere(scenario: Scenario, rng: np.random.Generator, mean: float, horizon: float) -> list[Fault]:
@@ -318,11 +324,8 @@ def _background_anywhere(scenario: Scenario, rng: np.random.Generator, mean: flo
         else:        # a flap that comes and goes by itself: alerts that fire and resolve
             fault = CATALOGUE["health_check_flapping"].make(target=target, onset=at, share=0.3,
                                                             duration=float(rng.uniform(60, 240)))
-        try:
-            fault.check(scenario)
-        except FaultError:
-            continue
-        out.append(fault)
+        if _fits(fault, scenario):
+            out.append(fault)
     return out
 
 
