@@ -59,12 +59,12 @@ class Difficulty:
 
     def generator(self, entries: Sequence[str] | None = None, onset: tuple[float, float] = (300.0, 900.0),
                   background: float | None = None, horizon: float = 3600.0) -> CatalogueGenerator:
-        """A generator of catalogue incidents at this difficulty (`background`: healthy changes and flaps per episode
-        around the incident; default from `red_herrings`)."""
+        """A generator of catalogue incidents at this difficulty for episodes of `horizon` seconds (`background`:
+        healthy changes and flaps per episode around the incident; default from `red_herrings`)."""
         per_episode = BACKGROUND_PER_HOUR * self.red_herrings * horizon / 3600.0 if background is None else background
         turned = {k: v for k, v in dict(spread=self.spread, background=per_episode, compound=self.compound,
                                         anomaly=self.anomaly).items() if v}
-        return CatalogueGenerator(entries=entries, onset=onset, **turned)
+        return CatalogueGenerator(entries=entries, onset=onset, horizon=horizon, **turned)
 
     def record(self) -> dict[str, float]:
         """The dials as records hold them: the first four always (records written before the others existed stay the

@@ -82,7 +82,8 @@ class IncidentVectorEnv(VectorEnv):
         self.num_envs = num_envs
         dial = level(difficulty)
         self.config = config or IncidentConfig(scenario=scenario, horizon=horizon,
-                                               generator=dial.generator(entries=faults, onset=onset),
+                                               generator=dial.generator(entries=faults, onset=onset,
+                                                                        horizon=horizon or 3600.0),
                                                telemetry_gaps=0.3 * dial.telemetry_gaps, coverage=dial.coverage())
         # first_world: the engine's noise of world i is that of world first_world + i alone (an episode id)
         self.inc = Incidents(self.config, worlds=num_envs, seed=seed, first_world=first_world)

@@ -83,7 +83,7 @@ class ToolSession:
         source: Any = scenario_for(faults[0], scenario) if faults and len(faults) == 1 else scenario
         self.difficulty = dial = level(difficulty)
         self.inc = Incidents(IncidentConfig(scenario=source, horizon=horizon, telemetry=True, counterfactual=True,
-                                            generator=dial.generator(entries=faults),
+                                            generator=dial.generator(entries=faults, horizon=horizon or 3600.0),
                                             telemetry_gaps=0.3 * dial.telemetry_gaps, coverage=dial.coverage()),
                              worlds=1, seed=seed)
         self.scenario = self.inc.scenario
