@@ -67,6 +67,49 @@ def test_play_draws_the_system_from_the_seed() -> None:
     assert again.model_dump() == generated[0].model_dump()       # the same seed, the same system
 
 
+def test_a_thousand_play_seeds_never_draw_the_same_incident() -> None:
+    # what shapes an incident's numbers: the system, the fault with every parameter and its onset (to the tick), the
+    # day's load, and the changes, flaps and anomalies beside it; `play --seed S` draws them as here
+    from opsworld.faults.catalogue import CATALOGUE
+    from opsworld.faults.ranges import ranges_of
+
+    generator = level("realistic").generator(horizon=3600.0)
+    seen: dict[tuple, int] = {}
+    loads = set()
+    for seed in range(1000):
+        system = system_for_seed(seed)
+        scenario = load_scenario(system) if isinstance(system, str) else system
+        d = generator.draw(scenario, np.random.default_rng([seed, 0x1C1D]))     # as `Incidents.reset` draws it
+
+        def tick(f) -> int:
+            return round(f.onset_seconds(scenario) / 10.0)
+        fault = (d.entry, d.fault.target, tuple(getattr(d.fault, n) for n in ranges_of(CATALOGUE[d.entry])),
+                 tick(d.fault))
+        beside = tuple(sorted((f.kind, f.target, tick(f), getattr(f, "factor", None)) for f in (*d.also, *d.others)))
+        key = (scenario.name, fault, beside)
+        assert key not in seen, f"seeds {seen[key]} and {seed} drew the same incident"
+        seen[key] = seed
+        loads |= {f.factor for f in d.also if f.kind == "load_level"}
+    assert len(loads) == 8 and min(loads) < 0.8 and max(loads) > 1.25          # the day's load varies
+
+
+def test_the_days_load_moves_every_number_and_breaks_nothing() -> None:
+    from opsworld.engine import Engine
+    from opsworld.faults import Injector
+    from opsworld.faults.traffic import LoadLevel
+
+    engine = Engine("online-shop", worlds=3, seed=0)
+    injector = Injector(engine)
+    injector.add(LoadLevel(factor=0.78), worlds=[0])
+    injector.add(LoadLevel(factor=1.28), worlds=[2])
+    requests = np.zeros(3)
+    for _ in range(180):
+        truth = injector.step()
+        requests += truth.requests.sum(axis=1)
+        assert not truth.slo_breached.any() and not truth.failed.any()
+    assert np.allclose(requests / requests[1], [0.78, 1.0, 1.28], rtol=0.02)
+
+
 def test_a_realistic_shift_runs_with_its_own_alerting() -> None:
     easy = ToolSession("online-shop", seed=3, fault="disk_filling", horizon=1800.0)
     hard = ToolSession("online-shop", seed=3, fault="disk_filling", horizon=1800.0, difficulty="hard")

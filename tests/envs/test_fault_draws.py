@@ -160,3 +160,40 @@ def test_new_features_draw_valid_incidents_on_every_template(template: str) -> N
                 f.check(sc)
         d = gen.draw(sc, _rng(seed))
         assert d.entry not in CONTROLS or not d.others
+
+
+def test_a_culprit_pushed_by_hand_is_in_the_running_version_but_not_in_the_change_log() -> None:
+    from opsworld.act.mitigations import MITIGATIONS
+    from opsworld.envs.text import render_component
+
+    gen = CatalogueGenerator(entries=["bad_deploy_errors"], unlogged=1.0)
+    inc = Incidents(IncidentConfig(scenario="online-shop", generator=gen), worlds=2, seed=3)
+    fault = inc.draws[0].fault
+    assert not fault.logged and fault.change == "deploy"
+    while inc.time < fault.onset_seconds(SHOP) + 120.0:
+        inc.advance()
+    engine = inc.engine
+    assert not [c for c in engine.changes.events(0) if c.kind == "deploy" and c.target == fault.target]
+    version = engine.versions[int(engine.knobs.deploy[inc.topology.index(fault.target), 0])]
+    assert version != SHOP.components[fault.target].deploy
+    assert f"Version:         {version}" in render_component(engine, fault.target, 0)     # what `describe` shows
+    s = inc.topology.index(fault.target)
+    assert inc.last.failed_by_cause[0, s].sum() > 0
+    logged = Incidents(IncidentConfig(scenario="online-shop",
+                                      generator=CatalogueGenerator(entries=["bad_deploy_errors"])), worlds=1, seed=3)
+    while logged.time < logged.draws[0].fault.onset_seconds(SHOP) + 120.0:
+        logged.advance()
+    assert [c for c in logged.engine.changes.events(0) if c.kind == "deploy" and c.by == "deploy-pipeline"]
+    assert "rollback_deploy" in fault.mitigations and MITIGATIONS["rollback_deploy"]
+
+
+def test_only_a_fault_a_change_carries_can_be_left_out_of_the_log() -> None:
+    from opsworld.faults.base import FaultError
+
+    with pytest.raises(FaultError, match="^cpu_hog: logged: only a fault carried by a deploy"):
+        CATALOGUE["cpu_hog"].make(target="cartservice", logged=False)
+    gen = CatalogueGenerator(spread=1.0, unlogged=1.0)
+    draws = [gen.draw(SHOP, _rng(seed)) for seed in range(200)]
+    carried = [d.fault for d in draws if d.fault.change != "none"]
+    assert carried and not any(f.logged for f in carried)
+    assert all(f.logged for d in draws for f in (d.fault, *d.others) if f.change == "none")

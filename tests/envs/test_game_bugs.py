@@ -70,3 +70,22 @@ def test_a_service_says_only_what_it_would_about_itself() -> None:
             for name in ("recommendationservice", "emailservice")}
     assert not any("template" in line for line in said["recommendationservice"])     # a recommender renders no mail
     assert any("order_confirmation" in line for line in said["emailservice"])
+
+
+def test_a_page_alert_that_fires_is_paged_unless_it_is_silenced() -> None:
+    # a player saw a severity=page alert firing for minutes beside "Pages sent: none": every page alert firing for
+    # longer than the notifier holds one back (group_wait, then group_interval for one joining a group already paged)
+    # is in a page sent, unless it is silenced
+    seen = 0
+    for seed in (1, 2):
+        s = ToolSession("online-shop", seed=seed, difficulty="realistic", horizon=1800.0)
+        tel = s.inc.telemetry
+        while not s.done and s.elapsed < 1500:
+            s.call("wait", {"duration": "60"})
+            firing = [a for a in tel.alerts(0) if a.state == "firing" and a.labels.get("severity") == "page"
+                      and a.fired_at is not None and tel.now - a.fired_at >= 360]
+            paged = {x.fingerprint for n in tel.pages(0) for x in n.alerts}
+            silenced = s._silenced_fingerprints(firing)
+            assert all(a.fingerprint in paged or a.fingerprint in silenced for a in firing), (seed, s.elapsed)
+            seen += len(firing)
+    assert seen, "no page alert fired: the check would prove nothing"

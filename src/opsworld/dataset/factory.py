@@ -42,11 +42,12 @@ from opsworld.spec import ScenarioError
 
 DIFFICULTIES = {
     "easy": Difficulty(),
-    # medium and hard also draw every fault's parameters and make the monitoring imperfect (docs/difficulty.md)
+    # medium and hard also draw every fault's parameters, make the monitoring imperfect and leave some culprits out of
+    # the change log (docs/difficulty.md)
     "medium": Difficulty(red_herrings=0.3, hidden_couplings=0.25, telemetry_gaps=0.3, compound=0.15, spread=1.0,
-                         anomaly=0.3, monitoring=0.5),
+                         anomaly=0.3, monitoring=0.5, unlogged=0.2),
     "hard": Difficulty(red_herrings=0.6, hidden_couplings=0.5, telemetry_gaps=0.6, compound=0.3, spread=1.0,
-                       anomaly=0.6, monitoring=1.0),
+                       anomaly=0.6, monitoring=1.0, unlogged=0.4),
 }
 ITEMS_PER_WORLD = 512      # items drawn from one system before the next is drawn
 CELLS = 262_144            # worlds x components run at once: bounds the memory a batch takes on large systems

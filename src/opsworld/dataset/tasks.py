@@ -81,7 +81,9 @@ def solutions(inc: Incidents) -> list[Solution]:
             fixes=tuple((f.action, f.target) for f in truth.fixes) if harmful else (),
             masks=tuple((f.action, f.target) for f in truth.masks) if harmful else (),
             beyond_runbook=truth.beyond_runbook, onset=float(truth.onset),
-            also=tuple(t for t in beside.get(b, []) if t != truth)))
+            # in the order they begin, not the order the batch's injector met them: an item is the same in any batch
+            also=tuple(sorted((t for t in beside.get(b, []) if t != truth),
+                              key=lambda t: (t.onset, t.kind, [p.name for p in t.roots])))))
     return out
 
 

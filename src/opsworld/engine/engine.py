@@ -157,6 +157,8 @@ class Engine:
         self._gpu = np.flatnonzero(topo.gpu_count > 0)
         self._autoscaled = np.flatnonzero(topo.autoscaled)
         self._breakers = np.flatnonzero(topo.edge_cb_ratio <= 1.0)      # edges with a circuit breaker
+        self._feeds = topo.feeds                                # [Q, 2] (queue, store) pairs
+        self._freshness = topo.queue_freshness[topo.feeds[:, 0]][:, None].astype(REAL)    # [Q, 1]
         self._queues = np.flatnonzero(np.isfinite(topo.queue_capacity))
         self._queue_capacity = topo.queue_capacity[self._queues][:, None].astype(REAL)
         self.queue_depth = np.zeros((S, worlds), REAL)          # messages waiting, per queue component
@@ -331,8 +333,7 @@ class Engine:
         limit_cores = serving * col["cpu"]
         cores = limit_cores * (1.0 - hog) if self._hogging else limit_cores
         core_servers = np.maximum(np.rint(cores), 1.0)
-        work = np.minimum((col["service_mean"] * self.node_slowdown + k.latency) / np.maximum(k.capacity, SLOWEST),
-                          LONGEST)
+        work = np.minimum(col["service_mean"] * self.node_slowdown / np.maximum(k.capacity, SLOWEST), LONGEST)
         work_on_core = np.minimum(work * core_servers / np.maximum(cores, TINY), LONGEST)  # fractional limits (CFS)
         slots = serving * col["concurrency"]
         capacity = np.minimum(cores / np.maximum(work, TINY), slots / self.hold)   # 0 without serving replicas
@@ -389,13 +390,16 @@ class Engine:
                 arrivals[level.down.targets] += level.down.sum(inflow[es])
 
         gpu_fraction, gpu_error = self._gpu_memory(served, serving)
+        own_wrong = self._own_wrong(k, arrivals) if (self._wrong or len(self._feeds)) else None
 
         # -- up the graph: latency moments and failure probabilities
         # What does not depend on callees is computed for every component and edge at once, outside the level loop.
         cv2 = col["cv2"]
         own = work_on_core
         w_cpu, w_cpu_var, w_cpu_k3 = _erlang_wait(core_servers, served, own, cv2)
-        base_mean = own + w_cpu                                    # own work and the wait for a core
+        # own work, the wait for a core, and waits that use no core (`latency`: locks, a lagging disk): these hold
+        # the request's slot (through `hold`) but leave the cores to others
+        base_mean = own + w_cpu + k.latency
         own_var = cv2 * own * own
         base_var = own_var + w_cpu_var
         base_k3 = 2.0 * own_var * own_var / np.maximum(own, TINY) + w_cpu_k3   # Gamma work: 2 cv^4 mean^3
@@ -422,7 +426,7 @@ class Engine:
         h_var_all = np.zeros((R, B), REAL)
         answer_fail = np.zeros((R, B), REAL)          # P(a served request is answered with a failure)
         log_ok = np.zeros((R, B), REAL)
-        wrong = np.zeros((R, B), REAL) if self._wrong else None     # P(an answer is wrong but looks fine)
+        wrong = np.zeros((R, B), REAL) if own_wrong is not None else None   # P(an answer is wrong but looks fine)
         call_fail = np.zeros_like(calls)
         q_now = np.zeros_like(calls)
         attempts_next = np.ones_like(calls)
@@ -546,7 +550,7 @@ class Engine:
             log_ok[rows] = log_ok_rows
             answer_fail[rows] = 1.0 - (1.0 - own_error[hosts]) * np.exp(log_ok_rows)
             if wrong is not None:
-                wrong[rows] = 1.0 - (1.0 - np.clip(k.wrong[hosts], 0.0, 1.0)) * (1.0 - wrong[rows])
+                wrong[rows] = 1.0 - (1.0 - own_wrong[hosts]) * (1.0 - wrong[rows])
         dependency_fail = (1.0 - own_error[self._row_host]) * (1.0 - np.exp(log_ok))          # [R, B]
         hold, hold_var = h_mean_all[:S].copy(), h_var_all[:S].copy()
         fail_mix = dependency_fail[:S].copy()
@@ -840,6 +844,22 @@ class Engine:
         if len(first) == len(ids):
             return np.arange(len(ids)), None
         return np.array(first, dtype=np.int64), np.array(call_of, dtype=np.int64)
+
+    def _own_wrong(self, k: Knobs, arrivals: np.ndarray) -> np.ndarray | None:
+        """[S, B] P(a component's own answer is wrong but looks fine): what a fault makes wrong, and the stores a
+        queue's consumer keeps up to date read stale while its messages wait longer than the queue's freshness
+        (the wait: the backlog left last tick over this tick's publish rate, the age of the oldest message when
+        the consumer stopped); None when nothing is wrong anywhere."""
+        own = np.clip(k.wrong, 0.0, 1.0) if self._wrong else None
+        if len(self._feeds):
+            q, store = self._feeds[:, 0], self._feeds[:, 1]
+            lag = self.queue_depth[q] / np.maximum(arrivals[q], TINY)                   # [Q, B] seconds
+            late = np.maximum(lag - self._freshness, 0.0)
+            if late.any():
+                stale = np.zeros_like(arrivals)
+                np.maximum.at(stale, store, -np.expm1(-late / self._freshness))
+                own = stale if own is None else 1.0 - (1.0 - own) * (1.0 - stale)
+        return own
 
     def _plan(self) -> list[_Level]:
         topo = self.topology

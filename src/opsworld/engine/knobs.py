@@ -47,7 +47,7 @@ class Knobs:
 
     capacity: np.ndarray        # [S, B] speed of own work, 1 = as specified (a CPU hog lowers it)
     error_rate: np.ndarray      # [S, B] probability a request fails after its own work (application errors)
-    latency: np.ndarray         # [S, B] seconds added to each request's own work (GC pauses, lock waits)
+    latency: np.ndarray         # [S, B] seconds each request waits without using a core (lock waits, slow I/O)
     replicas: np.ndarray        # [S, B] desired replicas (what a scale action or the autoscaler asks for)
     memory_growth: np.ndarray   # [S, B] bytes per second each running replica's memory grows by (a leak)
     disk_growth: np.ndarray     # [S, B] bytes per second each replica writes to its disk

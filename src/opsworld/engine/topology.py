@@ -43,6 +43,8 @@ class Topology:
     hc_eject_after: np.ndarray     # [S] seconds a replica fails health checks before it leaves the load balancer
     hit_ratio: np.ndarray          # [S] caches: fraction of lookups answered; others 1
     queue_capacity: np.ndarray     # [S] queues: most messages held before publishes are refused; others inf
+    queue_freshness: np.ndarray    # [S] queues: seconds a message may wait before what it updates reads stale; inf
+    feeds: np.ndarray              # [Q, 2] (queue, store): the stores each queue's consumer keeps up to date
     autoscaled: np.ndarray         # [S] bool
     as_min: np.ndarray             # [S]
     as_max: np.ndarray             # [S]
@@ -212,6 +214,10 @@ def compile_topology(scenario: Scenario) -> Topology:
 
     eps = scenario.traffic.endpoints
     total_share = sum(ep.share for ep in eps)
+    feeds = [(pos[name], pos[store]) for name, q in comps.items() if isinstance(q, Queue)
+             for store in (q.feeds if q.feeds is not None else
+                           [d.target for d in comps[q.consumer].dependencies
+                            if isinstance(comps[d.target], (Datastore, Cache))])]
 
     return Topology(
         scenario=scenario,
@@ -234,6 +240,8 @@ def compile_topology(scenario: Scenario) -> Topology:
         hc_eject_after=arr(c.health_check.interval * c.health_check.unhealthy_threshold for c in cs),
         hit_ratio=arr((c.hit_ratio if isinstance(c, Cache) else 1.0) for c in cs),
         queue_capacity=arr((float(c.capacity) if isinstance(c, Queue) else np.inf) for c in cs),
+        queue_freshness=arr((float(c.freshness) if isinstance(c, Queue) else np.inf) for c in cs),
+        feeds=np.array(feeds, dtype=np.int64).reshape(-1, 2),
         autoscaled=arr((c.autoscaler is not None for c in cs), bool),
         as_min=arr(((c.autoscaler.min if c.autoscaler else c.instances) for c in cs), np.int64),
         as_max=as_max,

@@ -16,6 +16,7 @@ from opsworld.faults.base import Fault, FaultError
 from opsworld.faults.catalogue import CATALOGUE, Entry
 from opsworld.faults.placement import example_fits, fitting, parse_fault, place, placements
 from opsworld.faults.ranges import draw_params
+from opsworld.faults.traffic import LoadLevel
 from opsworld.spec import Scenario
 
 CONTROLS = ("no_fault", "benign_deploy", "benign_config")     # entries with nothing to mitigate: detection controls
@@ -70,7 +71,10 @@ class CatalogueGenerator:
     `background`: mean number of healthy changes and short flaps beside the fault, some near its onset;
     `compound`: chance of a second harmful fault elsewhere, within five minutes of the first (`Draw.others`);
     `anomaly`: chance of a benign anomaly the system absorbs (a mild traffic bump, a slightly slow optional
-    dependency). With all of them 0 (the default), the draws are those of before, rng call for rng call.
+    dependency); `unlogged`: chance that a fault carried by a deploy or config push was pushed by hand, so that the
+    culprit is missing from the change log (the running version and the pods' ages still show it); `load`: how far
+    the day's traffic is drawn from the scenario's (`day_load`).
+    With all of them 0 (the default), the draws are those of before, rng call for rng call.
     """
 
     entries: Sequence[str] | None = None
@@ -83,6 +87,8 @@ class CatalogueGenerator:
     background: float = 0.0
     compound: float = 0.0
     anomaly: float = 0.0
+    unlogged: float = 0.0
+    load: float = 0.0
     horizon: float = 3600.0
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -109,7 +115,7 @@ class CatalogueGenerator:
             params.setdefault("severity", float(rng.uniform(*self.severity)))
         if self.spread > 0 and e.name not in CONTROLS:
             params = draw_params(e, params, rng, self.spread, self.levels)
-        fault = e.make(**params)
+        fault = _by_hand(e.make(**params), rng, self.unlogged)
         fault.check(scenario)
         also = (tuple(CATALOGUE[n].make(**{**p, "onset": params["onset"]}) for n, p in e.example.also)
                 if spots is None else ())
@@ -124,6 +130,7 @@ class CatalogueGenerator:
             avoid = {f.change_target for f in (fault, *also, *others)}
             extra += background(scenario, rng, self.background, self.horizon, onset=fault.onset_seconds(scenario),
                                 avoid=avoid)
+        extra += [f for f in [day_load(rng, self.load, self.levels)] if f is not None]
         return Draw(e.name, fault, also + tuple(extra), others)
 
     def _other_place(self, e: Entry, scenario: Scenario, rng: np.random.Generator) -> dict:
@@ -204,6 +211,8 @@ class PortableGenerator:
     spread: how much of each fault parameter's documented range the draws cover (0: the presets), in `levels` steps.
     anomaly: chance of a benign anomaly the system absorbs (a mild traffic bump, a slightly slow optional
       dependency), in `also`.
+    unlogged: chance that a fault carried by a deploy or config push was pushed by hand (not in the change log).
+    load: how far the day's traffic is drawn from the scenario's (`day_load`), in `also`.
     """
 
     onset: tuple[float, float] = (300.0, 900.0)
@@ -216,6 +225,8 @@ class PortableGenerator:
     spread: float = 0.0
     levels: int = 8
     anomaly: float = 0.0
+    unlogged: float = 0.0
+    load: float = 0.0
     _cache: dict = field(default_factory=dict, repr=False)
 
     def draw(self, scenario: Scenario, rng: np.random.Generator) -> Draw:
@@ -225,6 +236,7 @@ class PortableGenerator:
         pool = controls if (controls and rng.random() < self.controls) or not faults else faults
         name, places = pool[int(rng.integers(len(pool)))]
         fault = self._make(name, {**places[int(rng.integers(len(places)))], "onset": onset}, rng)
+        fault = _by_hand(fault, rng, self.unlogged)
         others: list[Fault] = []
         if faults and rng.random() < self.compound:
             pairs = [(n, [p for p in ps if p.get("target") != fault.target]) for n, ps in faults if n != name]
@@ -238,6 +250,7 @@ class PortableGenerator:
         also = self._distractions(scenario, rng)
         if self.anomaly > 0 and rng.random() < self.anomaly:
             also += [f for f in [benign_anomaly(scenario, rng, self.horizon)] if f is not None]
+        also += [f for f in [day_load(rng, self.load, self.levels)] if f is not None]
         return Draw(name, fault, tuple(also), tuple(others))
 
     def _make(self, name: str, params: dict, rng: np.random.Generator) -> Fault:
@@ -329,10 +342,29 @@ def _background_anywhere(scenario: Scenario, rng: np.random.Generator, mean: flo
     return out
 
 
+# the day's load at `load` 1: exp(+-0.25) of the scenario's rate, 0.78-1.28x (no template breaks an SLO at 1.5x)
+LOAD_SWING = 0.25
 # a benign anomaly: mild enough that the system absorbs it (checked on online-shop in tests/envs/test_fault_draws.py)
 BUMP_FACTORS = (1.2, 1.3, 1.4, 1.5)          # a traffic bump, well inside what the autoscaler and headroom take
 BUMP_MINUTES = (5, 10, 15)
 SLOW_DELAYS = (0.01, 0.02, 0.03)             # seconds a dependency is slower, all episode long
+
+
+def day_load(rng: np.random.Generator, load: float, levels: int = 8) -> Fault | None:
+    """The day's traffic level (`LoadLevel`): a factor within exp(+-LOAD_SWING * load) of the scenario's rate, one
+    of `levels` points (few distinct values, so a batch makes few distinct faults); None (and no draw) at 0."""
+    if load <= 0:
+        return None
+    points = np.exp(np.linspace(-LOAD_SWING, LOAD_SWING, max(levels, 2)) * load)
+    return LoadLevel(factor=round(float(points[int(rng.integers(len(points)))]), 4))
+
+
+def _by_hand(fault: Fault, rng: np.random.Generator, share: float) -> Fault:
+    """The fault, with chance `share` (when a deploy or config push carries it) pushed by hand, past the pipeline:
+    the culprit is not in the change log. No draw at all when `share` is 0, so the stream stays as before."""
+    if share > 0 and fault.change != "none" and rng.random() < share:
+        return fault.model_copy(update={"logged": False})
+    return fault
 
 
 def benign_anomaly(scenario: Scenario, rng: np.random.Generator, horizon: float) -> Fault | None:

@@ -57,7 +57,7 @@ class WorldGenerator:
             scenario = TopologyGenerator(services=tuple(self.services),
                                          hidden_couplings=0.3 * d.hidden_couplings).draw(seed)
         generator = PortableGenerator(onset=self.onset, red_herrings=3.0 * d.red_herrings, compound=d.compound,
-                                      spread=d.spread, anomaly=d.anomaly,
+                                      spread=d.spread, anomaly=d.anomaly, unlogged=d.unlogged, load=d.spread,
                                       exclude=tuple(self.exclude), horizon=scenario.duration,
                                       entries=None if self.entries is None else tuple(self.entries))
         return World(seed, scenario, generator, self.record(seed))

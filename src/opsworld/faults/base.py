@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from opsworld.spec import Scenario, units
 
@@ -76,6 +76,8 @@ class Fault(BaseModel):
     duration: float | None = Field(None, gt=0.0, description="seconds it lasts; none: until mitigated")
     via: Via | None = Field(None, description="rolled out as a deploy or config change (undone by rolling back) "
                                               "or `none`")
+    logged: bool = Field(True, description="the deploy or config push that carries it is in the change history "
+                                           "(false: pushed by hand, past the pipeline)")
 
     @field_validator("onset", mode="before")
     @classmethod
@@ -91,6 +93,13 @@ class Fault(BaseModel):
         if value is None or isinstance(value, (int, float)):
             return value
         return units.parse_duration(value)
+
+    @model_validator(mode="after")
+    def _logged(self) -> "Fault":
+        if not self.logged and self.change == "none":
+            raise ValueError("logged: only a fault carried by a deploy or config push can be left out of the change "
+                             "history; set via: deploy or via: config, or drop logged")
+        return self
 
     # ---- facts the ground truth reads ------------------------------------------------------------------------------
     @property
@@ -183,7 +192,8 @@ def one_line(exc: Exception) -> str:
     """A pydantic validation error (or any other) as one line: `field: problem; field: problem`."""
     errors = getattr(exc, "errors", None)
     if callable(errors):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in errors())
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" if e["loc"]
+                         else e["msg"].removeprefix("Value error, ") for e in errors())
     return str(exc)
 
 

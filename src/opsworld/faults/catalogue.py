@@ -24,8 +24,8 @@ from opsworld.faults.network import (CertificateExpiry, ControlPlaneLoss, Expire
 from opsworld.faults.process import (AutoscalerBounds, BenignChange, CpuHog, CrashLoop, Deadlock, DiskFill,
                                      EarlyReturn, ErrorRate, FdExhaustion, HealthCheckFlap, MemoryLeak, NoFault,
                                      Slowdown, UnevenBalancing, WrongAnswers)
-from opsworld.faults.traffic import (CapacityRemoval, ClientFlood, FlashCrowd, QuotaExhaustion, RetryPolicy,
-                                     RetryStorm)
+from opsworld.faults.traffic import (CapacityRemoval, ClientFlood, FlashCrowd, LoadLevel, QuotaExhaustion,
+                                     RetryPolicy, RetryStorm)
 
 FAULT_TYPES: tuple[type[Fault], ...] = (
     ErrorRate, EarlyReturn, Slowdown, CpuHog, CrashLoop, MemoryLeak, DiskFill, Deadlock, WrongAnswers, FdExhaustion,
@@ -36,6 +36,8 @@ FAULT_TYPES: tuple[type[Fault], ...] = (
     NoisyNeighbour, NodeFailure, ZoneOutage, ClockSkew, BandwidthSaturation, GpuDegraded, GpuLost, KvCacheExhaustion,
     FlashCrowd, ClientFlood, QuotaExhaustion, CapacityRemoval, RetryPolicy, RetryStorm,
 )
+# the day's conditions, set like a fault but no failure (never a class a responder names)
+CONDITIONS: tuple[type[Fault], ...] = (LoadLevel,)
 
 
 @dataclass(frozen=True)
@@ -320,7 +322,7 @@ def fault_from(spec: dict) -> Fault:
         raise FaultError("a fault needs `fault:` naming a catalogue entry (see `opsworld faults`)")
     if name in CATALOGUE:
         return CATALOGUE[name].make(**spec)
-    types = {t.kind: t for t in FAULT_TYPES}
+    types = {t.kind: t for t in FAULT_TYPES + CONDITIONS}
     if name in types:
         try:
             return types[name](**spec)

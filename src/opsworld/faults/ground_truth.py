@@ -198,7 +198,8 @@ def ground_truth(injector: "Injector", faulted: Trajectory, baseline: Trajectory
     impact = _impact(topo, faulted, baseline)
     out = []
     for b in range(B):
-        mine = [t for worlds, t in faults if b in worlds]
+        # in the order they begin (not the order the batch's injector met them: a world's truth is its own)
+        mine = sorted((t for worlds, t in faults if b in worlds), key=lambda t: (t.onset, t.kind))
         roots = [p for t in mine for p in t.roots]
         chain = _chain(topo, adj, mine, roots, first[b], stacked[:, :, b], names, times)
         out.append(GroundTruth(world=first_world + b, faults=mine, root_causes=roots, chain=chain,

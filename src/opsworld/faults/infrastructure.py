@@ -194,6 +194,7 @@ class KvCacheExhaustion(Fault):
 
     def effects(self, engine: "Engine") -> list[Effect]:
         out = [Effect("request_size", self.target, lambda base, e: base * self.growth)]
-        if self.prefill:
-            out.append(Effect("latency", self.target, lambda base, e: base + self.prefill))
+        if self.prefill:     # prefill is GPU work: each request needs more of it, so fewer are served per second
+            own = float(engine.topology.service_mean[engine.topology.index(self.target)])
+            out.append(Effect("capacity", self.target, lambda base, e: base * own / (own + self.prefill)))
         return out

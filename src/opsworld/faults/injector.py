@@ -304,7 +304,9 @@ class Injector:
                 name = next_version(engine.versions[int(current)],
                                     sum(1 for r in self.running if r.version is not None))
                 run.version = engine.version_id(name)
-            engine.set(fault.change, run.version, fault.change_target, worlds=worlds, by=PIPELINES[fault.change])
+            # pushed by hand, it is in the running version but not in the history
+            engine.set(fault.change, run.version, fault.change_target, worlds=worlds,
+                       by=PIPELINES[fault.change] if fault.logged else None)
         if run.effects is None:
             run.effects = fault.effects(engine)
             run.base = [_read(engine, e.knob, e.target, run.worlds) for e in run.effects]

@@ -27,6 +27,34 @@ class _EndpointFault(Fault):
         return [("endpoint", self.target)]
 
 
+class LoadLevel(Fault):
+    """How busy the day is: every endpoint's users arrive at `factor` times the scenario's rate (a quiet Sunday, a
+    launch week). No failure: the same system on another day, drawn per episode beside the incident so that no two
+    incidents run at the same numbers."""
+
+    kind: ClassVar[str] = "load_level"
+    mechanism: ClassVar[str] = "every endpoint's offered rate is the scenario's times a factor, all episode"
+    strikes: ClassVar[str] = "system"
+    target: str = Field("*", description="every endpoint (`*`)")
+    onset: float | str = 0.0
+    factor: float = Field(1.0, gt=0.0, le=10.0, description="multiplier on every endpoint's rate")
+
+    @property
+    def mitigations(self) -> tuple[str, ...]:
+        return ()
+
+    def check(self, scenario: "Scenario") -> None:
+        if self.target != "*":
+            raise FaultError(f"{self.kind}: it loads every endpoint; target must be '*', got '{self.target}'")
+
+    def roots(self, scenario: "Scenario") -> list[tuple[str, str]]:
+        return []
+
+    def effects(self, engine: "Engine") -> list[Effect]:
+        return [Effect("traffic", ep.name, lambda base, e: base * self.factor)
+                for ep in engine.scenario.traffic.endpoints]
+
+
 class FlashCrowd(_EndpointFault):
     """Real users arrive at several times the usual rate (a sale, a news mention): more capacity is the fix."""
 

@@ -344,6 +344,8 @@ def check_references(scenario: Scenario, label: str = "<scenario>") -> None:
             need(comp.fronts, f"{base}.fronts", "datastore", ("datastore", "service"))
         if isinstance(comp, Queue):
             need(comp.consumer, f"{base}.consumer", "consumer", ("service",))
+            for i, store in enumerate(comp.feeds or []):
+                need(store, f"{base}.feeds[{i}]", "store", ("datastore", "cache"))
         for i, node in enumerate(comp.nodes or []):
             if node not in node_names:
                 raise ScenarioError(label, f"{base}.nodes[{i}]", f"node '{node}' does not exist",

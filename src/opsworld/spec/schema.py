@@ -155,6 +155,12 @@ class Queue(ComponentBase):
     kind: Literal["queue"]
     consumer: Name
     capacity: int = Field(1_000_000, ge=1, description="most messages the queue holds before refusing publishes")
+    feeds: list[Name] | None = Field(None, description="the datastores and caches the consumer keeps up to date "
+                                                        "(default: those it calls): reads of them go stale while "
+                                                        "messages wait")
+    freshness: Duration = Field(60.0, gt=0, description="how long a message may wait before readers of what its "
+                                                        "consumer writes notice: past it, a growing share of their "
+                                                        "reads is stale (1 - exp(-(lag - freshness) / freshness))")
 
 
 def _kind(value: object) -> str:
