@@ -1,4 +1,4 @@
-"""The texture of the model's telemetry against the Nezha recordings (skipped without /work/shared/data), and the
+"""The texture of the model's telemetry against the Nezha recordings (skipped without ../shared/data beside the checkout), and the
 statistics themselves on series whose texture is known."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from opsworld.calibration.texture import METRICS, cv, is_broken, lag1, outlier_rate, texture, texture_report
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"      # /work/shared/data beside the repo
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"      # ../shared/data beside the checkout
 RECORDINGS = [("nezha-online-boutique", "online-shop"), ("nezha-train-ticket", "train-ticket")]
 
 

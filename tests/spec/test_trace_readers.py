@@ -17,7 +17,7 @@ from opsworld.spec.traces import Spans, TraceFormatError, read_spans
 from opsworld.spec.traces.readers import detect_format, service_of_pod
 from opsworld.spec.traces.spans import link_parents
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"      # /work/shared/data beside the repo
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"      # ../shared/data beside the checkout
 
 T1, T2 = "0af7651916cd43dd8448eb211c80319c", "1bf7651916cd43dd8448eb211c80319d"
 BASE_US = 1_700_000_000_000_000     # a Unix time in microseconds
