@@ -55,3 +55,26 @@ def test_feeds_names_the_stores_and_must_name_one() -> None:
     assert none.feeds.shape == (0, 2)
     with pytest.raises(ScenarioError, match=rf"components.{QUEUE}.feeds\[0\]: 'social-graph-service' is a service"):
         load_scenario("social-network", {"components": {QUEUE: {"feeds": ["social-graph-service"]}}})
+
+
+
+def test_the_chain_says_the_stale_reads_came_from_the_store_not_the_queue() -> None:
+    # web publishes to the queue and reads the store the queue's consumer writes: its wrong answers were reached from
+    # the store that went stale (the same effect), not from the queue backing up; the store's from the consumer
+    from opsworld.act.scripted import run_scripted
+    from opsworld.faults.data import ConsumerStall
+
+    shop = load_scenario({
+        "name": "tiny", "duration": "30m", "tick": "10s",
+        "nodes": [{"name": "node-a", "zone": "zone-a", "cpu": 8, "memory": "32Gi"}],
+        "components": {
+            "web": {"replicas": 2, "service_time": {"mean": "4ms"},
+                    "dependencies": [{"target": "orders", "timeout": "200ms"}, {"target": "db", "timeout": "100ms"}]},
+            "orders": {"kind": "queue", "consumer": "worker", "service_time": {"mean": "500us"}},
+            "worker": {"service_time": {"mean": "5ms"}, "dependencies": [{"target": "db", "timeout": "100ms"}]},
+            "db": {"kind": "datastore", "pool_size": 8, "service_time": {"mean": "2ms"}}},
+        "traffic": {"base_rate": "50/s", "endpoints": [
+            {"name": "GET /", "service": "web", "share": 1.0, "slo": {"availability": "99.9%", "latency": "300ms"}}]}})
+    truth = run_scripted(shop, [ConsumerStall(target="worker", onset="5m")], seed=0, ticks=120).truth[0]
+    via = {link.place.name: link.via for link in truth.chain}
+    assert via["db"] == "worker" and via["web"] == "db", via

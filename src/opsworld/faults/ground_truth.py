@@ -230,8 +230,13 @@ def _chain(topo: Topology, adj: list[set[int]], faults: list[FaultTruth], roots:
     reached = set(seeds)     # root components, and those a node, zone or endpoint root touches first
     for tick, _, s in order:
         seed_root = next((p for p in roots if p.kind != "component" and s in _root_components(topo, p)), None)
-        near = sorted(n for n in adj[s] if n in reached)
-        via = seed_root.name if seed_root else (topo.components[near[0]] if near else None)
+        near = [n for n in adj[s] if n in reached]
+        flags = signals[:, tick, s]
+
+        def likelier(n: int) -> tuple:    # a neighbour showing the same effect first, then the earliest impaired
+            shown = signals[:, first[n], n] if first[n] >= 0 else np.zeros_like(flags)
+            return (not bool((shown & flags).any()), int(first[n]), n)
+        via = seed_root.name if seed_root else (topo.components[min(near, key=likelier)] if near else None)
         links.append(Link(place=Place(kind="component", name=topo.components[s]),
                           effect=_effect(signals[:, tick, s], names), time=float(times[tick]), via=via))
         reached.add(s)
