@@ -1009,8 +1009,9 @@ def _incident(scenario: Any, seed: int, faults: Optional[list[str]], horizon: Op
 def _difficulty_option(default: str = "realistic") -> Any:
     return typer.Option(default, "--difficulty", help="easy (the catalogue as published: preset parameters, alerts "
                                                       "as tuned, a clean change log), realistic (what on-call meets: "
-                                                      "drawn parameters, missing and mis-tuned alerts, a busy change "
-                                                      "log, now and then two faults) or hard (docs/difficulty.md)")
+                                                      "drawn parameters and load, missing and mis-tuned alerts, a "
+                                                      "busy change log that may lack the culprit, now and then two "
+                                                      "faults) or hard (docs/difficulty.md)")
 
 
 def _difficulty(name: str) -> str:

@@ -23,7 +23,7 @@ from opsworld.act.runbook import places_by_kind
 from opsworld.act.vocabulary import FAULT_CLASSES
 from opsworld.envs.incident import Incidents
 from opsworld.engine.graph import neighbours
-from opsworld.faults.ground_truth import FaultTruth, fault_truths
+from opsworld.faults.ground_truth import FaultTruth, fault_truths, onset_order
 
 TASKS = ("localize", "classify", "mitigate")
 CLASSES = FAULT_CLASSES
@@ -81,9 +81,7 @@ def solutions(inc: Incidents) -> list[Solution]:
             fixes=tuple((f.action, f.target) for f in truth.fixes) if harmful else (),
             masks=tuple((f.action, f.target) for f in truth.masks) if harmful else (),
             beyond_runbook=truth.beyond_runbook, onset=float(truth.onset),
-            # in the order they begin, not the order the batch's injector met them: an item is the same in any batch
-            also=tuple(sorted((t for t in beside.get(b, []) if t != truth),
-                              key=lambda t: (t.onset, t.kind, [p.name for p in t.roots])))))
+            also=tuple(sorted((t for t in beside.get(b, []) if t != truth), key=onset_order))))
     return out
 
 

@@ -192,8 +192,8 @@ def one_line(exc: Exception) -> str:
     """A pydantic validation error (or any other) as one line: `field: problem; field: problem`."""
     errors = getattr(exc, "errors", None)
     if callable(errors):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" if e["loc"]
-                         else e["msg"].removeprefix("Value error, ") for e in errors())
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"]
+                         else e["msg"].removeprefix("Value error, ") for e in errors())   # a model's own check
     return str(exc)
 
 

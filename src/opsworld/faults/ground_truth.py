@@ -181,6 +181,12 @@ def fix_target(fault, action: str, scenario) -> str | None:
     return fault.target        # drain_node, reroute_zone, sync_clock: the node or zone
 
 
+def onset_order(truth: FaultTruth) -> tuple:
+    """How a world's faults are listed: in the order they begin, not the order its batch's injector met them (a
+    world's truth is its own, whatever batch it runs in)."""
+    return truth.onset, truth.kind, [p.name for p in truth.roots]
+
+
 def ground_truth(injector: "Injector", faulted: Trajectory, baseline: Trajectory) -> list[GroundTruth]:
     """Per world: the faults, the causal chain read off the two trajectories, and the user impact."""
     topo = injector.engine.topology
@@ -198,8 +204,7 @@ def ground_truth(injector: "Injector", faulted: Trajectory, baseline: Trajectory
     impact = _impact(topo, faulted, baseline)
     out = []
     for b in range(B):
-        # in the order they begin (not the order the batch's injector met them: a world's truth is its own)
-        mine = sorted((t for worlds, t in faults if b in worlds), key=lambda t: (t.onset, t.kind))
+        mine = sorted((t for worlds, t in faults if b in worlds), key=onset_order)
         roots = [p for t in mine for p in t.roots]
         chain = _chain(topo, adj, mine, roots, first[b], stacked[:, :, b], names, times)
         out.append(GroundTruth(world=first_world + b, faults=mine, root_causes=roots, chain=chain,
