@@ -1401,8 +1401,9 @@ def audit(
 @app.command("eval")
 def evaluate_agent(
     suite: Optional[str] = typer.Option(None, "--suite", help="detection, localization, rca or mitigation"),
-    split: Optional[str] = typer.Option(None, "--split", help="a train/test split instead: a, b, c, d or all "
-                                                              "(opsworld.eval.splits)"),
+    split: Optional[list[str]] = typer.Option(None, "--split", help="a train/test split instead: a, b, c, d or all "
+                                                                    "(opsworld.eval.splits); repeat it (or a,b) "
+                                                                    "for several"),
     agents: Optional[list[str]] = typer.Option(None, "--agent", help="a registered agent, module:Class or policy "
                                                "file (default heuristic-sre); repeat it for several"),
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
@@ -1429,6 +1430,7 @@ def evaluate_agent(
 ) -> None:
     """Score an agent on one of the field's tasks (AIOpsLab/ITBench style), or rank every registered agent; or, with
     --split, score agents on the train/test splits of a policy trained on generated worlds."""
+    split = split or None
     if (suite is None) == (split is None):
         _fail("give exactly one of --suite (a task suite) or --split (a train/test split)")
     if split is not None:
@@ -1484,7 +1486,7 @@ def evaluate_agent(
     out.print(table)
 
 
-def _evaluate_splits(split: str, agents: list[str], episodes: int, seed: int, workers: Optional[int],
+def _evaluate_splits(split: list[str], agents: list[str], episodes: int, seed: int, workers: Optional[int],
                      horizon: Optional[str], batch: int, json_out: bool) -> None:
     """`opsworld eval --split`: every agent on the split(s), a table (or JSON) of their scores and transfer gaps."""
     import time
@@ -1492,15 +1494,17 @@ def _evaluate_splits(split: str, agents: list[str], episodes: int, seed: int, wo
 
     from opsworld.eval.splits import HORIZON, RANDOM, SPLITS, SplitError, gap, split_table
 
-    names = list(SPLITS) if split == "all" else [split]
-    if split != "all" and split not in SPLITS:
-        _fail(f"no split named '{split}'; splits: {', '.join(SPLITS)} or all")
+    asked = [n.strip() for text in split for n in text.split(",") if n.strip()]
+    names = list(SPLITS) if "all" in asked else list(dict.fromkeys(asked))
+    for n in names:
+        if n not in SPLITS:
+            _fail(f"no split named '{n}'; splits: {', '.join(SPLITS)} or all")
     seconds = HORIZON if horizon is None else _seconds(horizon, "--horizon")
     request = dict(episodes=episodes, seed=seed, workers=workers, horizon=seconds, batch=batch)
     started = time.perf_counter()
     try:
         if sys.stderr.isatty():        # a bar only where someone watches, as `opsworld rollout`
-            bar, callback = _progress_bar(f"eval split {split}")
+            bar, callback = _progress_bar(f"eval split {','.join(names)}")
             with bar:
                 results = split_table(agents, names, progress=lambda done, total: callback(done, total, "episodes"),
                                       **request)

@@ -174,8 +174,16 @@ def test_eval_split_prints_the_table() -> None:
     assert [(g["agent"], g["kept"]) for g in payload["gaps"]] == [("do-nothing", 1.0)]
 
 
+def test_eval_split_takes_several_splits() -> None:
+    data = runner.invoke(app, ["eval", "--split", "a", "--split", "c,a", "--agent", "do-nothing",
+                               "--episodes", "2", "--horizon", "2m", "--workers", "1", "--json"])
+    assert data.exit_code == 0, data.output
+    assert [r["split"] for r in json.loads(data.stdout)["results"]] == ["a", "c"]
+
+
 @pytest.mark.parametrize("args, says", [
     (["--split", "e"], "no split named 'e'"),
+    (["--split", "a,e"], "no split named 'e'"),
     (["--split", "a", "--suite", "rca"], "exactly one of --suite"),
     ([], "exactly one of --suite"),
     (["--split", "a", "--agent", "nobody"], "no agent named 'nobody'"),

@@ -24,7 +24,8 @@ from opsworld.train.config import TrainConfig  # noqa: E402
 from opsworld.train.features import Memory, global_features, service_features, structure_of  # noqa: E402
 from opsworld.observe.dashboard import SIGNALS  # noqa: E402
 from opsworld.train.policy import ServicePolicy, TorchStructure  # noqa: E402
-from opsworld.train.ppo import CHECKPOINT, CURVE, METRICS, POLICY, _update, command_of, train  # noqa: E402
+from opsworld.train.ppo import (CHECKPOINT, CURVE, METRICS, POLICY, _divergence, _imitation_loss,  # noqa: E402
+                                _update, command_of, train)
 
 TINY = dict(worlds=6, topologies=2, services=(5, 8), horizon=120.0, minibatch_size=16, update_epochs=2, hidden=16,
             threads=1, workers=1, imitate="heuristic-sre", imitate_iterations=1)
@@ -142,6 +143,48 @@ def test_imitation_weighs_the_teachers_decisions_to_act():
     assert after(10.0) > after(1.0)
 
 
+def test_the_copy_acts_as_often_as_its_teacher_whatever_the_weight_on_what_it_does():
+    # a teacher that waits in 80% of one situation's decisions and acts in 20%: the copy's chance of waiting
+    # converges to 0.8 with the choice among acts weighted 1 or 10 (weighting the whole likelihood of acting would
+    # drive it to 0.8 / (0.8 + 10 x 0.2) = 0.29: a copy that acts far more often than its teacher)
+    wait, act = VERBS.index("wait"), VERBS.index("restart")
+    actions = torch.zeros((10, 3), dtype=torch.long)
+    actions[:2, 0] = act
+
+    def converged(weight: float) -> float:
+        logits = torch.zeros(len(VERBS), requires_grad=True)
+        optimizer = torch.optim.Adam([logits], lr=0.05)
+        rest = [torch.zeros((10, 1)), torch.zeros((10, 1))]           # one target, one argument: certain
+        for _ in range(2000):
+            optimizer.zero_grad()
+            _imitation_loss([torch.log_softmax(logits, 0).expand(10, -1), *rest], actions, weight).backward()
+            optimizer.step()
+        return float(torch.softmax(logits.detach(), 0)[wait])
+
+    assert converged(1.0) == pytest.approx(0.8, abs=0.01)
+    assert converged(10.0) == pytest.approx(0.8, abs=0.01)
+
+
+def test_the_anchor_holds_the_policy_near_its_copy_of_the_teacher():
+    config = TrainConfig(**{**TINY, "imitate": "none"}, out="unused")
+    torch.manual_seed(0)
+    start = ServicePolicy(len(VERBS), ARGUMENTS, config.hidden)
+    rollout = collect(start.state_dict(), config, 0, 0)
+    t = rollout.tensors(1.0, config.gamma, config.gae_lambda, penalty=100.0)
+
+    def drift(anchor: float) -> float:
+        model = ServicePolicy(len(VERBS), ARGUMENTS, config.hidden)
+        model.load_state_dict(start.state_dict())
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for _ in range(3):
+            _update(model, optimizer, [t], replace(config, anchor=anchor), 0, anchor=start)
+        with torch.no_grad():
+            return float(_divergence(start.log_probs(t["services"], t["world"], t["structure"], t["actions"]),
+                                     model.log_probs(t["services"], t["world"], t["structure"], t["actions"])))
+
+    assert drift(0.0) > 2.0 * drift(20.0) > 0.0
+
+
 def _rows(out: Path) -> list[dict]:
     with (out / METRICS).open() as f:
         return [{k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader(f)]
@@ -152,11 +195,14 @@ def _weights(out: Path) -> dict:
 
 
 def test_resume_continues_bit_for_bit_and_workers_change_nothing(tmp_path):
-    straight = TrainConfig(**TINY, total_steps=3 * 6 * 2 * 12, out=str(tmp_path / "straight"))
+    straight = TrainConfig(**TINY, total_steps=3 * 6 * 2 * 12, anchor=1.0, out=str(tmp_path / "straight"))
     train(straight)
     first = replace(straight, out=str(tmp_path / "resumed"), minutes=0.0)      # stops after one iteration
     train(first)
     assert len(_rows(tmp_path / "resumed")) == 1
+    train(first, resume=True)       # the first PPO iteration: the copy of the teacher is kept in the checkpoint
+    anchor = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)["anchor"]
+    assert anchor is not None and len(_rows(tmp_path / "resumed")) == 2
     train(replace(first, minutes=None), resume=True)
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -236,6 +282,13 @@ def test_a_bad_policy_file_is_one_clear_error(tmp_path):
         PolicyAgent(bad)
     with pytest.raises(PolicyError, match="no such policy file"):
         load_policy(tmp_path / "missing.pt")
+    # a policy trained on another version's features: says so, not a tensor size mismatch
+    from opsworld.train.agent import save_policy
+    older = ServicePolicy(len(VERBS), ARGUMENTS, 8)
+    older.encode[0] = torch.nn.Linear(older.encode[0].in_features - 2, 8)
+    save_policy(tmp_path / "older.pt", older, {})
+    with pytest.raises(PolicyError, match="trained on features of another opsworld"):
+        load_policy(tmp_path / "older.pt")
 
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped policy yet")

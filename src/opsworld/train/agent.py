@@ -32,6 +32,11 @@ def load_policy(path: str | Path = SHIPPED) -> tuple[ServicePolicy, dict]:
     try:
         state = torch.load(path, weights_only=False, map_location="cpu")
         model = ServicePolicy(**state["shape"])
+        read = state["weights"]["encode.0.weight"].shape[1], state["weights"]["context.0.weight"].shape[1]
+        wanted = model.encode[0].weight.shape[1], model.context[0].weight.shape[1]
+        if read != wanted:
+            raise PolicyError(f"{path}: trained on features of another opsworld ({read[0]} per component, this one "
+                              f"reads {wanted[0]}); retrain it with `opsworld train`")
         model.load_state_dict(state["weights"])
     except FileNotFoundError:
         raise PolicyError(f"{path}: no such policy file (train one with `opsworld train`)") from None

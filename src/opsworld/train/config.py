@@ -74,8 +74,12 @@ class TrainConfig:
     imitate_iterations: int = 10
     """iterations of imitation at the start"""
     imitate_weight: float = 1.0
-    """times each of the teacher's decisions to act (anything but waiting) counts in the imitation loss: a responder
-    waits in most of its decisions, and the few that act decide the episode"""
+    """times the choice of what to do counts in the imitation loss when the teacher acts (anything but waiting): a
+    responder waits in most of its decisions, and the few that act decide the episode. Whether to act at all keeps
+    weight 1, so the copy acts as often as the teacher, not more"""
+    anchor: float = 0.0
+    """weight of the policy's divergence from its copy of the teacher (KL, the copy as it was when imitation ended)
+    in PPO's loss: PPO improves on the teacher's habits instead of drifting from them where the reward is silent"""
     out: str = "runs/ppo"
     """where the checkpoint, metrics.csv, TensorBoard events and the learning curve go"""
 

@@ -58,6 +58,17 @@ class ServicePolicy(nn.Module):
               actions: torch.Tensor | None = None, generator: torch.Generator | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw actions (or score the given ones [B, 3]): (actions [B, 3], log-prob [B], entropy [B], value [B])."""
+        chosen, log_probs = self.choices(context, places, masks, actions, generator)
+        logp = sum(lp.gather(1, chosen[:, i, None])[:, 0] for i, lp in enumerate(log_probs))
+        entropy = sum(-(lp.exp() * lp).sum(dim=1) for lp in log_probs)
+        value = self.value_head(context)[:, 0]
+        return chosen, logp, entropy, value
+
+    def choices(self, context: torch.Tensor, places: torch.Tensor, masks: tuple[torch.Tensor, ...],
+                actions: torch.Tensor | None = None, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The actions [B, 3] (drawn, or the given ones) and the three choices' log-probabilities under the masks:
+        verb [B, V], target given the verb [B, T], argument given both [B, G]."""
         verb_mask, target_mask, argument_mask = masks                     # [V], [V, T], [V, G] bool
         B = context.shape[0]
         verb_logits = self.verb_head(context).masked_fill(~verb_mask, _NEG)
@@ -71,19 +82,21 @@ class ServicePolicy(nn.Module):
         argument_logits = self.argument_head(torch.cat([context, v, chosen], dim=1))
         argument_logits = argument_logits.masked_fill(~argument_mask[verb], _NEG)
         argument = _choose(argument_logits, actions, 2, generator)
-        logp, entropy = torch.zeros(B), torch.zeros(B)
-        for logits, pick in ((verb_logits, verb), (target_logits, target), (argument_logits, argument)):
-            log_probs = torch.log_softmax(logits, dim=1)
-            logp = logp + log_probs.gather(1, pick[:, None])[:, 0]
-            entropy = entropy - (log_probs.exp() * log_probs).sum(dim=1)
-        value = self.value_head(context)[:, 0]
-        return torch.stack([verb, target, argument], dim=1), logp, entropy, value
+        log_probs = [torch.log_softmax(x, dim=1) for x in (verb_logits, target_logits, argument_logits)]
+        return torch.stack([verb, target, argument], dim=1), log_probs
 
     def forward(self, services: torch.Tensor, world: torch.Tensor, structure: "TorchStructure",
                 actions: torch.Tensor | None = None, generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         context, places = self.trunk(services, world, structure.relation, structure.place_kind)
         return self.heads(context, places, structure.masks, actions, generator)
+
+    def log_probs(self, services: torch.Tensor, world: torch.Tensor, structure: "TorchStructure",
+                  actions: torch.Tensor) -> list[torch.Tensor]:
+        """For the given actions [B, 3], the log-probabilities of every verb, of every target given the action's
+        verb and of every argument given its verb and target (`choices`)."""
+        context, places = self.trunk(services, world, structure.relation, structure.place_kind)
+        return self.choices(context, places, structure.masks, actions)[1]
 
     def value(self, services: torch.Tensor, world: torch.Tensor, structure: "TorchStructure") -> torch.Tensor:
         context, _ = self.trunk(services, world, structure.relation, structure.place_kind)

@@ -2,7 +2,8 @@
 
 Imitation first (`imitate`): for the first `imitate_iterations` iterations a teacher agent (the heuristic SRE, say)
 acts, and the policy learns to give its actions high probability (behaviour cloning) while the value head
-learns what they earn; PPO then improves on the copy. With `imitate="none"` it is PPO from scratch.
+learns what they earn; PPO then improves on the copy, held near it by a KL term (`anchor`, as AlphaStar held its
+agents near their supervised policy). With `imitate="none"` it is PPO from scratch.
 
 One iteration = `topologies` worlds drawn from the training distribution (`splits.TRAIN`), each run as one batched
 engine of `worlds` incidents for a whole episode (every world of an engine ends together, at the horizon), then
@@ -93,6 +94,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, in
     stats = ReturnStats()
     price = config.unsafe_price
     start, global_step, elapsed = 0, 0, 0.0
+    anchor: ServicePolicy | None = None      # the copy of the teacher, once imitation is over
     if resume:
         state = torch.load(out / CHECKPOINT, weights_only=False)
         model.load_state_dict(state["model"])
@@ -100,6 +102,8 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, in
         stats = ReturnStats(**state["returns"])
         price = state["unsafe_price"]
         start, global_step, elapsed = state["iteration"], state["global_step"], state["elapsed"]
+        if state.get("anchor") is not None:
+            anchor = _frozen(state["anchor"], config)
     log = _MetricsLog(out, keep=start)
     pool = _pool(config.workers)
     last: dict[str, float] = {}
@@ -112,6 +116,8 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, in
             # ---- collect: each topology's episode on a worker, with the policy as it is now
             weights = {k: v.clone() for k, v in model.state_dict().items()}
             imitating = config.imitate != "none" and iteration < config.imitate_iterations
+            if config.imitate != "none" and iteration == config.imitate_iterations and config.anchor > 0:
+                anchor = _frozen(weights, config)
             teacher = config.imitate if imitating else None
             jobs = [(weights, config, iteration, g, teacher) for g in range(config.topologies)]
             rollouts: list[Rollout] = pool.starmap(collect, jobs) if pool is not None else [collect(*j) for j in jobs]
@@ -123,7 +129,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, in
             torch.set_num_threads(config.threads)
             tensors = [r.tensors(stats.scale, config.gamma, config.gae_lambda, price, config.diagnosis_weight)
                        for r in rollouts]
-            losses = _update(model, optimizer, tensors, config, iteration, imitating)
+            losses = _update(model, optimizer, tensors, config, iteration, imitating, anchor)
             episodes = _episode_metrics(rollouts, priced(config))
             charged = price
             excess = episodes["charts/unsafe_taken_share"] - config.unsafe_target
@@ -137,7 +143,8 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, in
                     "charts/collect_seconds": collected - began, "charts/update_seconds": time.perf_counter() - collected,
                     "charts/decisions": sum(len(r.actions) for r in rollouts), "charts/reward_scale": stats.scale}
             log.write(iteration, last)
-            _save(out / CHECKPOINT, model, optimizer, stats, price, iteration + 1, global_step, elapsed, config)
+            _save(out / CHECKPOINT, model, optimizer, stats, price, iteration + 1, global_step, elapsed, config,
+                  anchor)
             if progress is not None:
                 progress(iteration + 1, config.iterations, last)
             if config.minutes is not None and elapsed >= 60.0 * config.minutes:
@@ -169,11 +176,40 @@ def command_of(config: TrainConfig) -> str:
     return " ".join(parts)
 
 
+def _frozen(weights: dict, config: TrainConfig) -> ServicePolicy:
+    """A copy of the policy with `weights`, for reference only (no gradients)."""
+    copy = ServicePolicy(len(VERBS), ARGUMENTS, config.hidden)
+    copy.load_state_dict(weights)
+    copy.requires_grad_(False)
+    return copy
+
+
+def _imitation_loss(log_probs: list[torch.Tensor], actions: torch.Tensor, weight: float) -> torch.Tensor:
+    """The teacher's actions' negative log-likelihood, split as the teacher decides: whether to act at all (weight
+    1), then what to do (`weight` when it acts). Weighting the whole likelihood of acting would teach the copy to
+    act more often than its teacher; weighting only the choice among acts teaches it the right fix."""
+    verb, target, argument = actions[:, 0], actions[:, 1], actions[:, 2]
+    lp_verb = log_probs[0].gather(1, verb[:, None])[:, 0]
+    lp_wait = log_probs[0][:, WAIT]
+    acts = verb != WAIT
+    lp_act = torch.log1p(-lp_wait.exp().clamp(max=1.0 - 1e-6))
+    whether = torch.where(acts, lp_act, lp_wait)
+    what = torch.where(acts, lp_verb - lp_act, torch.zeros_like(lp_verb)) \
+        + log_probs[1].gather(1, target[:, None])[:, 0] + log_probs[2].gather(1, argument[:, None])[:, 0]
+    return -(whether + (1.0 + (weight - 1.0) * acts.float()) * what).mean()
+
+
+def _divergence(reference: list[torch.Tensor], log_probs: list[torch.Tensor]) -> torch.Tensor:
+    """KL(reference || policy) of the verb, and of the target and argument given the taken action's verb and
+    target, averaged over the decisions."""
+    return sum((ref.exp() * (ref - lp)).sum(dim=1) for ref, lp in zip(reference, log_probs)).mean()
+
+
 def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: list[dict], config: TrainConfig,
-            iteration: int, imitating: bool = False) -> dict[str, float]:
-    """`update_epochs` passes of clipped PPO over each topology's decisions (`Rollout.tensors`), or of behaviour
-    cloning (the teacher's actions' negative log-likelihood, its decisions to act weighted `imitate_weight`) while
-    `imitating`; the losses of the last minibatch and the iteration's diagnostics."""
+            iteration: int, imitating: bool = False, anchor: ServicePolicy | None = None) -> dict[str, float]:
+    """`update_epochs` passes of clipped PPO over each topology's decisions (`Rollout.tensors`), held near `anchor`
+    when given (`config.anchor`), or of behaviour cloning (`_imitation_loss`) while `imitating`; the losses of the
+    last minibatch and the iteration's diagnostics."""
     order = torch.Generator().manual_seed(derive_seed(config.seed, _SHUFFLE, iteration))
     clipfracs, kls = [], []
     stats: dict[str, float] = {}
@@ -183,8 +219,13 @@ def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: lis
         for b in torch.randperm(len(batches), generator=order).tolist():
             g, idx = batches[b]
             t = tensors[g]
-            _, logp, entropy, value = model(t["services"][idx], t["world"][idx], t["structure"],
-                                            actions=t["actions"][idx])
+            context, places = model.trunk(t["services"][idx], t["world"][idx], t["structure"].relation,
+                                          t["structure"].place_kind)
+            _, log_probs = model.choices(context, places, t["structure"].masks, t["actions"][idx])
+            chosen = t["actions"][idx]
+            logp = sum(lp.gather(1, chosen[:, i, None])[:, 0] for i, lp in enumerate(log_probs))
+            entropy = sum(-(lp.exp() * lp).sum(dim=1) for lp in log_probs)
+            value = model.value_head(context)[:, 0]
             log_ratio = logp - t["logp"][idx]
             ratio = log_ratio.exp()
             with torch.no_grad():
@@ -193,13 +234,17 @@ def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: lis
                 kls.append(approx_kl.item())
             adv = t["advantages"][idx]
             adv = (adv - adv.mean()) / (adv.std() + 1e-8) if len(idx) > 1 else adv
+            divergence = torch.zeros(())
             if imitating:
-                acts = t["actions"][idx][:, 0] != WAIT
-                weight = 1.0 + (config.imitate_weight - 1.0) * acts.float()
-                policy_loss = -(weight * logp).sum() / weight.sum()
+                policy_loss = _imitation_loss(log_probs, chosen, config.imitate_weight)
             else:
                 policy_loss = torch.max(-adv * ratio,
                                         -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)).mean()
+                if anchor is not None:
+                    with torch.no_grad():
+                        reference = anchor.log_probs(t["services"][idx], t["world"][idx], t["structure"], chosen)
+                    divergence = _divergence(reference, log_probs)
+                    policy_loss = policy_loss + config.anchor * divergence
             value_loss = 0.5 * ((value - t["returns"][idx]) ** 2).mean()
             entropy_loss = entropy.mean()
             loss = policy_loss - config.ent_coef * entropy_loss + config.vf_coef * value_loss
@@ -208,7 +253,7 @@ def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: lis
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             stats = {"losses/policy_loss": policy_loss.item(), "losses/value_loss": value_loss.item(),
-                     "losses/entropy": entropy_loss.item()}
+                     "losses/entropy": entropy_loss.item(), "losses/anchor_kl": divergence.item()}
         if config.target_kl is not None and kls and np.mean(kls[-len(batches):]) > config.target_kl:
             break
     values = torch.cat([t["values"] for t in tensors])
@@ -244,10 +289,11 @@ def _pool(workers: int):
 
 
 def _save(path: Path, model: ServicePolicy, optimizer: torch.optim.Optimizer, stats: ReturnStats, price: float,
-          iteration: int, global_step: int, elapsed: float, config: TrainConfig) -> None:
+          iteration: int, global_step: int, elapsed: float, config: TrainConfig,
+          anchor: ServicePolicy | None = None) -> None:
     partial = path.with_suffix(".partial")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "returns": asdict(stats),
-                "unsafe_price": price,
+                "unsafe_price": price, "anchor": anchor.state_dict() if anchor is not None else None,
                 "iteration": iteration, "global_step": global_step, "elapsed": elapsed, "config": asdict(config)},
                partial)
     os.replace(partial, path)
