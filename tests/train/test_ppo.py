@@ -22,7 +22,6 @@ from opsworld.train.agent import SHIPPED, PolicyAgent, PolicyError, load_policy 
 from opsworld.train.collect import advantages_of, collect, priced, training_world  # noqa: E402
 from opsworld.train.config import TrainConfig  # noqa: E402
 from opsworld.train.features import Memory, global_features, service_features, structure_of  # noqa: E402
-from opsworld.observe.dashboard import SIGNALS  # noqa: E402
 from opsworld.train.policy import ServicePolicy, TorchStructure  # noqa: E402
 from opsworld.train.ppo import (CHECKPOINT, CURVE, METRICS, POLICY, _divergence, _imitation_loss,  # noqa: E402
                                 _update, command_of, train)
@@ -82,7 +81,7 @@ def test_memory_keeps_what_was_seen_and_done_until_the_episode_ends():
     structure = structure_of(context)
     memory = Memory(4, structure)
     obs = {k: v.copy() for k, v in env._obs().items()}
-    S, F = structure.components, len(SIGNALS)
+    S = structure.components
     obs["query"][:] = np.arange(S, dtype=np.float32)
     obs["query_signal"][:] = 0.0
     obs["query_signal"][0, 2] = 1.0                 # world 0 queried signal 2; the others nothing yet
