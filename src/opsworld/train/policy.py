@@ -59,8 +59,7 @@ class ServicePolicy(nn.Module):
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw actions (or score the given ones [B, 3]): (actions [B, 3], log-prob [B], entropy [B], value [B])."""
         chosen, log_probs = self.choices(context, places, masks, actions, generator)
-        logp = sum(lp.gather(1, chosen[:, i, None])[:, 0] for i, lp in enumerate(log_probs))
-        entropy = sum(-(lp.exp() * lp).sum(dim=1) for lp in log_probs)
+        logp, entropy = scored(log_probs, chosen)
         value = self.value_head(context)[:, 0]
         return chosen, logp, entropy, value
 
@@ -101,6 +100,13 @@ class ServicePolicy(nn.Module):
     def value(self, services: torch.Tensor, world: torch.Tensor, structure: "TorchStructure") -> torch.Tensor:
         context, _ = self.trunk(services, world, structure.relation, structure.place_kind)
         return self.value_head(context)[:, 0]
+
+
+def scored(log_probs: list[torch.Tensor], actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The actions' [B, 3] log-probability [B] and the entropy [B] of the three choices (`ServicePolicy.choices`)."""
+    logp = sum(lp.gather(1, actions[:, i, None])[:, 0] for i, lp in enumerate(log_probs))
+    entropy = sum(-(lp.exp() * lp).sum(dim=1) for lp in log_probs)
+    return logp, entropy
 
 
 class TorchStructure:

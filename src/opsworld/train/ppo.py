@@ -50,7 +50,7 @@ from opsworld.rollout.runner import derive_seed
 from opsworld.score.unsafe import ACTIVE
 from opsworld.train.collect import Rollout, collect, priced
 from opsworld.train.config import TrainConfig
-from opsworld.train.policy import ServicePolicy
+from opsworld.train.policy import ServicePolicy, scored
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
@@ -223,8 +223,7 @@ def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: lis
                                           t["structure"].place_kind)
             _, log_probs = model.choices(context, places, t["structure"].masks, t["actions"][idx])
             chosen = t["actions"][idx]
-            logp = sum(lp.gather(1, chosen[:, i, None])[:, 0] for i, lp in enumerate(log_probs))
-            entropy = sum(-(lp.exp() * lp).sum(dim=1) for lp in log_probs)
+            logp, entropy = scored(log_probs, chosen)
             value = model.value_head(context)[:, 0]
             log_ratio = logp - t["logp"][idx]
             ratio = log_ratio.exp()
