@@ -184,6 +184,72 @@ def test_the_anchor_holds_the_policy_near_its_copy_of_the_teacher():
     assert drift(0.0) > 2.0 * drift(20.0) > 0.0
 
 
+def _advised_episode(agent, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """(actions [T, N, 3] of the free responders (others 0), rewards [N]) of one episode on faults that call for
+    rollbacks, restarts, failovers and pages."""
+    from opsworld.envs.generator import CatalogueGenerator
+    from opsworld.spec import load_scenario
+    entries = ("bad_config_push", "db_connection_limit", "memory_creep", "node_failure")
+    scenario, rng = load_scenario("online-shop"), np.random.default_rng(seed)
+    draws = [CatalogueGenerator(entries=[e], onset=(60.0, 120.0)).draw(scenario, rng) for e in entries]
+    env = IncidentVectorEnv(num_envs=len(entries), scenario="online-shop", horizon=1800.0)
+    obs, _ = env.reset(seed=seed, options={"draws": draws})
+    agent.reset(context_of(env), seed)
+    taken, total = [], np.zeros(len(entries))
+    while True:
+        a = np.asarray(agent.act_batch(obs), dtype=np.int64)
+        taken.append(np.where((obs["clock"][:, 1] < 0.5)[:, None], a, 0))
+        obs, reward, terminated, _, _ = env.step(a)
+        total += reward
+        if terminated.all():
+            return np.stack(taken), total
+
+
+def test_an_advised_policy_acts_as_its_advisor_where_it_trusts_it(tmp_path):
+    # the advice reaches all three choices, fed every tick: with a trust far above the network's own logits the
+    # policy takes the advisor's every action; with none, the same network does not
+    from opsworld.agents import load_agent
+    from opsworld.train.agent import save_policy
+    torch.manual_seed(0)
+    model = ServicePolicy(len(VERBS), ARGUMENTS, 16, advice=True)
+    with pytest.raises(ValueError, match="pass advice"):
+        model.trunk(torch.zeros(1, 3, 97), torch.zeros(1, 5), torch.zeros(2, 3), torch.zeros(2, dtype=torch.long))
+    about = {"config": {"advisor": "heuristic-sre"}}
+    with torch.no_grad():
+        model.trust.fill_(100.0)
+    save_policy(tmp_path / "trusting.pt", model, about)
+    with torch.no_grad():
+        model.trust.fill_(0.0)
+    save_policy(tmp_path / "deaf.pt", model, about)
+    advisor_actions, advisor_rewards = _advised_episode(load_agent("heuristic-sre"))
+    assert (advisor_actions[..., 0] != VERBS.index("wait")).sum() >= 8
+    agent = PolicyAgent(tmp_path / "trusting.pt")
+    assert agent.greedy and agent.advisor is not None      # an advised policy acts greedily unless told to sample
+    actions, rewards = _advised_episode(agent)
+    assert np.array_equal(actions, advisor_actions) and np.array_equal(rewards, advisor_rewards)
+    deaf, _ = _advised_episode(PolicyAgent(tmp_path / "deaf.pt"))
+    assert not np.array_equal(deaf, advisor_actions)
+    # a file whose network reads advice but names no advisor, or one that does not exist: one clear error each
+    save_policy(tmp_path / "nameless.pt", model, {"config": {}})
+    with pytest.raises(PolicyError, match="names none"):
+        load_policy(tmp_path / "nameless.pt")
+    save_policy(tmp_path / "lost.pt", model, {"config": {"advisor": "nobody"}})
+    with pytest.raises(PolicyError, match="its advisor cannot be loaded: no agent named 'nobody'"):
+        PolicyAgent(tmp_path / "lost.pt")
+
+
+def test_training_with_an_advisor_counts_how_often_the_policy_follows_it(tmp_path):
+    config = TrainConfig(**TINY, total_steps=2 * 6 * 2 * 12, advisor="heuristic-sre", out=str(tmp_path / "run"))
+    train(config)
+    rows = _rows(tmp_path / "run")
+    assert [float(r["charts/imitating"]) for r in rows] == [1.0, 0.0]
+    assert float(rows[0]["charts/follows_advice"]) == 1.0           # imitating its advisor, it acts as told
+    assert 0.5 < float(rows[1]["charts/follows_advice"]) < 1.0     # drawn: mostly the advice, sometimes not
+    model, about = load_policy(tmp_path / "run" / POLICY)
+    assert model.advice and about["config"]["advisor"] == "heuristic-sre"
+    assert "--advisor heuristic-sre" in about["command"]
+
+
 def _rows(out: Path) -> list[dict]:
     with (out / METRICS).open() as f:
         return [{k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader(f)]
@@ -194,7 +260,8 @@ def _weights(out: Path) -> dict:
 
 
 def test_resume_continues_bit_for_bit_and_workers_change_nothing(tmp_path):
-    straight = TrainConfig(**TINY, total_steps=3 * 6 * 2 * 12, anchor=1.0, out=str(tmp_path / "straight"))
+    straight = TrainConfig(**TINY, total_steps=3 * 6 * 2 * 12, anchor=1.0, advisor="heuristic-sre",
+                           out=str(tmp_path / "straight"))
     train(straight)
     first = replace(straight, out=str(tmp_path / "resumed"), minutes=0.0)      # stops after one iteration
     train(first)
@@ -218,7 +285,7 @@ def test_resume_continues_bit_for_bit_and_workers_change_nothing(tmp_path):
     # and the run learned something: the weights moved
     fresh = TrainConfig(**TINY, out=str(tmp_path / "none"))
     torch.manual_seed(fresh.seed)
-    initial = ServicePolicy(len(VERBS), ARGUMENTS, fresh.hidden).state_dict()
+    initial = ServicePolicy(len(VERBS), ARGUMENTS, fresh.hidden, advice=True).state_dict()
     assert any(not torch.equal(initial[k], a[k]) for k in a)
     for name in (POLICY, CURVE):
         assert (tmp_path / "straight" / name).stat().st_size > 0
@@ -259,6 +326,7 @@ def test_cli_trains_writes_a_policy_that_runs_as_an_agent(tmp_path):
     (["--worlds", "0"], "--worlds must be at least 1"),
     (["--resume"], "no checkpoint"),
     (["--imitate", "nobody"], "--imitate: no agent named 'nobody'"),
+    (["--advisor", "nobody"], "--advisor: no agent named 'nobody'"),
     (["--unsafe-target", "1.5"], "--unsafe-target must be in [0, 1]"),
     (["--unsafe-price", "-1"], "--unsafe-price and --unsafe-price-rate at least 0"),
 ])

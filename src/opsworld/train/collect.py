@@ -41,6 +41,7 @@ class Rollout:
     services: np.ndarray        # [N, S, SERVICE_FEATURES]
     world: np.ndarray           # [N, GLOBAL_FEATURES]
     actions: np.ndarray         # [N, 3]
+    advice: np.ndarray          # [N, 3] the advisor's actions for the same decisions (zeros without an advisor)
     logp: np.ndarray            # [N] log-probability of the action when drawn
     rewards: np.ndarray         # [T, W] each world's reward per tick (raw points)
     costs: np.ndarray           # [T, W] each world's unsafe control actions taken, found per tick
@@ -71,7 +72,8 @@ class Rollout:
         advantages = advantages_of(shaped, self.values, self.asked, gamma, lam)[self.asked]
         values = self.values[self.asked]
         return {"services": torch.from_numpy(self.services), "world": torch.from_numpy(self.world),
-                "actions": torch.from_numpy(self.actions), "logp": torch.from_numpy(self.logp),
+                "actions": torch.from_numpy(self.actions), "advice": torch.from_numpy(self.advice),
+                "logp": torch.from_numpy(self.logp),
                 "values": torch.from_numpy(values), "advantages": torch.from_numpy(advantages.astype(np.float32)),
                 "returns": torch.from_numpy((advantages + values).astype(np.float32)),
                 "structure": TorchStructure(self.structure)}
@@ -92,8 +94,9 @@ def training_world(config, iteration: int, topology: int):
 
 
 def collect(weights: dict, config, iteration: int, topology: int, teacher: str | None = None) -> Rollout:
-    """Run topology `topology` of iteration `iteration` with the policy `weights` (its values estimated by it), the
-    actions drawn from the policy, or taken by the `teacher` agent when one is named (to imitate)."""
+    """Run topology `topology` of iteration `iteration` with the policy `weights` (its values estimated by it, reading
+    `config.advisor`'s advice when it names one), the actions drawn from the policy, or taken by the `teacher` agent
+    when one is named (to imitate)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)        # the same arithmetic in a worker and in the trainer's process
     try:
@@ -112,13 +115,16 @@ def _collect(weights: dict, config, iteration: int, topology: int, teacher: str 
     obs, _ = env.reset(seed=engine_seed, options={"draws": draws})
     structure = structure_of(context_of(env))
     torch_structure = TorchStructure(structure)
-    model = ServicePolicy(len(structure.verb_mask), structure.argument_mask.shape[1], config.hidden)
+    advised = config.advisor != "none"
+    model = ServicePolicy(len(structure.verb_mask), structure.argument_mask.shape[1], config.hidden, advised)
     model.load_state_dict(weights)
-    generator = torch.Generator().manual_seed(derive_seed(config.seed, _ACT, iteration, topology))
-    guide = None
-    if teacher is not None:
-        guide = load_agent(teacher)
-        guide.reset(context_of(env), derive_seed(config.seed, _ACT, iteration, topology))
+    seed = derive_seed(config.seed, _ACT, iteration, topology)
+    generator = torch.Generator().manual_seed(seed)
+    advisor = load_agent(config.advisor) if advised else None
+    guide = advisor if teacher is not None and teacher == config.advisor else \
+        load_agent(teacher) if teacher is not None else None
+    for agent in {id(a): a for a in (advisor, guide) if a is not None}.values():
+        agent.reset(context_of(env), seed)
     T = env.inc.ticks
     rewards = np.zeros((T, W), np.float32)
     costs = np.zeros((T, W), np.float32)
@@ -129,23 +135,27 @@ def _collect(weights: dict, config, iteration: int, topology: int, teacher: str 
     unsafe = env.inc.score.rule_hits[:, active].sum(axis=1)
     free = np.zeros((T, W), bool)
     values = np.zeros((T, W), np.float32)
-    kept: dict[str, list[np.ndarray]] = {"services": [], "world": [], "actions": [], "logp": []}
+    kept: dict[str, list[np.ndarray]] = {"services": [], "world": [], "actions": [], "advice": [], "logp": []}
     reports: list[dict] = []
     for t in range(T):
         memory.observe(obs)
         asked = np.flatnonzero(decisions(obs))
         actions = np.zeros((W, 3), np.int64)
-        shown = torch.from_numpy(guide.act_batch(obs)[asked]) if guide is not None else None   # (sees every tick)
+        # the advisor and the teacher see every tick (a teacher that is the advisor is asked once)
+        advice = advisor.act_batch(obs)[asked] if advisor is not None else np.zeros((len(asked), 3), np.int64)
+        shown = None if guide is None else advice if guide is advisor else guide.act_batch(obs)[asked]
         if len(asked):
             s, g = service_features(obs, structure, memory, asked), global_features(obs, memory, asked)
             with torch.no_grad():
-                a, logp, _, v = model(torch.from_numpy(s), torch.from_numpy(g), torch_structure, actions=shown,
-                                      generator=generator)
+                a, logp, _, v = model(torch.from_numpy(s), torch.from_numpy(g), torch_structure,
+                                      actions=None if shown is None else torch.from_numpy(shown),
+                                      generator=generator, advice=torch.from_numpy(advice) if advised else None)
             actions[asked] = a.numpy()
             memory.acted(asked, actions[asked])
             values[t, asked] = v.numpy()
             free[t, asked] = True
-            for key, x in (("services", s), ("world", g), ("actions", a.numpy()), ("logp", logp.numpy())):
+            for key, x in (("services", s), ("world", g), ("actions", a.numpy()), ("advice", advice),
+                           ("logp", logp.numpy())):
                 kept[key].append(x)
         obs, reward, terminated, _, info = env.step(actions)
         rewards[t] = reward
@@ -161,6 +171,7 @@ def _collect(weights: dict, config, iteration: int, topology: int, teacher: str 
     S = structure.components
     return Rollout(structure=structure, services=join("services", (0, S, SERVICE_FEATURES), np.float32),
                    world=join("world", (0, GLOBAL_FEATURES), np.float32), actions=join("actions", (0, 3), np.int64),
+                   advice=join("advice", (0, 3), np.int64),
                    logp=join("logp", (0,), np.float32), rewards=rewards[:T], costs=costs[:T],
                    diagnosis=credit[:T], values=values[:T],
                    asked=free[:T], reports=reports)

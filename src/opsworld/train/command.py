@@ -87,12 +87,13 @@ def _check(config, resume: bool) -> str | None:
     unknown = [r for r in config.unpriced.split(",") if r.strip() and r.strip() not in ACTIVE]
     if unknown:
         return f"--unpriced: no rule of an action taken named {', '.join(unknown)}; rules: {', '.join(ACTIVE)}"
-    if config.imitate != "none":
-        from opsworld.agents import AgentError, load_agent
-        try:
-            load_agent(config.imitate)
-        except AgentError as exc:
-            return f"--imitate: {exc} (or 'none')"
+    for flag, name in (("--imitate", config.imitate), ("--advisor", config.advisor)):
+        if name != "none":
+            from opsworld.agents import AgentError, load_agent
+            try:
+                load_agent(name)
+            except AgentError as exc:
+                return f"{flag}: {exc} (or 'none')"
     if resume and not (Path(config.out) / CHECKPOINT).exists():
         return f"--resume: no checkpoint at {Path(config.out) / CHECKPOINT}"
     return None

@@ -71,6 +71,11 @@ class TrainConfig:
     imitate: str = "none"
     """an agent whose actions the policy first learns to copy (behaviour cloning) before PPO goes on, or 'none'
     (PPO from scratch, as the shipped policy was trained)"""
+    advisor: str = "none"
+    """an agent whose proposed action the policy reads at every decision, or 'none' (residual learning: the policy
+    learns when to follow a scripted responder and when to depart from it; the advisor is not told when it is
+    overruled, and goes on as if its advice had been taken). The policy file names it: the agent runs beside the
+    policy wherever the policy acts"""
     imitate_iterations: int = 10
     """iterations of imitation at the start"""
     imitate_weight: float = 1.0

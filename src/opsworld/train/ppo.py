@@ -5,6 +5,11 @@ acts, and the policy learns to give its actions high probability (behaviour clon
 learns what they earn; PPO then improves on the copy, held near it by a KL term (`anchor`, as AlphaStar held its
 agents near their supervised policy). With `imitate="none"` it is PPO from scratch.
 
+Advice (`advisor`): the policy may also read a scripted responder's proposed action at every decision and learn
+where to depart from it (residual learning; `policy.ServicePolicy` with `advice`). The advisor runs beside the
+policy, in training and wherever the policy file acts; it is not told when it is overruled. Imitating the advisor
+itself then teaches mostly the values: the untrained network already follows the advice by its `trust` bonus.
+
 One iteration = `topologies` worlds drawn from the training distribution (`splits.TRAIN`), each run as one batched
 engine of `worlds` incidents for a whole episode (every world of an engine ends together, at the horizon), then
 `update_epochs` passes of clipped PPO over what was collected. The topologies are collected on `workers` processes
@@ -89,7 +94,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, in
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    model = ServicePolicy(len(VERBS), ARGUMENTS, config.hidden)
+    model = ServicePolicy(len(VERBS), ARGUMENTS, config.hidden, config.advisor != "none")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
     stats = ReturnStats()
     price = config.unsafe_price
@@ -141,7 +146,8 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, in
                     "charts/learning_rate": optimizer.param_groups[0]["lr"],
                     "charts/SPS": global_step / elapsed,
                     "charts/collect_seconds": collected - began, "charts/update_seconds": time.perf_counter() - collected,
-                    "charts/decisions": sum(len(r.actions) for r in rollouts), "charts/reward_scale": stats.scale}
+                    "charts/decisions": sum(len(r.actions) for r in rollouts), "charts/reward_scale": stats.scale,
+                    **_advice_metrics(rollouts, config)}
             log.write(iteration, last)
             _save(out / CHECKPOINT, model, optimizer, stats, price, iteration + 1, global_step, elapsed, config,
                   anchor)
@@ -178,7 +184,7 @@ def command_of(config: TrainConfig) -> str:
 
 def _frozen(weights: dict, config: TrainConfig) -> ServicePolicy:
     """A copy of the policy with `weights`, for reference only (no gradients)."""
-    copy = ServicePolicy(len(VERBS), ARGUMENTS, config.hidden)
+    copy = ServicePolicy(len(VERBS), ARGUMENTS, config.hidden, config.advisor != "none")
     copy.load_state_dict(weights)
     copy.requires_grad_(False)
     return copy
@@ -219,9 +225,10 @@ def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: lis
         for b in torch.randperm(len(batches), generator=order).tolist():
             g, idx = batches[b]
             t = tensors[g]
+            advice = t["advice"][idx] if model.advice else None
             context, places = model.trunk(t["services"][idx], t["world"][idx], t["structure"].relation,
-                                          t["structure"].place_kind)
-            _, log_probs = model.choices(context, places, t["structure"].masks, t["actions"][idx])
+                                          t["structure"].place_kind, advice)
+            _, log_probs = model.choices(context, places, t["structure"].masks, t["actions"][idx], advice=advice)
             chosen = t["actions"][idx]
             logp, entropy = scored(log_probs, chosen)
             value = model.value_head(context)[:, 0]
@@ -241,7 +248,8 @@ def _update(model: ServicePolicy, optimizer: torch.optim.Optimizer, tensors: lis
                                         -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)).mean()
                 if anchor is not None:
                     with torch.no_grad():
-                        reference = anchor.log_probs(t["services"][idx], t["world"][idx], t["structure"], chosen)
+                        reference = anchor.log_probs(t["services"][idx], t["world"][idx], t["structure"], chosen,
+                                                     advice)
                     divergence = _divergence(reference, log_probs)
                     policy_loss = policy_loss + config.anchor * divergence
             value_loss = 0.5 * ((value - t["returns"][idx]) ** 2).mean()
@@ -277,6 +285,18 @@ def _episode_metrics(rollouts: list[Rollout], charged: tuple[str, ...] = ACTIVE)
             "charts/unsafe_taken_share": float(np.mean([any(u["rule"] in charged for u in x["unsafe"])
                                                         for x in reports])),
             "charts/paged": mean("paged"), "charts/submitted": mean("submitted")}
+
+
+def _advice_metrics(rollouts: list[Rollout], config: TrainConfig) -> dict[str, float]:
+    """With an advisor: the share of decisions that took its advice, and of those it advised to act (not wait)."""
+    if config.advisor == "none":
+        return {}
+    taken = np.concatenate([r.actions for r in rollouts])
+    advice = np.concatenate([r.advice for r in rollouts])
+    same = (taken == advice).all(axis=1)
+    acts = advice[:, 0] != WAIT
+    return {"charts/follows_advice": float(same.mean()) if len(same) else float("nan"),
+            "charts/follows_advice_to_act": float(same[acts].mean()) if acts.any() else float("nan")}
 
 
 def _pool(workers: int):
@@ -342,7 +362,8 @@ class _MetricsLog:
 
 
 def _plot(out: Path) -> None:
-    """OUT/learning_curve.png: the episodic return and the mitigated share against environment steps."""
+    """OUT/learning_curve.png: the episodic return, the mitigated and unsafe shares (and with an advisor, how often
+    its advice to act was taken) against environment steps."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -359,6 +380,8 @@ def _plot(out: Path) -> None:
     axes[0].set(xlabel="environment steps", ylabel="mean episode reward", title="episodic return")
     axes[1].plot(steps, [float(r["charts/mitigated"]) for r in rows], label="mitigated")
     axes[1].plot(steps, [float(r["charts/unsafe_share"]) for r in rows], label="unsafe share")
+    if "charts/follows_advice_to_act" in rows[0]:
+        axes[1].plot(steps, [float(r["charts/follows_advice_to_act"]) for r in rows], label="took advice to act")
     axes[1].set(xlabel="environment steps", ylabel="share of episodes", title="outcomes", ylim=(0, 1))
     axes[1].legend()
     fig.tight_layout()
