@@ -340,6 +340,7 @@ def test_cli_rejects_bad_options_in_one_line(tmp_path, args, message):
 def test_command_of_names_only_what_differs_from_the_defaults():
     config = TrainConfig(seed=3, services=(5, 20), anneal_lr=False, minutes=90.0)
     assert command_of(config) == "opsworld train --seed 3 --minutes 90.0 --services 5-20 --no-anneal-lr"
+    assert command_of(TrainConfig(unpriced="")) == 'opsworld train --unpriced ""'
 
 
 def test_a_bad_policy_file_is_one_clear_error(tmp_path):

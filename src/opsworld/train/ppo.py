@@ -177,6 +177,8 @@ def command_of(config: TrainConfig) -> str:
             continue
         if isinstance(value, bool):
             parts.append(flag if value else flag.replace("--", "--no-", 1))
+        elif value == "":
+            parts.append(f'{flag} ""')          # an empty option must survive the shell
         else:
             parts.append(f"{flag} {value[0]}-{value[1]}" if isinstance(value, (tuple, list)) else f"{flag} {value}")
     return " ".join(parts)
