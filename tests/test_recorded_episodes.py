@@ -18,7 +18,7 @@ ERRORS = 'sum by (service) (rate(http_server_requests_total{code=~"5.."}[5m]))'
 
 RECORDED = {
     "vector_env": "c50a262b908c72eb",
-    "heuristic": "07dc0a9c18a1a104",
+    "heuristic": "b1dfe78ffbd91c5d",
     "tools": "796f6ae36562bf52",
 }
 
