@@ -121,8 +121,7 @@ def _collect(weights: dict, config, iteration: int, topology: int, teacher: str 
     seed = derive_seed(config.seed, _ACT, iteration, topology)
     generator = torch.Generator().manual_seed(seed)
     advisor = load_agent(config.advisor) if advised else None
-    guide = advisor if teacher is not None and teacher == config.advisor else \
-        load_agent(teacher) if teacher is not None else None
+    guide = None if teacher is None else advisor if teacher == config.advisor else load_agent(teacher)
     for agent in {id(a): a for a in (advisor, guide) if a is not None}.values():
         agent.reset(context_of(env), seed)
     T = env.inc.ticks
