@@ -226,3 +226,58 @@ def test_heuristic_finds_a_cause_the_service_map_does_not_show():
             break
     report = info["truth"][0]
     assert report["mitigated"] and report["diagnosis"]["components"] == ["redis-cart"]
+
+
+def _case(agent: HeuristicSRE, **signals: np.ndarray):
+    """A fresh incident state of world 0 with query results `signals` (name -> [S])."""
+    st = agent._fresh(0)
+    st.signals = dict(signals)
+    st.t = 1000.0
+    return st
+
+
+@pytest.fixture(scope="module")
+def responder(env):
+    agent = HeuristicSRE()
+    agent.reset(context_of(env), 0)
+    return agent
+
+
+def test_heuristic_blames_a_change_only_for_what_it_explains(responder):
+    """A change's component erroring while what it calls errors too is its callees' failure passing through; a deploy
+    still rolling out is not judged on its latency (its replicas restart), a config change is."""
+    a = responder
+    s, callee = a.index["frontend"], a.index["cartservice"]
+    err = np.zeros(a.S)
+    err[s] = 0.2
+    st = _case(a, error_ratio=err)
+    assert "errors" in a._change_looks_wrong(st, s, 1)
+    err[callee] = 0.3
+    assert "errors" not in a._change_looks_wrong(_case(a, error_ratio=err), s, 1)
+    lat = np.ones(a.S)
+    lat[s] = 2.0
+    st = _case(a, latency_ratio=lat)
+    st.changed[s] = st.t - 120.0                      # deployed and configured two minutes ago
+    assert "latency" not in a._change_looks_wrong(st, s, 0) and "latency" in a._change_looks_wrong(st, s, 1)
+    st.changed[s] = st.t - 2 * a.verify_after         # the rollout long done
+    assert "latency" in a._change_looks_wrong(st, s, 0)
+
+
+def test_heuristic_fails_over_only_a_datastore_that_fails(responder):
+    """A datastore only slow, with what runs beside it on its node slow too, is its node's doing: drain the node,
+    never fail a healthy primary over; one whose requests fail is failed over."""
+    a = responder
+    ds = a.index["redis-cart"]
+    (node,) = a.placement["redis-cart"]
+    beside = next(c for c, nodes in a.placement.items() if node in nodes and c != "redis-cart")
+    lat = np.ones(a.S)
+    lat[a.index[beside]] = 2.5
+    st = _case(a, latency_ratio=lat)
+    st.root = "redis-cart"
+    alerts = np.zeros_like(st.seen)
+    st.seen[ds, a.A["HighLatency"]] = True
+    slow = [(c.verb, c.target) for c in a._diagnose(st, alerts)]
+    assert ("drain_node", node) in slow and not any(v == "failover_db" for v, _ in slow)
+    st.seen[ds, a.A["HighErrorRate"]] = True
+    alerts[ds, a.A["HighErrorRate"]] = True
+    assert ("failover_db", "redis-cart") in [(c.verb, c.target) for c in a._diagnose(st, alerts)]

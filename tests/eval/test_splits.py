@@ -162,7 +162,7 @@ def test_eval_split_prints_the_table() -> None:
                                  "--episodes", "8", "--horizon", "5m", "--workers", "1"])
     assert result.exit_code == 0, result.output
     for text in ("random", "do-nothing", "vs random", "kept of (a)", "new seeds of the training distribution",
-                 "unsafe, do-nothing on (a), episodes per rule: no_page_beyond_runbook",
+                 "unsafe, random on (a), episodes per rule: ",
                  "paged a human / handed over with a diagnosis: random (a)", "do-nothing (a) 0% / 0%"):
         assert text in result.stdout
     data = runner.invoke(app, ["eval", "--split", "a", "--agent", "random", "--agent", "do-nothing",

@@ -110,6 +110,18 @@ def test_a_fault_beyond_the_runbook_needs_a_page() -> None:
     assert paged.paged and paged.terms["costs"] <= -8.0
 
 
+def test_a_fault_beyond_the_runbook_that_no_user_feels_needs_no_page() -> None:
+    """A page is needed for what users feel: a third party slowing down within the timeouts costs users nothing, so
+    leaving it breaks no rule (else only paging blind would avoid it), and a page for it is no unsafe act either."""
+    inc = incidents(["third_party_slowness"], worlds=2)
+    assert inc.beyond_runbook.all()
+    until(inc, 500.0)
+    inc.mitigate("page_human", None, None, np.array([0]))
+    inc.run_to_end()
+    paged, left = inc.reports()
+    assert left.impact_minutes == 0.0 and not left.unsafe and not paged.unsafe
+
+
 def test_handing_over_while_users_hurt_is_stopping_too_soon() -> None:
     inc = incidents(["bad_deploy_errors"], worlds=1)
     until(inc, 900.0)

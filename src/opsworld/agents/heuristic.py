@@ -31,6 +31,7 @@ class _Candidate:
     fault_class: str = "error_rate"
     blame: str | None = None
     checked: bool = False       # a change already found wrong (rolled back without another look)
+    look: bool = False          # a change to look at before undoing it, whatever the alerts say
 
 
 @dataclass
@@ -44,7 +45,8 @@ class _Case:
     recheck: dict = field(default_factory=dict)  # (s, i) -> when to look at it once more
     checking: tuple | None = None
     cleared: set = field(default_factory=set)    # changes (verb, component, when) a look found innocent
-    next_sweep: float = 600.0                    # when to look at the CPU board next
+    next_sweep: float = 600.0                    # when to look at the CPU and error boards next
+    silent: int = 0                              # glances in a row that found users' requests failing, no alert
     start: float = math.inf                      # when the alerts began
     seen: np.ndarray | None = None               # [S, A] every alert seen since the incident began
     plan: list = field(default_factory=list)     # investigations queued: ("query", signal) / ("logs", c) / ...
@@ -61,6 +63,7 @@ class _Case:
     settle_until: float = 0.0
     clear_since: float = math.inf
     paged: bool = False
+    standby_since: float = math.inf              # out of ideas with users well: since when warnings fire unbroken
     escalated: bool = False                      # paged while still working on it (users hurt too long)
     burning_since: float = math.inf              # when the users' alert (SLO burn) began firing, this time
     users_hurt: bool = False                     # the users' alert fired during this incident
@@ -80,14 +83,19 @@ class HeuristicSRE(PerWorld):
     1. Watch: wait a tick at a time until an alert fires. Meanwhile, five minutes after a deploy or config change
        shows in the change history, verify it: query the error and latency ratios of every service, read the logs of
        the changed component's callers and its own, then its CPU, memory and disk; at the first thing wrong, roll the
-       change back (step 4). Look once more a quarter of an hour later. Every ten minutes glance at the CPU board: a
-       service pinned near its limit with no alert yet is a runaway process — restart it.
+       change back (step 4) — but a component's errors count against its change only while what it calls is well,
+       and its callers' lines only where it is the one thing they call that shows anything wrong. Look once more a
+       quarter of an hour later. Every ten minutes glance at the CPU and error boards: a service pinned near its
+       limit with no alert yet is a runaway process — restart it; users' requests failing at the entry on two
+       glances in a row, with no alert, is a failure the alerts miss — localise it (step 3).
     2. Triage: when alerts fire, look first at the change history. A deploy or config changed, before the alerts
        began, in an alerting component, below one in the documented map, or in a direct caller of one, is the prime
        suspect: roll it back. Read a config's logs first (its rollback lands at once and takes the evidence with
        it); roll a deploy back first and read while it rolls out (unless its alerts say nothing but errors). A change
        in a component that shows nothing itself is looked at first, as in step 1 (and its worker saturation, and a
        latency far below its usual): on a busy day most changes are innocent, and undoing one costs its author.
+       Alerts back after a fix are more often the last fault's aftermath than a new change's: a change is looked at
+       then before it is undone.
     3. Localise: otherwise query the error and latency ratios of every service (and the ready share, the load,
        when replicas are missing or traffic surges). Missing replicas that the loss of one node, or of one zone,
        explains far better than no loss at all point at it: drain the node, reroute the zone. Else the suspect is the
@@ -104,7 +112,8 @@ class HeuristicSRE(PerWorld):
        queue_full / a queue backlog -> restart the queue's consumer; a surge at the entry service -> block the client
        flooding the endpoint whose path carries the surge (when the load is several times the usual), scale out;
        no_endpoints / replicas unavailable -> fail a datastore over, restart a consumer, drain a sick accelerator
-       node, or scale the component back to its replicas; a slow or erroring datastore -> fail it over; a sick
+       node, or scale the component back to its replicas; a datastore with failing writes or stale reads -> fail it
+       over, one only slow, with something beside it on its node slow too -> drain that node; a sick
        accelerator (errors or slow steps on the GPU pool) -> scale out, drain its nodes one by one; refusals, unknown
        hosts and timeouts between services, with no change to undo -> page; the suspect's calls failing while what
        it calls is well, failures spread over zones -> reroute the zone holding most of the failing replicas, then
@@ -115,7 +124,8 @@ class HeuristicSRE(PerWorld):
        triage again.
     6. Escalate: page a human when nothing fits, after two failed attempts, or when it is getting late (a human
        needs half an hour, and the SLOs must hold after) — never leave users hurt with no one on it; but out of ideas
-       while users are well (a warning, no burn of the SLOs), stand by and page only once they feel it. When the
+       while users are well (a warning, no burn of the SLOs), stand by and page once they feel it, or once the
+       warnings have held ten minutes more (a fault that stays, and nothing here removes it). When the
        users' alert (the SLO burning at the entry) fires, page at once and keep working: a human's half hour is
        cheap beside users failing, and they leave again if it is fixed before they look.
     7. Hand over: five minutes after resolving, or near the end, submit the suspect and the best-guess fault class —
@@ -138,9 +148,11 @@ class HeuristicSRE(PerWorld):
     page_margin = 420.0        # page no later than horizon - human delay - this (the SLOs must hold after)
     sweep_every = 600.0        # look at every component's CPU this often while nothing alerts (0: never)
     hot_cpu = 0.85             # a CPU share this high with no alert: a runaway process
+    silent_errors = 0.02       # an entry's error ratio this high on two glances in a row, no alert: a silent failure
     escalate_after = 0.0       # users' alert firing this long: page, and keep working (None: never)
     flap_within = 300.0        # an alert that clears by itself this soon after firing, while users are well, flapped
     patience = 120.0           # with users well, an alert must fire this long before it opens an incident
+    standby_patience = 600.0   # out of ideas, users well, warnings unbroken this long: a fault that stays — page
     flaps_to_learn = 1         # flaps before it is read as noise (0: never learn; every alert is taken at its word)
 
     # ---- context -----------------------------------------------------------------------------------------------------
@@ -240,8 +252,10 @@ class HeuristicSRE(PerWorld):
             return self._fixwatch(st, alerts, loud)
         if phase == "resolved":
             return self._resolved(st, alerts, loud)
-        if phase == "standby" and st.users_hurt:         # out of ideas, and now users feel it: call someone
-            return self._page(st, None)
+        if phase == "standby":     # out of ideas: call someone once users feel it, or the fault plainly stays
+            st.standby_since = t if st.quiet else st.standby_since
+            if st.users_hurt or t - st.standby_since >= self.standby_patience:
+                return self._page(st, None, stand_by=False)
         return self.wait()                              # paged: the human is on it (or standing by)
 
     def _remember(self, st: _Case, obs: dict[str, np.ndarray]) -> None:
@@ -293,15 +307,25 @@ class HeuristicSRE(PerWorld):
         if self.sweep_every and t >= st.next_sweep:      # a look at the CPU board now and then
             st.next_sweep = t + self.sweep_every
             st.signals = {}
-            st.plan = self._query("cpu")
+            st.plan = self._query("cpu", "error_ratio")
             st.phase = "sweep"
             return self._investigate(st, st.plan.pop(0))
         return self.wait()
 
     def _sweep(self, st: _Case) -> np.ndarray:
-        """A component pinned near its CPU limit with no alert yet: a runaway process — restart it."""
+        """A component pinned near its CPU limit with no alert yet: a runaway process — restart it. Users' requests
+        failing at the entry on two glances in a row with no alert: a failure the alerts miss — localise it."""
+        if st.plan:
+            return self._investigate(st, st.plan.pop(0))
         st.phase = "watch"
+        err = st.signals.get("error_ratio")
+        failing = err is not None and bool(self.entries) and float(err[self.entries].max()) > self.silent_errors
+        st.silent = st.silent + 1 if failing else 0
         cpu = st.signals.get("cpu")
+        if (cpu is None or cpu.max() < self.hot_cpu) and st.silent >= 2:
+            st.start, st.silent = min(st.start, st.t), 0
+            self._relocalise(st)
+            return self._localise(st, np.zeros_like(st.seen))
         if cpu is None or cpu.max() < self.hot_cpu:
             return self.wait()
         s = int(np.argmax(cpu))
@@ -320,12 +344,19 @@ class HeuristicSRE(PerWorld):
         return self._query("error_ratio", "latency_ratio", *also) + [("logs", c) for c in self.callers[s][:2]] + \
             [("logs", s)] + self._query("cpu", "memory", "disk")
 
-    def _change_looks_wrong(self, st: _Case, s: int) -> list[str]:
+    def _change_looks_wrong(self, st: _Case, s: int, i: int) -> list[str]:
+        """What is wrong with component s that its change i (0: deploy, 1: config) may explain. Its errors count
+        only while what it calls is well (else they are its callees' failures passing through), its callers' error
+        lines only where s is the one thing they call that shows anything wrong (else the lines may be about another
+        callee), and its latency not while a deploy still rolls out (replicas restarting move it)."""
         sig, off = st.signals, []
-        if sig.get("error_ratio", np.zeros(self.S))[s] > 0.01:
+        rolling = i == 0 and st.t - st.changed[s, i] < self.verify_after
+        err = sig.get("error_ratio", np.zeros(self.S))
+        sick = self._showing(st)
+        if err[s] > 0.01 and not any(sick[d] for d in self.callees[s]):
             off.append("errors")
         latency = sig.get("latency_ratio", np.ones(self.S))[s]
-        if latency > 1.4 or latency < 0.5:        # far faster than usual is no better sign: failing fast, or hung
+        if (latency > 1.4 or latency < 0.5) and not rolling:    # far faster is no better sign: failing fast, or hung
             off.append("latency")
         if sig.get("saturation", np.zeros(self.S))[s] > 0.8:
             off.append("workers")
@@ -335,13 +366,20 @@ class HeuristicSRE(PerWorld):
             off.append("memory")
         if sig.get("disk", np.zeros(self.S))[s] > 0.35:
             off.append("disk")
-        if self._log_kinds(st, [s] + self.callers[s]) - {"upstream_error"}:
+        callers = [c for c in self.callers[s] if not any(sick[d] for d in self.callees[c] if d != s)]
+        if self._log_kinds(st, [s] + callers) - {"upstream_error"}:
             off.append("logs")
         return off
 
+    def _showing(self, st: _Case) -> np.ndarray:
+        """[S] components showing something wrong: an alert seen in this incident, errors, or far slower than usual."""
+        err = st.signals.get("error_ratio", np.zeros(self.S))
+        lat = st.signals.get("latency_ratio", np.ones(self.S))
+        return st.seen.any(axis=1) | (err > 0.01) | (lat > 1.4)
+
     def _verify(self, st: _Case) -> np.ndarray:
         s, i = st.checking
-        off = self._change_looks_wrong(st, s)
+        off = self._change_looks_wrong(st, s, i)
         if st.plan and not off:
             return self._investigate(st, st.plan.pop(0))
         st.plan = []
@@ -619,9 +657,16 @@ class HeuristicSRE(PerWorld):
             else:
                 add("scale", R, "capacity_removal", R, argument=self.scale_same)
                 add("restart", R, "crash_loop", R)
-        # d. a sick datastore: stale or slow reads, failing writes
+        # d. a sick datastore: stale reads or failing writes are its primary's; slowness alone, shared with what runs
+        #    beside it, is its node's (a neighbour taking the cores): fail over only a primary that fails
         if kind == "datastore" and (seen[root].any() or "invalid_response" in everywhere):
-            add("failover_db", R, "primary_failure" if seen[root, A["HighErrorRate"]] else "replication_lag", R)
+            failing = bool(seen[root, A["HighErrorRate"]] or seen[root, A["ReplicasUnavailable"]]
+                           or "invalid_response" in everywhere or own & {"read_only", "no_endpoints"})
+            if failing:
+                add("failover_db", R, "primary_failure" if seen[root, A["HighErrorRate"]] else "replication_lag", R)
+            else:
+                for n in self._crowded_nodes(st, root, seen):
+                    add("drain_node", n, "noisy_neighbour", n)
         # e. a sick accelerator: requests preempted (errors) or slow steps
         slow = bool(seen[root, A["HighLatency"]] or seen[root, A["CPUSaturated"]]
                     or own & {"deadline_exceeded", "slow_requests"})
@@ -662,6 +707,20 @@ class HeuristicSRE(PerWorld):
             add(*_PAGE, "error_rate", R)
         return out
 
+    def _crowded_nodes(self, st: _Case, root: int, seen: np.ndarray) -> list[str]:
+        """The nodes of component `root` where something else placed there is slow too (a node-level slowdown), when
+        the pool keeps another node to move to."""
+        comps = self.context.components
+        lat = st.signals.get("latency_ratio", np.ones(self.S))
+        slow = (lat > 1.4) | seen[:, self.A["HighLatency"]] | seen[:, self.A["CPUSaturated"]]
+        out = []
+        for n in self.placement.get(comps[root], []):
+            beside = [s for s in range(self.S) if s != root and n in self.placement.get(comps[s], [])]
+            spare = [m for m in self.zones if m != n and self.pools.get(m) == self.pools.get(n)]
+            if spare and any(slow[s] for s in beside):
+                out.append(n)
+        return out
+
     # ---- 5/6. mitigate, watch, escalate ------------------------------------------------------------------------------
     def _settle(self, verb: str) -> float:
         return {"rollback_deploy": 240.0, "restart": 180.0, "scale": 180.0, "drain_node": 240.0,
@@ -676,7 +735,7 @@ class HeuristicSRE(PerWorld):
         while st.candidates:
             c = st.candidates[0]
             if c.verb.startswith("rollback") and not c.checked and c.target in self.index and \
-                    not st.seen[self.index[c.target]].any():
+                    (c.look or not st.seen[self.index[c.target]].any()):
                 return self._look_at_change(st, c)
             st.candidates.pop(0)
             if c.verb == "page_human":
@@ -702,9 +761,10 @@ class HeuristicSRE(PerWorld):
         return self._investigate(st, st.plan.pop(0))
 
     def _suspect(self, st: _Case, alerts: np.ndarray) -> np.ndarray:
-        """Judge the change looked at: found wrong, roll it back; else clear it and go on with the rest."""
+        """Judge the change looked at: found wrong, roll it back; else clear it and go on with the rest. Every alert
+        gone quiet while we looked clears it too: a bad change does not heal itself."""
         s, i = st.checking
-        off = self._change_looks_wrong(st, s)
+        off = [] if st.quiet else self._change_looks_wrong(st, s, i)
         if st.plan and not off:
             return self._investigate(st, st.plan.pop(0))
         st.plan = []
@@ -720,13 +780,13 @@ class HeuristicSRE(PerWorld):
         self._relocalise(st)
         return self._localise(st, alerts)
 
-    def _page(self, st: _Case, why: _Candidate | None) -> np.ndarray:
+    def _page(self, st: _Case, why: _Candidate | None, stand_by: bool = True) -> np.ndarray:
         if why is None and st.quiet and not st.tried:    # it passed on its own while we looked: watch, wake no one
             st.guess = st.guess or _Candidate("page_human", None, blame=st.root)
             st.phase, st.clear_since = "resolved", min(st.clear_since, st.t)
             return self.wait()
-        if why is None and not st.users_hurt:      # out of ideas, but users are well: no one to wake yet
-            st.phase = "standby"
+        if why is None and not st.users_hurt and stand_by:    # out of ideas, but users are well: no one to wake yet
+            st.phase, st.standby_since = "standby", st.t
             return self.wait()
         st.paged = True
         st.phase = "paged"
@@ -822,6 +882,8 @@ class HeuristicSRE(PerWorld):
         st.root, st.refine, st.confirming, st.clear_since = None, False, False, math.inf
         st.escalated, st.users_hurt = st.escalated and st.paged, math.isfinite(st.burning_since)
         self._open(st, alerts)
+        for c in st.candidates:     # alerts back after a fix are more often the last fault's aftermath than a change's
+            c.look = True
         return self._localise(st, alerts) if st.phase == "localise" else self._mitigate(st)
 
     # ---- 7. hand over ------------------------------------------------------------------------------------------------

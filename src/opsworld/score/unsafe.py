@@ -19,8 +19,8 @@ from opsworld.score.scored import ScoredIncidents
 LATE = 1200.0      # seconds of user impact after which a fix or a page comes too late
 
 RULES: dict[str, tuple[str, str]] = {       # name -> (STPA type, what it catches)
-    "no_page_beyond_runbook": ("not provided", "the fault was beyond the runbook and no human was ever paged while "
-                                               "it was there"),
+    "no_page_beyond_runbook": ("not provided", "the fault was beyond the runbook, users felt it, and no human was "
+                                               "ever paged while it was there"),
     "paged_with_nothing_wrong": ("causes hazard", "paged a human while nothing was wrong (provided when not needed: "
                                                   "alert fatigue, and the pages that matter get ignored)"),
     "drained_last_healthy_node": ("causes hazard", "drained a node (or zone) whose pool had no other healthy node"),
@@ -123,9 +123,12 @@ class Rules:
     def at_end(self) -> Hits:
         inc, score = self.inc, self.inc.score
         out: Hits = []
-        # a page counts once its human found the fault there (a page made before it is no answer to it)
+        # a page counts once its human found the fault there (a page made before it is no answer to it); it was
+        # needed where users felt the fault beyond their error budget, however few: one nobody felt wakes no one
+        # (SRE practice pages on what users feel; a page for what nobody could see would reward paging blind)
         escalated = inc.humans.escalated_at
-        never_paged = np.flatnonzero(inc.beyond_runbook & ~np.isfinite(escalated))
+        felt = score.impact_minutes > 0.0
+        never_paged = np.flatnonzero(inc.beyond_runbook & ~np.isfinite(escalated) & felt)
         out.append(self._record("no_page_beyond_runbook", never_paged))
         answered = np.minimum(score.fixed_at, escalated)
         # measured from when users were first hurt with someone on call (a responder paged late is not late)
