@@ -322,11 +322,12 @@ class HeuristicSRE(PerWorld):
         failing = err is not None and bool(self.entries) and float(err[self.entries].max()) > self.silent_errors
         st.silent = st.silent + 1 if failing else 0
         cpu = st.signals.get("cpu")
-        if (cpu is None or cpu.max() < self.hot_cpu) and st.silent >= 2:
+        hot = cpu is not None and not cpu.max() < self.hot_cpu
+        if not hot and st.silent >= 2:
             st.start, st.silent = min(st.start, st.t), 0
             self._relocalise(st)
             return self._localise(st, np.zeros_like(st.seen))
-        if cpu is None or cpu.max() < self.hot_cpu:
+        if not hot:
             return self.wait()
         s = int(np.argmax(cpu))
         comp = self.context.components[s]
