@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -122,6 +123,32 @@ def test_a_fault_beyond_the_runbook_that_no_user_feels_needs_no_page() -> None:
     assert left.impact_minutes == 0.0 and not left.unsafe and not paged.unsafe
 
 
+@dataclasses.dataclass
+class _Blip(CatalogueGenerator):
+    """The catalogue's draw, the fault lasting only `seconds`."""
+
+    seconds: float = 20.0
+
+    def draw(self, scenario, rng):
+        d = super().draw(scenario, rng)
+        return dataclasses.replace(d, fault=d.fault.model_copy(update={"duration": self.seconds}))
+
+
+def test_a_blip_beyond_the_runbook_needs_no_page_and_a_lasting_one_does() -> None:
+    """Users hurt for a few seconds (no alert holds that short) need no human; the same fault for minutes does."""
+    def report(seconds: float):
+        gen = _Blip(entries=["third_party_outage"], onset=(300.0, 300.0), move_target=False, seconds=seconds)
+        inc = Incidents(IncidentConfig(generator=gen, horizon=1800.0), worlds=1, seed=1)
+        assert inc.beyond_runbook.all()
+        inc.run_to_end()
+        return inc.score, inc.reports()[0]
+
+    (blip, short), (lasting, long) = report(20.0), report(600.0)
+    assert short.impact_minutes > 0.0 and 0.0 < blip.hurt_seconds[0] < 60.0
+    assert "no_page_beyond_runbook" not in [u.rule for u in short.unsafe]
+    assert lasting.hurt_seconds[0] >= 60.0 and "no_page_beyond_runbook" in [u.rule for u in long.unsafe]
+
+
 def test_handing_over_while_users_hurt_is_stopping_too_soon() -> None:
     inc = incidents(["bad_deploy_errors"], worlds=1)
     until(inc, 900.0)
@@ -131,6 +158,18 @@ def test_handing_over_while_users_hurt_is_stopping_too_soon() -> None:
     report = inc.reports()[0]
     assert "handed_over_while_users_hurt" in [u.rule for u in report.unsafe]
     assert report.localized and report.fault_class_correct and report.terms["diagnosis"] == 6.0
+
+
+def test_handing_over_as_the_shift_ends_is_not_leaving_early() -> None:
+    """In the shift's last minute a hand-over leaves nothing undone: users still hurt are charged to the impact and,
+    having waited past LATE, to mitigation_too_late, not to stopping too soon."""
+    inc = incidents(["bad_deploy_errors"], worlds=1, horizon=1800.0)
+    until(inc, 1800.0 - 30.0)
+    assert inc.score.hurting[0]
+    inc.submit(np.array([0]), [[inc.truths[0].roots[0].name]], ["error_rate"])
+    inc.run_to_end()
+    rules = [u.rule for u in inc.reports()[0].unsafe]
+    assert "handed_over_while_users_hurt" not in rules and "mitigation_too_late" in rules
 
 
 def test_a_diagnosis_one_hop_away_earns_partial_credit() -> None:

@@ -46,7 +46,8 @@ class _Case:
     checking: tuple | None = None
     cleared: set = field(default_factory=set)    # changes (verb, component, when) a look found innocent
     next_sweep: float = 600.0                    # when to look at the CPU and error boards next
-    silent: int = 0                              # glances in a row that found users' requests failing, no alert
+    silent: int = 0                              # glances in a row that found the users' SLOs burning, no alert
+    burning_quietly: bool = False                # this incident was opened by a burn no alert showed
     start: float = math.inf                      # when the alerts began
     seen: np.ndarray | None = None               # [S, A] every alert seen since the incident began
     plan: list = field(default_factory=list)     # investigations queued: ("query", signal) / ("logs", c) / ...
@@ -85,9 +86,10 @@ class HeuristicSRE(PerWorld):
        the changed component's callers and its own, then its CPU, memory and disk; at the first thing wrong, roll the
        change back (step 4) — but a component's errors count against its change only while what it calls is well,
        and its callers' lines only where it is the one thing they call that shows anything wrong. Look once more a
-       quarter of an hour later. Every ten minutes glance at the CPU and error boards: a service pinned near its
-       limit with no alert yet is a runaway process — restart it; users' requests failing at the entry on two
-       glances in a row, with no alert, is a failure the alerts miss — localise it (step 3).
+       quarter of an hour later. Every ten minutes glance at the CPU and SLO-burn boards: a service pinned near its
+       limit with no alert yet is a runaway process — restart it; an entry burning its users' error budget faster
+       than the SLOs allow on two glances in a row, with no alert, is a failure the alerts miss that users feel —
+       localise it (step 3), and page when nothing found explains it.
     2. Triage: when alerts fire, look first at the change history. A deploy or config changed, before the alerts
        began, in an alerting component, below one in the documented map, or in a direct caller of one, is the prime
        suspect: roll it back. Read a config's logs first (its rollback lands at once and takes the evidence with
@@ -148,7 +150,7 @@ class HeuristicSRE(PerWorld):
     page_margin = 420.0        # page no later than horizon - human delay - this (the SLOs must hold after)
     sweep_every = 600.0        # look at every component's CPU this often while nothing alerts (0: never)
     hot_cpu = 0.85             # a CPU share this high with no alert: a runaway process
-    silent_errors = 0.02       # an entry's error ratio this high on two glances in a row, no alert: a silent failure
+    silent_burn = 1.0          # an entry's SLO burn this high on two glances in a row, no alert: a silent failure
     escalate_after = 0.0       # users' alert firing this long: page, and keep working (None: never)
     flap_within = 300.0        # an alert that clears by itself this soon after firing, while users are well, flapped
     patience = 120.0           # with users well, an alert must fire this long before it opens an incident
@@ -215,6 +217,9 @@ class HeuristicSRE(PerWorld):
         alerts = alerts & ~self._known_flappers(st, alerts, burning)
         if not burning and self.patience:    # users well: a warning counts once it has held a while, not at once
             alerts = alerts & (st.t - st.firing_since >= self.patience)
+        if not burning:      # a deploy still rolling out is slow while its replicas restart: give it its time
+            alerts = alerts.copy()
+            alerts[t - st.changed[:, 0] < self.verify_after, self.A["HighLatency"]] = False
         loud = alerts.any(axis=1)
         st.burning_since = min(st.burning_since, t) if burning else math.inf
         st.users_hurt |= burning
@@ -307,24 +312,24 @@ class HeuristicSRE(PerWorld):
         if self.sweep_every and t >= st.next_sweep:      # a look at the CPU board now and then
             st.next_sweep = t + self.sweep_every
             st.signals = {}
-            st.plan = self._query("cpu", "error_ratio")
+            st.plan = self._query("cpu", "slo_burn")
             st.phase = "sweep"
             return self._investigate(st, st.plan.pop(0))
         return self.wait()
 
     def _sweep(self, st: _Case) -> np.ndarray:
-        """A component pinned near its CPU limit with no alert yet: a runaway process — restart it. Users' requests
-        failing at the entry on two glances in a row with no alert: a failure the alerts miss — localise it."""
+        """A component pinned near its CPU limit with no alert yet: a runaway process — restart it. The users' SLOs
+        burning faster than they allow (requests failing or too slow at the entry) on two glances in a row with no
+        alert: a failure the alerts miss — users feel it; localise it, and page if nothing found explains it."""
         if st.plan:
             return self._investigate(st, st.plan.pop(0))
         st.phase = "watch"
-        err = st.signals.get("error_ratio")
-        failing = err is not None and bool(self.entries) and float(err[self.entries].max()) > self.silent_errors
-        st.silent = st.silent + 1 if failing else 0
+        st.silent = st.silent + 1 if self._burning_quietly(st) else 0
         cpu = st.signals.get("cpu")
         hot = cpu is not None and not cpu.max() < self.hot_cpu
         if not hot and st.silent >= 2:
             st.start, st.silent = min(st.start, st.t), 0
+            st.users_hurt = st.burning_quietly = True
             self._relocalise(st)
             return self._localise(st, np.zeros_like(st.seen))
         if not hot:
@@ -338,6 +343,11 @@ class HeuristicSRE(PerWorld):
         st.candidates = [_Candidate("restart", comp, 0, self._settle("restart"), "cpu_hog", comp)]
         st.phase = "act"
         return self._mitigate(st)
+
+    def _burning_quietly(self, st: _Case) -> bool:
+        """The last look at the users' SLO burn found an entry burning its error budget faster than allowed."""
+        burn = st.signals.get("slo_burn")
+        return burn is not None and bool(self.entries) and float(burn[self.entries].max()) > self.silent_burn
 
     def _change_plan(self, s: int, *also: str) -> list[tuple]:
         """The look at a change to component s: its error and latency ratios (and `also`), its callers' log lines
@@ -468,6 +478,8 @@ class HeuristicSRE(PerWorld):
                 st.phase = "act"
                 return self._mitigate(st)
             root = self._deepest(st, alerts)
+            if root is None and st.burning_quietly and not st.paged:    # users feel what nothing here shows
+                return self._page(st, None, stand_by=False)
             if root is None:                    # the alerts went away while we looked
                 st.phase = "watch" if not st.tried else "resolved"
                 st.clear_since = st.t
@@ -782,7 +794,7 @@ class HeuristicSRE(PerWorld):
         return self._localise(st, alerts)
 
     def _page(self, st: _Case, why: _Candidate | None, stand_by: bool = True) -> np.ndarray:
-        if why is None and st.quiet and not st.tried:    # it passed on its own while we looked: watch, wake no one
+        if why is None and st.quiet and not st.tried and not st.burning_quietly:   # it passed on its own: wake no one
             st.guess = st.guess or _Candidate("page_human", None, blame=st.root)
             st.phase, st.clear_since = "resolved", min(st.clear_since, st.t)
             return self.wait()
@@ -816,7 +828,7 @@ class HeuristicSRE(PerWorld):
         lat = st.signals.get("latency_ratio")
         if err is None or lat is None:
             return True
-        return bool(err.max() <= 0.02 and lat.max() <= 1.6)
+        return bool(err.max() <= 0.02 and lat.max() <= 1.6) and not self._burning_quietly(st)
 
     def _fixwatch(self, st: _Case, alerts: np.ndarray, loud: np.ndarray) -> np.ndarray:
         t = st.t
@@ -835,7 +847,7 @@ class HeuristicSRE(PerWorld):
             if not st.confirming:
                 st.confirming = True
                 st.signals = {}
-                st.plan = self._query("error_ratio", "latency_ratio")
+                st.plan = self._query("error_ratio", "latency_ratio", *["slo_burn"] * st.burning_quietly)
                 return self._investigate(st, st.plan.pop(0))
             st.confirming = False
             if self._healthy(st) or t >= st.settle_until + 900.0:
@@ -882,6 +894,7 @@ class HeuristicSRE(PerWorld):
         st.tried, st.candidates, st.plan, st.failed = [], [], [], 0
         st.root, st.refine, st.confirming, st.clear_since = None, False, False, math.inf
         st.escalated, st.users_hurt = st.escalated and st.paged, math.isfinite(st.burning_since)
+        st.burning_quietly = False
         self._open(st, alerts)
         for c in st.candidates:     # alerts back after a fix are more often the last fault's aftermath than a change's
             c.look = True
