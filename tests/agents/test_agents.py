@@ -244,16 +244,23 @@ def responder(env):
 
 
 def test_heuristic_blames_a_change_only_for_what_it_explains(responder):
-    """A change's component erroring while what it calls errors too is its callees' failure passing through; a deploy
-    still rolling out is not judged on its latency (its replicas restart), a config change is."""
+    """A change's component erroring while what it calls errors too, or while its own lines speak only of failing
+    calls, is its callees' failure passing through; a deploy still rolling out is not judged on its latency (its replicas restart), a config change is."""
     a = responder
     s, callee = a.index["frontend"], a.index["cartservice"]
+    names = a.context.log_signatures
     err = np.zeros(a.S)
     err[s] = 0.2
     st = _case(a, error_ratio=err)
+    assert "errors" not in a._change_looks_wrong(st, s, 1)            # its own lines not read yet
+    st.logs[s] = np.zeros(len(names))
     assert "errors" in a._change_looks_wrong(st, s, 1)
-    err[callee] = 0.3
-    assert "errors" not in a._change_looks_wrong(_case(a, error_ratio=err), s, 1)
+    st.logs[s][names.index("upstream_error")] = 0.3                 # they speak only of failing calls
+    assert "errors" not in a._change_looks_wrong(st, s, 1)
+    st = _case(a, error_ratio=err.copy())
+    st.logs[s] = np.zeros(len(names))
+    st.signals["error_ratio"][callee] = 0.3
+    assert "errors" not in a._change_looks_wrong(st, s, 1)
     lat = np.ones(a.S)
     lat[s] = 2.0
     st = _case(a, latency_ratio=lat)
@@ -261,6 +268,78 @@ def test_heuristic_blames_a_change_only_for_what_it_explains(responder):
     assert "latency" not in a._change_looks_wrong(st, s, 0) and "latency" in a._change_looks_wrong(st, s, 1)
     st.changed[s] = st.t - 2 * a.verify_after         # the rollout long done
     assert "latency" in a._change_looks_wrong(st, s, 0)
+
+
+def test_heuristic_holds_a_change_found_well_only_to_what_grows_with_uptime(responder):
+    """A change verified well once baked is blamed later only for a leak, a filling disk or a draining pool: errors
+    that begin after a clean verification are something else's doing."""
+    a = responder
+    s = a.index["cartservice"]
+    err, mem = np.zeros(a.S), np.full(a.S, 0.2)
+    err[s] = 0.2
+    st = _case(a, error_ratio=err, memory=mem)
+    st.logs[s] = np.zeros(len(a.context.log_signatures))           # read: nothing of its own
+    st.changed[s, 0] = st.t - 900.0
+    assert "errors" in a._change_looks_wrong(st, s, 0)
+    st.clean.add((s, 0, round(st.t - 900.0)))
+    assert a._change_looks_wrong(st, s, 0) == []
+    mem[s] = 0.8
+    assert a._change_looks_wrong(st, s, 0) == ["memory"]
+    st.changed[s, 0] = st.t - 300.0                    # a later change of the same component is judged afresh
+    assert "errors" in a._change_looks_wrong(st, s, 0)
+
+
+def test_heuristic_suspects_only_changes_made_before_the_alerts_began(responder):
+    """An incident begins when its alerts began firing, not when they had held long enough to be believed: a change
+    pushed in between (somebody's routine work, landing mid-incident) is no suspect."""
+    a = responder
+    s = a.index["cartservice"]
+    st = _case(a)
+    alerts = np.zeros_like(st.seen)
+    alerts[s, a.A["HighErrorRate"]] = True
+    st.firing_since[s, a.A["HighErrorRate"]] = st.t - 150.0
+    st.changed[s, 1] = st.t - 60.0                      # a config pushed after the errors began
+    a._open(st, alerts)
+    assert st.start == st.t - 150.0 and not st.candidates
+    st = _case(a)
+    st.firing_since[s, a.A["HighErrorRate"]] = st.t - 150.0
+    st.changed[s, 1] = st.t - 400.0                     # one pushed before them
+    a._open(st, alerts)
+    assert [(c.verb, c.target) for c in st.candidates] == [("rollback_config", "cartservice")]
+
+
+def test_heuristic_blames_wrong_answers_on_the_latest_change_below(responder):
+    """A caller's complaints of wrong answers count against the callee of its that changed last, not another."""
+    a = responder
+    caller = a.index["frontend"]
+    first, last = a.callees[caller][:2]
+    names = a.context.log_signatures
+    st = _case(a)
+    st.logs[caller] = np.zeros(len(names))
+    st.logs[caller][names.index("invalid_response")] = 0.2
+    st.changed[first, 0], st.changed[last, 0] = st.t - 900.0, st.t - 400.0
+    for d in (first, last):
+        st.logs[d] = np.zeros(len(names))
+    assert "logs" in a._change_looks_wrong(st, last, 0) and "logs" not in a._change_looks_wrong(st, first, 0)
+    found = a._wrong_answers_below(st, caller)
+    assert (found.verb, found.target) == ("rollback_deploy", a.context.components[last])
+
+
+def test_heuristic_pages_for_a_quiet_burn_it_cannot_place(responder):
+    """The users' SLOs burning on two glances with no alert opens an incident; localised to nothing, it is paged."""
+    a = responder
+    burn = np.zeros(a.S)
+    burn[a.entries[0]] = 3.0
+    st = _case(a, slo_burn=burn)
+    quiet = np.zeros_like(st.seen)
+    st.phase = "sweep"
+    for _ in range(2):
+        st.signals = {"slo_burn": burn, "cpu": np.full(a.S, 0.2)}
+        a._sweep(st)
+    assert st.phase == "localise" and st.burning_quietly and st.users_hurt
+    st.plan = []
+    st.signals = {"error_ratio": np.zeros(a.S), "latency_ratio": np.ones(a.S)}
+    assert VERBS[int(a._localise(st, quiet)[0])] == "page_human" and st.paged
 
 
 def test_heuristic_fails_over_only_a_datastore_that_fails(responder):

@@ -45,6 +45,9 @@ class _Case:
     recheck: dict = field(default_factory=dict)  # (s, i) -> when to look at it once more
     checking: tuple | None = None
     cleared: set = field(default_factory=set)    # changes (verb, component, when) a look found innocent
+    clean: set = field(default_factory=set)      # changes (s, i, when) their verification found well once baked
+    deferred: list = field(default_factory=list) # suspected changes kept while a lost node or zone is looked for
+    placed: bool = False                         # a lost node or zone was looked for in this incident
     next_sweep: float = 600.0                    # when to look at the CPU and error boards next
     silent: int = 0                              # glances in a row that found the users' SLOs burning, no alert
     burning_quietly: bool = False                # this incident was opened by a burn no alert showed
@@ -78,6 +81,12 @@ class _Case:
     flaps: np.ndarray | None = None              # [S, A] times it fired briefly and cleared while users were well
 
 
+def _change(st: _Case, s: int, i: int) -> tuple | None:
+    """The identity of component s's latest change i (0: deploy, 1: config): (s, i, when), None if it has none."""
+    when = float(st.changed[s, i])
+    return (s, i, round(when)) if math.isfinite(when) else None
+
+
 class HeuristicSRE(PerWorld):
     """The runbook of a careful on-call engineer.
 
@@ -97,7 +106,10 @@ class HeuristicSRE(PerWorld):
        in a component that shows nothing itself is looked at first, as in step 1 (and its worker saturation, and a
        latency far below its usual): on a busy day most changes are innocent, and undoing one costs its author.
        Alerts back after a fix are more often the last fault's aftermath than a new change's: a change is looked at
-       then before it is undone.
+       then before it is undone. So is one its verification found well once baked, and only what grows with uptime
+       (memory, disk, worker pool, the lines of a leak) counts against it then. A deploy still rolling out is given
+       its time: its latency alone is no alarm (its replicas restart). Replicas missing in several components at once
+       are a lost node or zone before they are one component's change: that is looked for first.
     3. Localise: otherwise query the error and latency ratios of every service (and the ready share, the load,
        when replicas are missing or traffic surges). Missing replicas that the loss of one node, or of one zone,
        explains far better than no loss at all point at it: drain the node, reroute the zone. Else the suspect is the
@@ -357,17 +369,22 @@ class HeuristicSRE(PerWorld):
 
     def _change_looks_wrong(self, st: _Case, s: int, i: int) -> list[str]:
         """What is wrong with component s that its change i (0: deploy, 1: config) may explain. Its errors count
-        only while what it calls is well (else they are its callees' failures passing through), its callers' error
+        only while what it calls is well and once its own lines are read, unless they speak only of failing calls
+        (else they are its callees' failures passing through), its callers' error
         lines only where s is the one thing they call that shows anything wrong (else the lines may be about another
-        callee), and its latency not while a deploy still rolls out (replicas restarting move it)."""
+        callee), and its latency not while a deploy still rolls out (replicas restarting move it) nor while its own
+        calls fail."""
         sig, off = st.signals, []
         rolling = i == 0 and st.t - st.changed[s, i] < self.verify_after
         err = sig.get("error_ratio", np.zeros(self.S))
         sick = self._showing(st)
-        if err[s] > 0.01 and not any(sick[d] for d in self.callees[s]):
+        own = self._log_kinds(st, [s]) if s in st.logs else None
+        if err[s] > 0.01 and not any(sick[d] for d in self.callees[s]) and own is not None and \
+                not (own and own <= self._VAGUE | {"invalid_response"}):
             off.append("errors")
         latency = sig.get("latency_ratio", np.ones(self.S))[s]
-        if (latency > 1.4 or latency < 0.5) and not rolling:    # far faster is no better sign: failing fast, or hung
+        if (latency > 1.4 or latency < 0.5) and not rolling and "upstream_error" not in (own or ()):
+            # far faster is no better sign (failing fast, or hung); slow while its own calls fail is theirs
             off.append("latency")
         if sig.get("saturation", np.zeros(self.S))[s] > 0.8:
             off.append("workers")
@@ -378,7 +395,21 @@ class HeuristicSRE(PerWorld):
         if sig.get("disk", np.zeros(self.S))[s] > 0.35:
             off.append("disk")
         callers = [c for c in self.callers[s] if not any(sick[d] for d in self.callees[c] if d != s)]
-        if self._log_kinds(st, [s] + callers) - {"upstream_error"}:
+        # lines that only time a call or report a callee failing, gone or answering wrong are about what it calls; a
+        # caller's complaints of wrong answers are about it only where its change is the latest of all that caller
+        # calls (wrong answers show nothing else to tell the callees apart by)
+        lines = self._log_kinds(st, [s]) - self._VAGUE - {"no_endpoints", "invalid_response"}
+        for c in callers:       # (a name their resolver cannot find is about them, never about what they call)
+            theirs = self._log_kinds(st, [c]) - self._VAGUE - {"no_such_host"}
+            if self._latest_changed_callee(st, c) != s:
+                theirs.discard("invalid_response")
+            lines |= theirs
+        if _change(st, s, i) in st.clean:
+            # found well once it had baked: what shows later is its doing only where it grows with uptime (a leak,
+            # a filling disk, a draining pool), else something else happened since
+            off = [o for o in off if o in ("memory", "disk", "workers")]
+            lines &= self._SLOW_LINES
+        if lines:
             off.append("logs")
         return off
 
@@ -396,20 +427,45 @@ class HeuristicSRE(PerWorld):
         st.plan = []
         st.phase = "watch"
         if not off:
-            return self.wait()
-        verb = ("rollback_deploy", "rollback_config")[i]
-        comp = self.context.components[s]
-        st.off = off
-        cls = self._class_of_change(st, s, i)
-        st.candidates = [_Candidate(verb, comp, 0, self._settle(verb), cls, comp, checked=True)]
+            st.clean.add(_change(st, s, i))
+            below = self._wrong_answers_below(st, s)
+            if below is None:
+                return self.wait()
+            st.candidates = [below]
+        else:
+            verb = ("rollback_deploy", "rollback_config")[i]
+            comp = self.context.components[s]
+            st.off = off
+            cls = self._class_of_change(st, s, i)
+            st.candidates = [_Candidate(verb, comp, 0, self._settle(verb), cls, comp, checked=True)]
         st.start = min(st.start, st.t)
         st.phase = "act"
         return self._mitigate(st)
 
+    def _latest_changed_callee(self, st: _Case, c: int) -> int | None:
+        """The component called by c whose deploy or config changed last (None: none changed)."""
+        changed = [(float(st.changed[d].max()), d) for d in self.callees[c] if np.isfinite(st.changed[d]).any()]
+        return max(changed)[1] if changed else None
+
+    def _wrong_answers_below(self, st: _Case, s: int) -> _Candidate | None:
+        """Component s complains of wrong answers from what it calls: the latest change among its callees, if any,
+        is the culprit (a build or a model that answers wrong raises nothing else)."""
+        if "invalid_response" not in self._log_kinds(st, [s]):
+            return None
+        changed = [(st.changed[d, i], d, i) for d in self.callees[s] for i in (0, 1)
+                   if math.isfinite(st.changed[d, i]) and st.changed[d, i] <= st.t]
+        if not changed:
+            return None
+        _, d, i = max(changed)
+        verb, comp = ("rollback_deploy", "rollback_config")[i], self.context.components[d]
+        return _Candidate(verb, comp, 0, self._settle(verb), "wrong_answers", comp, checked=True)
+
     # ---- 2. triage ---------------------------------------------------------------------------------------------------
     def _open(self, st: _Case, alerts: np.ndarray) -> None:
-        """Alerts are firing: an incident. Suspect a recent change first, else plan the localisation."""
-        st.start = min(st.start, st.t)
+        """Alerts are firing: an incident. Suspect a recent change first, else plan the localisation. It began when
+        its alerts began firing, not when they had held long enough to be believed: a change made since is no suspect."""
+        began = float(st.firing_since[alerts].min()) if alerts.any() else st.t
+        st.start = min(st.start, began, st.burning_since)
         st.seen |= alerts
         st.plan = []                                # what was being checked gives way to the incident
         st.candidates = self._changes_suspected(st, alerts.any(axis=1))
@@ -453,11 +509,14 @@ class HeuristicSRE(PerWorld):
             comp = self.context.components[int(s)]
             if (verb, comp) in done or (verb, comp, round(float(st.changed[s, i]))) in st.cleared:
                 continue
-            out.append(_Candidate(verb, comp, 0, self._settle(verb), self._class_of_change(st, int(s), int(i)), comp))
+            out.append(_Candidate(verb, comp, 0, self._settle(verb), self._class_of_change(st, int(s), int(i)), comp,
+                                  look=_change(st, int(s), int(i)) in st.clean))
         return out
 
     # ---- 3. localise -------------------------------------------------------------------------------------------------
     _VAGUE = frozenset({"upstream_error", "deadline_exceeded", "slow_requests"})
+    _SLOW_LINES = frozenset({"oom_killed", "disk_full", "fd_exhausted", "crash_back_off"})
+    _NO_CHANGE_LINES = frozenset({"id_overflow", "wraparound", "read_only", "clock_skew"})   # what no push makes
 
     def _localise(self, st: _Case, alerts: np.ndarray) -> np.ndarray:
         if st.root is not None and st.plan and st.plan[0][0] == "logs":
@@ -472,7 +531,8 @@ class HeuristicSRE(PerWorld):
             if late:                            # alerts that fired while we looked: their signal too
                 st.plan = self._query(*late)
                 return self._investigate(st, st.plan.pop(0))
-            node = self._node_level(st)
+            node = self._node_level(st) or st.deferred
+            st.deferred, st.placed = [], True
             if node:
                 st.candidates = node
                 st.phase = "act"
@@ -742,6 +802,23 @@ class HeuristicSRE(PerWorld):
     def _mitigate(self, st: _Case) -> np.ndarray:
         if st.plan:                                 # look once before acting
             return self._investigate(st, st.plan.pop(0))
+        first = st.candidates[0] if st.candidates else None
+        missing = self.A["ReplicasUnavailable"]
+        if first is not None and first.verb.startswith("rollback") and not st.placed and \
+                (st.seen[:, missing] | np.isfinite(st.firing_since[:, missing])).sum() >= 2:
+            # replicas missing in several components at once: a lost node or zone explains that, a change in one of
+            # them does not — look for the place first, and keep the changes for after
+            st.deferred, st.candidates = st.candidates, []
+            self._relocalise(st)
+            return self._investigate(st, st.plan.pop(0))
+        if first is not None and first.verb.startswith("rollback") and first.target in self.index and \
+                self._log_kinds(st, [self.index[first.target]]) & self._NO_CHANGE_LINES:
+            # its lines name a failure no deploy or config push makes (a wrapped counter, a read-only primary, a
+            # skewed clock): its change is not the cause — localise, and the runbook's fix for what they name
+            st.candidates = [c for c in st.candidates if c.target != first.target]
+            if not st.candidates:
+                self._relocalise(st)
+                return self._investigate(st, st.plan.pop(0))
         if st.candidates and st.candidates[0].verb.startswith("rollback") and st.candidates[0].target in self.index:
             c = st.candidates[0]
             c.fault_class = self._class_of_change(st, self.index[c.target], int(c.verb == "rollback_config"))
@@ -891,7 +968,7 @@ class HeuristicSRE(PerWorld):
         if st.users_hurt and st.guess is not None:
             st.kept = (st.guess, st.root)
         st.start, st.seen = st.t, np.zeros_like(st.seen)
-        st.tried, st.candidates, st.plan, st.failed = [], [], [], 0
+        st.tried, st.candidates, st.plan, st.failed, st.deferred, st.placed = [], [], [], 0, [], False
         st.root, st.refine, st.confirming, st.clear_since = None, False, False, math.inf
         st.escalated, st.users_hurt = st.escalated and st.paged, math.isfinite(st.burning_since)
         st.burning_quietly = False
