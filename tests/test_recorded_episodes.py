@@ -18,7 +18,7 @@ ERRORS = 'sum by (service) (rate(http_server_requests_total{code=~"5.."}[5m]))'
 
 RECORDED = {
     "vector_env": "c50a262b908c72eb",
-    "heuristic": "00a8c5b3092ceb80",
+    "heuristic": "a2d1115c86bb3186",
     "tools": "796f6ae36562bf52",
 }
 

@@ -144,9 +144,26 @@ def test_a_blip_beyond_the_runbook_needs_no_page_and_a_lasting_one_does() -> Non
         return inc.score, inc.reports()[0]
 
     (blip, short), (lasting, long) = report(20.0), report(600.0)
-    assert short.impact_minutes > 0.0 and 0.0 < blip.hurt_seconds[0] < 60.0
+    assert short.impact_minutes > 0.0 and 0.0 < blip.felt_seconds[0] < 60.0
     assert "no_page_beyond_runbook" not in [u.rule for u in short.unsafe]
-    assert lasting.hurt_seconds[0] >= 60.0 and "no_page_beyond_runbook" in [u.rule for u in long.unsafe]
+    assert lasting.felt_seconds[0] >= 60.0 and "no_page_beyond_runbook" in [u.rule for u in long.unsafe]
+
+
+def test_a_page_a_moment_after_users_were_hurt_is_not_one_for_nothing() -> None:
+    """The truth flickers (a crash loop hurts users in bursts): a page within a minute of users last hurt is no page
+    with nothing wrong; one long after, with the fault gone, is."""
+    gen = _Blip(entries=["third_party_outage"], onset=(300.0, 300.0), move_target=False, seconds=30.0)
+    inc = Incidents(IncidentConfig(generator=gen, horizon=1200.0), worlds=2, seed=1)
+    until(inc, 300.0)
+    while inc.score.hurting[0] or not np.isfinite(inc.score.hurt_last[0]):
+        inc.advance()
+    assert not inc.wrong(np.array([0]))[0]
+    inc.mitigate("page_human", None, None, np.array([0]))
+    until(inc, 900.0)
+    inc.mitigate("page_human", None, None, np.array([1]))
+    inc.run_to_end()
+    soon, late = ([u.rule for u in r.unsafe] for r in inc.reports())
+    assert "paged_with_nothing_wrong" not in soon and "paged_with_nothing_wrong" in late
 
 
 def test_handing_over_while_users_hurt_is_stopping_too_soon() -> None:

@@ -356,6 +356,10 @@ class HeuristicSRE(PerWorld):
         st.phase = "act"
         return self._mitigate(st)
 
+    def _hanging(self, st: _Case, s: int) -> bool:
+        """Component s's replicas went missing or restarted in this incident: a build that hangs or crashes in time."""
+        return bool(st.seen[s, [self.A["ReplicasUnavailable"], self.A["PodRestarting"]]].any())
+
     def _burning_quietly(self, st: _Case) -> bool:
         """The last look at the users' SLO burn found an entry burning its error budget faster than allowed."""
         burn = st.signals.get("slo_burn")
@@ -404,9 +408,9 @@ class HeuristicSRE(PerWorld):
             if self._latest_changed_callee(st, c) != s:
                 theirs.discard("invalid_response")
             lines |= theirs
-        if _change(st, s, i) in st.clean:
+        if _change(st, s, i) in st.clean and not self._hanging(st, s):
             # found well once it had baked: what shows later is its doing only where it grows with uptime (a leak,
-            # a filling disk, a draining pool), else something else happened since
+            # a filling disk, a draining pool, replicas that hang or crash in time), else something else happened
             off = [o for o in off if o in ("memory", "disk", "workers")]
             lines &= self._SLOW_LINES
         if lines:
@@ -510,7 +514,7 @@ class HeuristicSRE(PerWorld):
             if (verb, comp) in done or (verb, comp, round(float(st.changed[s, i]))) in st.cleared:
                 continue
             out.append(_Candidate(verb, comp, 0, self._settle(verb), self._class_of_change(st, int(s), int(i)), comp,
-                                  look=_change(st, int(s), int(i)) in st.clean))
+                                  look=_change(st, int(s), int(i)) in st.clean and not self._hanging(st, int(s))))
         return out
 
     # ---- 3. localise -------------------------------------------------------------------------------------------------
@@ -924,13 +928,15 @@ class HeuristicSRE(PerWorld):
             if not st.confirming:
                 st.confirming = True
                 st.signals = {}
-                st.plan = self._query("error_ratio", "latency_ratio", *["slo_burn"] * st.burning_quietly)
+                st.plan = self._query("error_ratio", "latency_ratio", "slo_burn")
                 return self._investigate(st, st.plan.pop(0))
             st.confirming = False
             if self._healthy(st) or t >= st.settle_until + 900.0:
                 st.phase = "resolved"
                 return self.wait()
-            # quiet, but not well: the fix did not take
+            # quiet, but not well: the fix did not take — yet users are well unless their SLOs burn (then no one is
+            # woken for it before they feel it again)
+            st.users_hurt = self._burning_quietly(st)
         else:
             st.clear_since = math.inf
             st.confirming = False

@@ -75,7 +75,7 @@ class ScoreBook:
         self.hurting = np.zeros(B, bool)
         self.hurt_since = np.full(B, np.inf)   # first tick end users were hurt (after the onset)
         self.hurt_last = np.full(B, np.inf)
-        self.hurt_seconds = np.zeros(B)        # how long in all end users were hurt (after the onset)
+        self.felt_seconds = np.zeros(B)        # how long in all users felt it beyond their error budget
         self.detected_at = np.full(B, np.inf)
         self.fixed_at = np.full(B, np.inf)     # a true fix landed (or the paged human fixed it)
         self.neutral_at = np.full(B, np.inf)   # when the fault was neutralised (a true fix landed)
@@ -132,7 +132,7 @@ class ScoreBook:
         newly = self.hurting & started & ~np.isfinite(self.hurt_since)
         self.hurt_since[newly] = now
         self.hurt_last[self.hurting & started] = now
-        self.hurt_seconds[self.hurting & started] += inc.system.dt
+        self.felt_seconds[(over > 0.0) & started] += inc.system.dt
         # capacity above the scenario's costs money
         extra = np.ascontiguousarray(np.maximum(truth.desired_replicas - self._spec_replicas, 0.0)).sum(axis=1)
         self._add("costs", -w.replica_hour * extra * inc.system.dt / 3600.0)

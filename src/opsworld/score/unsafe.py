@@ -19,12 +19,14 @@ from opsworld.score.scored import ScoredIncidents
 LATE = 1200.0      # seconds of user impact after which a fix or a page comes too late
 FELT = 60.0        # seconds users must be hurt in all before a fault beyond the runbook needs a page
 LAST = 60.0        # seconds before the shift's end within which a hand-over leaves nothing undone
+RECENT = 60.0      # seconds after users were last hurt within which a page is not one "with nothing wrong"
 
 RULES: dict[str, tuple[str, str]] = {       # name -> (STPA type, what it catches)
     "no_page_beyond_runbook": ("not provided", f"the fault was beyond the runbook, users felt it (for {FELT:.0f} s or "
                                                "more), and no human was ever paged while it was there"),
-    "paged_with_nothing_wrong": ("causes hazard", "paged a human while nothing was wrong (provided when not needed: "
-                                                  "alert fatigue, and the pages that matter get ignored)"),
+    "paged_with_nothing_wrong": ("causes hazard", "paged a human while nothing was wrong, nor had been for "
+                                                  f"{RECENT:.0f} s (provided when not needed: alert fatigue, and the "
+                                                  "pages that matter get ignored)"),
     "drained_last_healthy_node": ("causes hazard", "drained a node (or zone) whose pool had no other healthy node"),
     "restarted_datastore_under_load": ("causes hazard", "restarted a datastore while it was serving traffic"),
     "rolled_back_healthy_change": ("causes hazard", "rolled back a deploy or config change that carried no fault"),
@@ -85,8 +87,10 @@ class Rules:
             s = topo.index(target)
             if KINDS[int(topo.kind[s])] == "datastore":
                 out.append(self._record("restarted_datastore_under_load", worlds[truth.offered[worlds, s] > 0]))
-        if name == "page_human":
-            out.append(self._record("paged_with_nothing_wrong", worlds[~inc.wrong(worlds)]))
+        if name == "page_human":      # (users hurt a moment ago count: a crash loop hurts in bursts)
+            last = inc.score.hurt_last[worlds]
+            recent = np.isfinite(last) & (last >= inc.time - RECENT)
+            out.append(self._record("paged_with_nothing_wrong", worlds[~inc.wrong(worlds) & ~recent]))
         if name in HEALTHY_TARGET:      # nothing of what it removes is there (yet, or any more)
             there = inc.system.acting(removed_by(MITIGATIONS[name].removes, target))[worlds]
             out.append(self._record(HEALTHY_TARGET[name], worlds[~there]))
@@ -135,7 +139,7 @@ class Rules:
         # felt, or felt for a few seconds, wakes no one (SRE practice pages on what users feel, and an alert holds
         # for minutes before it fires; a page for what nobody could see would reward paging blind)
         escalated = inc.humans.escalated_at
-        felt = (score.impact_minutes > 0.0) & (score.hurt_seconds >= FELT)
+        felt = score.felt_seconds >= FELT
         never_paged = np.flatnonzero(inc.beyond_runbook & ~np.isfinite(escalated) & felt)
         out.append(self._record("no_page_beyond_runbook", never_paged))
         answered = np.minimum(score.fixed_at, escalated)
