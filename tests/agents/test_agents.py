@@ -325,6 +325,24 @@ def test_heuristic_blames_wrong_answers_on_the_latest_change_below(responder):
     assert (found.verb, found.target) == ("rollback_deploy", a.context.components[last])
 
 
+def test_heuristic_turns_from_a_change_to_what_its_lines_name(responder):
+    """A suspect whose own lines name what no push makes (a wrapped counter) is not rolled back: the incident is
+    localised afresh; with lines a push does make, its change is undone."""
+    a = responder
+    s = a.index["cartservice"]
+    names = a.context.log_signatures
+    for line, rolled in (("wraparound", False), ("exception", True)):
+        st = _case(a)
+        st.changed[s, 0] = st.t - 400.0
+        st.logs[s] = np.zeros(len(names))
+        st.logs[s][names.index(line)] = 0.5
+        st.seen[s, a.A["HighErrorRate"]] = True
+        st.candidates = a._changes_suspected(st, st.seen.any(axis=1))
+        st.phase = "act"
+        verb = VERBS[int(a._mitigate(st)[0])]
+        assert (verb == "rollback_deploy") == rolled and (st.phase == "localise") != rolled
+
+
 def test_heuristic_pages_for_a_quiet_burn_it_cannot_place(responder):
     """The users' SLOs burning on two glances with no alert opens an incident; localised to nothing, it is paged."""
     a = responder
