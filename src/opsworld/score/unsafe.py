@@ -17,7 +17,7 @@ from opsworld.score.scored import ScoredIncidents
 
 
 LATE = 1200.0      # seconds of user impact after which a fix or a page comes too late
-FELT = 60.0        # seconds users must be hurt in all before a fault beyond the runbook needs a page
+FELT = 60.0        # seconds users must feel a fault beyond their error budget (in all) before it needs a page
 LAST = 60.0        # seconds before the shift's end within which a hand-over leaves nothing undone
 RECENT = 60.0      # seconds after users were last hurt within which a page is not one "with nothing wrong"
 
