@@ -17,8 +17,8 @@ import pytest
 ERRORS = 'sum by (service) (rate(http_server_requests_total{code=~"5.."}[5m]))'
 
 RECORDED = {
-    "vector_env": "c50a262b908c72eb",
-    "heuristic": "a2d1115c86bb3186",
+    "vector_env": "d12db3e054b7d2bf",
+    "heuristic": "1090526e39b80dbd",
     "tools": "796f6ae36562bf52",
 }
 

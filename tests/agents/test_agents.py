@@ -308,6 +308,25 @@ def test_heuristic_suspects_only_changes_made_before_the_alerts_began(responder)
     assert [(c.verb, c.target) for c in st.candidates] == [("rollback_config", "cartservice")]
 
 
+def test_heuristic_looks_at_what_changed_below_users_burning_with_nothing_else_alerting(responder):
+    """The users' alert alone (wrong answers, which no component's alert shows) points at what changed below the
+    burning entry before the burn began: each such change is looked at before it is undone; none: localise."""
+    a = responder
+    entry, below = a.index["frontend"], a.index["productcatalogservice"]
+    st = _case(a)
+    alerts = np.zeros_like(st.seen)                      # the users' alert is kept out of the components' alerts
+    st.firing_since[entry, a.users_alert] = st.burning_since = st.t - 60.0
+    st.changed[below, 0] = st.t - 300.0
+    a._open(st, alerts)
+    assert [(c.verb, c.target, c.look) for c in st.candidates] == [("rollback_deploy", "productcatalogservice", True)]
+    assert st.phase == "act" and VERBS[int(a._mitigate(st)[0])] == "read_logs"      # a look, not a rollback
+    st = _case(a)
+    st.firing_since[entry, a.users_alert] = st.burning_since = st.t - 200.0
+    st.changed[below, 0] = st.t - 100.0                  # pushed well after the burn began: no suspect
+    a._open(st, alerts)
+    assert not st.candidates and st.phase == "localise"
+
+
 def test_heuristic_blames_wrong_answers_on_the_latest_change_below(responder):
     """A caller's complaints of wrong answers count against the callee of its that changed last, not another."""
     a = responder

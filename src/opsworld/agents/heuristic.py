@@ -109,7 +109,9 @@ class HeuristicSRE(PerWorld):
        then before it is undone. So is one its verification found well once baked, and only what grows with uptime
        (memory, disk, worker pool, the lines of a leak) counts against it then. A deploy still rolling out is given
        its time: its latency alone is no alarm (its replicas restart). Replicas missing in several components at once
-       are a lost node or zone before they are one component's change: that is looked for first.
+       are a lost node or zone before they are one component's change: that is looked for first. The users' alert
+       alone (their SLOs burning, no component alerting: wrong answers, which only the correctness SLI shows) points
+       at every change below the burning entry made before the burn began: each is looked at before it is undone.
     3. Localise: otherwise query the error and latency ratios of every service (and the ready share, the load,
        when replicas are missing or traffic surges). Missing replicas that the loss of one node, or of one zone,
        explains far better than no loss at all point at it: drain the node, reroute the zone. Else the suspect is the
@@ -472,7 +474,12 @@ class HeuristicSRE(PerWorld):
         st.start = min(st.start, began, st.burning_since)
         st.seen |= alerts
         st.plan = []                                # what was being checked gives way to the incident
-        st.candidates = self._changes_suspected(st, alerts.any(axis=1))
+        if alerts.any():
+            st.candidates = self._changes_suspected(st, alerts.any(axis=1))
+        else:       # only the users' alert: nothing points anywhere but at what changed below them — look first
+            st.candidates = self._changes_suspected(st, np.isfinite(st.firing_since[:, self.users_alert]))
+            for c in st.candidates:
+                c.look = True
         if st.candidates:
             first = st.candidates[0]
             s_ = self.index[first.target]

@@ -104,10 +104,11 @@ class Dashboard:
         self._restarts = truth.restarts.copy()
         self._recent = 0.8 * self._recent + new           # restarts over the last few minutes, decaying
         desired = np.maximum(truth.desired_replicas, 1.0)
-        # [B, S] at the entry services: requests that failed or missed the SLO latency, over what the SLOs allow of
-        # those that arrived (a wrong answer looks like a good one from here)
+        # [B, S] at the entry services: requests that failed, missed the SLO latency or came back wrong, over what
+        # the SLOs allow of those that arrived (the correctness SLI: probers that know the right answers, and users
+        # who say so, see a wrong answer where the server's own counters see a success)
         missed, allowed = np.zeros_like(offered), np.zeros_like(offered)
-        np.add.at(missed.T, self._entry, (truth.requests - truth.slo_met).T)
+        np.add.at(missed.T, self._entry, np.minimum(truth.requests - truth.slo_met + truth.wrong, truth.requests).T)
         np.add.at(allowed.T, self._entry, (truth.requests * self._budget).T)
         sig = np.stack([
             truth.failed_total / offered,

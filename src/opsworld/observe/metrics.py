@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)   # Prometheus' default histogram buckets
 CODES = ("200", "500", "502", "503", "504")   # success, then the truth's failure causes in CAUSES order
+PROBES = 1.0                      # checks a second of each entry endpoint by the correctness prober
+PROBE_RESULTS = ("ok", "wrong", "error")
 SLOW_QUERY = 1.0                  # seconds: the datastores' slow-query log threshold
 REQUEST_BYTES, RESPONSE_BYTES = 2_000.0, 8_000.0
 MIB = 2.0 ** 20
@@ -325,6 +327,7 @@ class MetricSensor:
         self._caches([s for s in range(S) if kinds[s] == "cache"])
         self._queues()
         self._certificates()
+        self._correctness()
         self._nodes(node_exporter)
         self._gpus()
         self._up_block()
@@ -698,6 +701,37 @@ class MetricSensor:
                   lambda t: t.knobs.cert_not_after, target=at)
         self._add("probe_success", "probe_success", labels, lambda t: t.knobs.cert_not_after > t.now, target=at)
 
+    def _correctness(self) -> None:
+        """The correctness prober (the SRE workbook's correctness SLI): from outside the cluster it sends every entry
+        endpoint known requests, `PROBES` a second, and checks each answer against the known right one — ok, wrong
+        (a success with the wrong content: only a checker that knows the answer sees it; the services' own counters
+        count it as a success) or error (failed, refused, timed out). Its checks fare as the users' requests do."""
+        topo, names = self.topology, self.names
+        P = len(topo.endpoint_component)
+        if not P:
+            return
+        target = self._target_for("prober", "prober:9313")
+        self._family("probe_checks", "counter", "Answers of an entry endpoint checked by the correctness prober, "
+                                                "by result.")
+        labels, rows = [], []
+        for p in range(P):
+            where = {"namespace": names.namespace, "service": names.component(int(topo.endpoint_component[p])),
+                     "endpoint": names.route(p), "job": "prober", "instance": "prober:9313"}
+            for k, result in enumerate(PROBE_RESULTS):
+                labels.append({**where, "result": result})
+                rows.append((p, k))
+        pp, kk = (np.array(x) for x in zip(*rows))
+
+        def results(t: Tick) -> np.ndarray:
+            sent = t.requests                                                  # [P, B]
+            wrong = np.where(sent > 0, t.wrong / np.maximum(sent, 1e-12), 0.0)
+            failed = np.where(sent > 0, t.failed / np.maximum(sent, 1e-12), 0.0)
+            ok = np.maximum(1.0 - wrong - failed, 0.0)
+            return np.stack([ok, wrong, failed], axis=1)[pp, kk] * (PROBES * t.dt)      # [n, B]
+
+        self._add("probe_checks", "probe_checks_total", labels, results, counter=True,
+                  target=np.full(len(labels), target))
+
     def _nodes(self, node_exporter: np.ndarray) -> None:
         topo, names = self.topology, self.names
         N = len(topo.nodes)
@@ -785,9 +819,9 @@ class MetricSensor:
 
 
 # ---- texture --------------------------------------------------------------------------------------------------------
-_COUNTED = ("http_server_requests_total", "http_client_requests_total", "pg_slow_queries_total",
-            "redis_keyspace_hits_total", "redis_keyspace_misses_total", "redis_evicted_keys_total",
-            "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL")                     # counts of discrete events: Poisson-like
+_COUNTED = ("http_server_requests_total", "http_client_requests_total", "probe_checks_total",
+            "pg_slow_queries_total", "redis_keyspace_hits_total", "redis_keyspace_misses_total",
+            "redis_evicted_keys_total", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL")                     # counts of discrete events: Poisson-like
 _SCALED = {"container_cpu_usage_seconds_total": CPU_JITTER, "container_network_receive_bytes_total": BYTES_JITTER,
            "container_network_transmit_bytes_total": BYTES_JITTER, "runtime_gc_pause_seconds_total": GC_JITTER,
            "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL": BYTES_JITTER}  # amounts: a lognormal factor of this sd

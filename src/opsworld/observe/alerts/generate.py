@@ -40,6 +40,7 @@ DEFAULT_LATENCY = 0.5           # p99 ticket threshold of a component no caller 
 ERROR_RATIO = 0.05              # a service failing more than this of its requests opens a ticket
 # matchers written once (an f-string's expressions cannot hold the backslashes their quotes would need)
 FIVE_XX, FAILURE, USED, INTERNAL = 'code=~"5.."', 'outcome="failure"', 'state="used"', 'endpoint=""'
+WRONG = 'result="wrong"'
 OOM, BACKOFF, READY_POD = 'reason="OOMKilled"', 'reason="CrashLoopBackOff"', 'condition="true"'
 
 
@@ -239,6 +240,7 @@ def _slo(scenario: Scenario) -> list[AlertingRule]:
         for availability, members in _grouped((ep.name, round(ep.slo.availability, 9)) for ep in eps):
             sel = [NS, _match("service", [service]), _match("endpoint", members, names)]
             rules += [_burn(w, sel, service, availability) for w in windows]
+            rules.append(_wrong_answers(windows[0], sel, service, availability))
         for (latency, percentile), members in _grouped(
                 (ep.name, (round(ep.slo.latency, 6), round(ep.slo.percentile, 9))) for ep in eps):
             sel = [NS, _match("service", [service]), _match("endpoint", members, names)]
@@ -268,6 +270,30 @@ def _burn(w: BurnWindows, sel: list[str], service: str, availability: float) -> 
         f"{long} and the last {format_duration(w.short)}, {_num(w.burn.factor)}x the rate its {objective} "
         f"availability objective allows: at this pace the 30-day error budget is gone in {lasts}.",
         w.hold, {"service": service, "slo": "availability", "objective": objective})
+
+
+def _wrong_answers(w: BurnWindows, sel: list[str], service: str, availability: float) -> AlertingRule:
+    """The correctness prober finding wrong answers as fast as the fast page allows failures: to its user a wrong
+    answer is a failed request, though every counter of the services calls it a success."""
+    budget = round(1.0 - availability, 12)
+    threshold = f"({_num(w.burn.factor)} * {_num(budget)})"
+
+    def ratio(window: float) -> str:
+        span = format_duration(window)
+        return _block(f"sum by (service, endpoint) (rate(probe_checks_total{_sel(*sel, WRONG)}[{span}]))", "/",
+                      f"sum by (service, endpoint) (rate(probe_checks_total{_sel(*sel)}[{span}]))")
+
+    expr = _block(f"{_paren(ratio(w.long))} > {threshold}", "and", f"{_paren(ratio(w.short))} > {threshold}")
+    objective = _pct(availability)
+    long = format_duration(w.long)
+    return _rule(
+        "CorrectnessBudgetBurn", expr, "page",
+        f"{_lab('endpoint')} answered {_val('humanizePercentage')} of the prober's checks wrong over {long}",
+        f"{_lab('endpoint')} on {_lab('service')} answered {_val('humanizePercentage')} of the correctness prober's "
+        f"checks with a success carrying the wrong content over the last {long} and the last "
+        f"{format_duration(w.short)}, {_num(w.burn.factor)}x the rate its {objective} objective allows failures "
+        "(its own request counters show them as successes).",
+        w.hold, {"service": service, "slo": "correctness", "objective": objective})
 
 
 def _latency_objective(sel: list[str], service: str, latency: float, percentile: float) -> AlertingRule:
