@@ -448,21 +448,24 @@ class HeuristicSRE(PerWorld):
         st.phase = "act"
         return self._mitigate(st)
 
+    def _latest_change_below(self, st: _Case, c: int) -> tuple[int, int] | None:
+        """(component, 0: deploy / 1: config) of the latest change among what c calls (None: none changed)."""
+        changed = [(float(st.changed[d, i]), d, i) for d in self.callees[c] for i in (0, 1)
+                   if math.isfinite(st.changed[d, i])]
+        return max(changed)[1:] if changed else None
+
     def _latest_changed_callee(self, st: _Case, c: int) -> int | None:
         """The component called by c whose deploy or config changed last (None: none changed)."""
-        changed = [(float(st.changed[d].max()), d) for d in self.callees[c] if np.isfinite(st.changed[d]).any()]
-        return max(changed)[1] if changed else None
+        latest = self._latest_change_below(st, c)
+        return None if latest is None else latest[0]
 
     def _wrong_answers_below(self, st: _Case, s: int) -> _Candidate | None:
         """Component s complains of wrong answers from what it calls: the latest change among its callees, if any,
         is the culprit (a build or a model that answers wrong raises nothing else)."""
-        if "invalid_response" not in self._log_kinds(st, [s]):
+        latest = self._latest_change_below(st, s)
+        if "invalid_response" not in self._log_kinds(st, [s]) or latest is None:
             return None
-        changed = [(st.changed[d, i], d, i) for d in self.callees[s] for i in (0, 1)
-                   if math.isfinite(st.changed[d, i]) and st.changed[d, i] <= st.t]
-        if not changed:
-            return None
-        _, d, i = max(changed)
+        d, i = latest
         verb, comp = ("rollback_deploy", "rollback_config")[i], self.context.components[d]
         return _Candidate(verb, comp, 0, self._settle(verb), "wrong_answers", comp, checked=True)
 
