@@ -710,13 +710,14 @@ class MetricSensor:
         P = len(topo.endpoint_component)
         if not P:
             return
-        target = self._target_for("prober", "prober:9313")
+        instance = "prober:9313"
+        target = self._target_for("prober", instance)
         self._family("probe_checks", "counter", "Answers of an entry endpoint checked by the correctness prober, "
                                                 "by result.")
         labels, rows = [], []
         for p in range(P):
             where = {"namespace": names.namespace, "service": names.component(int(topo.endpoint_component[p])),
-                     "endpoint": names.route(p), "job": "prober", "instance": "prober:9313"}
+                     "endpoint": names.route(p), "job": "prober", "instance": instance}
             for k, result in enumerate(PROBE_RESULTS):
                 labels.append({**where, "result": result})
                 rows.append((p, k))
@@ -821,7 +822,7 @@ class MetricSensor:
 # ---- texture --------------------------------------------------------------------------------------------------------
 _COUNTED = ("http_server_requests_total", "http_client_requests_total", "probe_checks_total",
             "pg_slow_queries_total", "redis_keyspace_hits_total", "redis_keyspace_misses_total",
-            "redis_evicted_keys_total", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL")                     # counts of discrete events: Poisson-like
+            "redis_evicted_keys_total", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL")   # counts of discrete events: Poisson-like
 _SCALED = {"container_cpu_usage_seconds_total": CPU_JITTER, "container_network_receive_bytes_total": BYTES_JITTER,
            "container_network_transmit_bytes_total": BYTES_JITTER, "runtime_gc_pause_seconds_total": GC_JITTER,
            "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL": BYTES_JITTER}  # amounts: a lognormal factor of this sd

@@ -248,17 +248,21 @@ def _slo(scenario: Scenario) -> list[AlertingRule]:
     return rules
 
 
-def _burn(w: BurnWindows, sel: list[str], service: str, availability: float) -> AlertingRule:
+def _burn_expr(w: BurnWindows, series: str, bad: str, sel: list[str], availability: float) -> str:
+    """Both windows of `w`: the share of `series` matching `bad` above `factor` times the objective's budget."""
     budget = round(1.0 - availability, 12)
     threshold = _num(budget) if w.burn.factor == 1 else f"({_num(w.burn.factor)} * {_num(budget)})"
 
     def ratio(window: float) -> str:
         span = format_duration(window)
-        return _block(f"sum by (service, endpoint) (rate(http_server_requests_total{_sel(*sel, FIVE_XX)}[{span}]))",
-                      "/",
-                      f"sum by (service, endpoint) (rate(http_server_requests_total{_sel(*sel)}[{span}]))")
+        return _block(f"sum by (service, endpoint) (rate({series}{_sel(*sel, bad)}[{span}]))", "/",
+                      f"sum by (service, endpoint) (rate({series}{_sel(*sel)}[{span}]))")
 
-    expr = _block(f"{_paren(ratio(w.long))} > {threshold}", "and", f"{_paren(ratio(w.short))} > {threshold}")
+    return _block(f"{_paren(ratio(w.long))} > {threshold}", "and", f"{_paren(ratio(w.short))} > {threshold}")
+
+
+def _burn(w: BurnWindows, sel: list[str], service: str, availability: float) -> AlertingRule:
+    expr = _burn_expr(w, "http_server_requests_total", FIVE_XX, sel, availability)
     objective = _pct(availability)
     lasts = format_duration(SLO_PERIOD / w.burn.factor)
     long = format_duration(w.long)
@@ -275,15 +279,7 @@ def _burn(w: BurnWindows, sel: list[str], service: str, availability: float) -> 
 def _wrong_answers(w: BurnWindows, sel: list[str], service: str, availability: float) -> AlertingRule:
     """The correctness prober finding wrong answers as fast as the fast page allows failures: to its user a wrong
     answer is a failed request, though every counter of the services calls it a success."""
-    budget = round(1.0 - availability, 12)
-    threshold = f"({_num(w.burn.factor)} * {_num(budget)})"
-
-    def ratio(window: float) -> str:
-        span = format_duration(window)
-        return _block(f"sum by (service, endpoint) (rate(probe_checks_total{_sel(*sel, WRONG)}[{span}]))", "/",
-                      f"sum by (service, endpoint) (rate(probe_checks_total{_sel(*sel)}[{span}]))")
-
-    expr = _block(f"{_paren(ratio(w.long))} > {threshold}", "and", f"{_paren(ratio(w.short))} > {threshold}")
+    expr = _burn_expr(w, "probe_checks_total", WRONG, sel, availability)
     objective = _pct(availability)
     long = format_duration(w.long)
     return _rule(
